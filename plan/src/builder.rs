@@ -1,0 +1,303 @@
+//! Building the plan's trees from validated route patterns, and the pattern syntax
+//! both the compiler and the reference matchers agree on.
+
+use std::collections::HashMap;
+
+use crate::normalize::is_dot_segment;
+use crate::{HostNode, NONE, PathNode};
+
+/// A route's host pattern, normalized to lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    Exact(String),
+    /// `*.suffix`: matches one or more labels before `suffix`, never `suffix` itself.
+    Wildcard(String),
+    Any,
+}
+
+impl HostPattern {
+    /// The pattern as stored in the plan (`"*"` for any).
+    pub fn to_plan_string(&self) -> String {
+        match self {
+            HostPattern::Exact(h) => h.clone(),
+            HostPattern::Wildcard(s) => format!("*.{s}"),
+            HostPattern::Any => "*".to_owned(),
+        }
+    }
+}
+
+fn check_hostname(name: &str) -> Result<(), String> {
+    if name.len() > 253 {
+        return Err(format!("host {name:?} is longer than 253 characters"));
+    }
+    if name.starts_with('[') && name.ends_with(']') {
+        let inner = &name[1..name.len() - 1];
+        if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Ok(());
+        }
+        return Err(format!("invalid IPv6 literal {name:?}"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(format!("invalid host {name:?}: empty label"));
+        }
+        if label.len() > 63 {
+            return Err(format!("invalid host {name:?}: label {label:?} is longer than 63 characters"));
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Err(format!("invalid host {name:?}: character {c:?} is not allowed"));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a route's `host` (`None` = omitted = any host).
+pub fn parse_host_pattern(host: Option<&str>) -> Result<HostPattern, String> {
+    let Some(raw) = host else {
+        return Ok(HostPattern::Any);
+    };
+    let host = raw.strip_suffix('.').unwrap_or(raw);
+    if host == "*" {
+        return Ok(HostPattern::Any);
+    }
+    if host.is_empty() {
+        return Err("host is empty (omit it, or use \"*\", to match any host)".into());
+    }
+    if !host.starts_with('[') && host.contains(':') {
+        return Err(format!("host {raw:?} must not include a port (ports are ignored when matching)"));
+    }
+    if let Some(suffix) = host.strip_prefix("*.") {
+        if suffix.contains('*') {
+            return Err(format!(
+                "invalid host {raw:?}: a wildcard is only allowed as the whole leftmost label (\"*.example.com\")"
+            ));
+        }
+        check_hostname(suffix)?;
+        return Ok(HostPattern::Wildcard(suffix.to_ascii_lowercase()));
+    }
+    if host.contains('*') {
+        return Err(format!(
+            "invalid host {raw:?}: a wildcard is only allowed as the whole leftmost label (\"*.example.com\")"
+        ));
+    }
+    check_hostname(host)?;
+    Ok(HostPattern::Exact(host.to_ascii_lowercase()))
+}
+
+/// Validates a `pathPrefix` and returns its normalized form (one trailing `/`
+/// dropped: `/api/` and `/api` are the same prefix under segment-wise matching).
+pub fn split_prefix(prefix: &str) -> Result<String, String> {
+    if !prefix.starts_with('/') {
+        return Err(format!("pathPrefix {prefix:?} must start with \"/\""));
+    }
+    if let Some(c) = prefix.chars().find(|c| matches!(c, '?' | '#')) {
+        return Err(format!(
+            "pathPrefix {prefix:?} contains {c:?}; the query and fragment are never part of the matched path, so it can never match"
+        ));
+    }
+    let lower = prefix.to_ascii_lowercase();
+    if ["%2f", "%5c", "%00"].iter().any(|bad| lower.contains(bad)) {
+        return Err(format!(
+            "pathPrefix {prefix:?} contains an encoded slash, backslash or NUL; such requests are refused with 400, so it can never match"
+        ));
+    }
+    if let Some(seg) = prefix[1..].split('/').find(|s| is_dot_segment(s).is_some()) {
+        return Err(format!(
+            "pathPrefix {prefix:?} contains the dot-segment {seg:?}; request paths are normalized before matching, so it can never match"
+        ));
+    }
+    let normalized = if prefix.len() > 1 {
+        prefix.strip_suffix('/').unwrap_or(prefix)
+    } else {
+        prefix
+    };
+    Ok(normalized.to_owned())
+}
+
+/// Segments of a normalized prefix; `/` has none.
+fn segments(prefix: &str) -> impl Iterator<Item = &str> {
+    let rest = &prefix[1..];
+    rest.split('/').filter(move |_| !rest.is_empty())
+}
+
+/// Builds the host trie and prefix trees route by route.
+#[derive(Debug)]
+pub struct PlanBuilder {
+    hosts: Vec<HostNode>,
+    host_children: HashMap<(u32, String), u32>,
+    catch_all: u32,
+    paths: Vec<PathNode>,
+    path_children: HashMap<(u32, String), u32>,
+}
+
+impl Default for PlanBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PlanBuilder {
+    pub fn new() -> Self {
+        Self {
+            hosts: vec![HostNode {
+                parent: NONE,
+                label: String::new(),
+                exact: NONE,
+                wildcard: NONE,
+            }],
+            host_children: HashMap::new(),
+            catch_all: NONE,
+            paths: Vec::new(),
+            path_children: HashMap::new(),
+        }
+    }
+
+    fn new_tree(&mut self) -> u32 {
+        self.paths.push(PathNode {
+            parent: NONE,
+            segment: String::new(),
+            route: NONE,
+        });
+        (self.paths.len() - 1) as u32
+    }
+
+    fn host_node(&mut self, name: &str) -> usize {
+        let mut node = 0u32;
+        for label in name.rsplit('.') {
+            let key = (node, label.to_owned());
+            node = match self.host_children.get(&key) {
+                Some(&child) => child,
+                None => {
+                    self.hosts.push(HostNode {
+                        parent: node,
+                        label: label.to_owned(),
+                        exact: NONE,
+                        wildcard: NONE,
+                    });
+                    let child = (self.hosts.len() - 1) as u32;
+                    self.host_children.insert(key, child);
+                    child
+                }
+            };
+        }
+        node as usize
+    }
+
+    fn tree_for(&mut self, host: &HostPattern) -> u32 {
+        let slot = match host {
+            HostPattern::Any => {
+                if self.catch_all == NONE {
+                    self.catch_all = self.new_tree();
+                }
+                return self.catch_all;
+            }
+            HostPattern::Exact(name) => {
+                let n = self.host_node(name);
+                (n, self.hosts[n].exact)
+            }
+            HostPattern::Wildcard(suffix) => {
+                let n = self.host_node(suffix);
+                (n, self.hosts[n].wildcard)
+            }
+        };
+        if slot.1 != NONE {
+            return slot.1;
+        }
+        let root = self.new_tree();
+        match host {
+            HostPattern::Exact(_) => self.hosts[slot.0].exact = root,
+            _ => self.hosts[slot.0].wildcard = root,
+        }
+        root
+    }
+
+    /// Adds `route` at `host` + `prefix` (normalized); `Err` carries the route
+    /// already there.
+    pub fn insert(&mut self, host: &HostPattern, prefix: &str, route: u32) -> Result<(), u32> {
+        let mut node = self.tree_for(host);
+        for seg in segments(prefix) {
+            let key = (node, seg.to_owned());
+            node = match self.path_children.get(&key) {
+                Some(&child) => child,
+                None => {
+                    self.paths.push(PathNode {
+                        parent: node,
+                        segment: seg.to_owned(),
+                        route: NONE,
+                    });
+                    let child = (self.paths.len() - 1) as u32;
+                    self.path_children.insert(key, child);
+                    child
+                }
+            };
+        }
+        let slot = &mut self.paths[node as usize].route;
+        if *slot != NONE {
+            return Err(*slot);
+        }
+        *slot = route;
+        Ok(())
+    }
+
+    /// `(hosts, catch_all, paths)` for the [`crate::Plan`].
+    pub fn finish(self) -> (Vec<HostNode>, u32, Vec<PathNode>) {
+        (self.hosts, self.catch_all, self.paths)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        let cases: [(Option<&str>, Result<HostPattern, &str>); 12] = [
+            (None, Ok(HostPattern::Any)),
+            (Some("*"), Ok(HostPattern::Any)),
+            (Some("API.Example.com"), Ok(HostPattern::Exact("api.example.com".into()))),
+            (Some("example.com."), Ok(HostPattern::Exact("example.com".into()))),
+            (Some("*.Example.com"), Ok(HostPattern::Wildcard("example.com".into()))),
+            (Some("a.*.com"), Err("wildcard")),
+            (Some("*foo.com"), Err("wildcard")),
+            (Some("*.*.com"), Err("wildcard")),
+            (Some("example.com:80"), Err("port")),
+            (Some("a..com"), Err("empty label")),
+            (Some(""), Err("empty")),
+            (Some("bad host"), Err("not allowed")),
+        ];
+        for (input, expected) in cases {
+            let got = parse_host_pattern(input);
+            match (&got, &expected) {
+                (Ok(g), Ok(e)) => assert_eq!(g, e, "input {input:?}"),
+                (Err(g), Err(e)) => assert!(g.contains(e), "input {input:?}: {g}"),
+                _ => panic!("input {input:?}: got {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        let cases = [
+            ("/", Ok("/")),
+            ("/api", Ok("/api")),
+            ("/api/", Ok("/api")),
+            ("/api/v1", Ok("/api/v1")),
+            ("api", Err("start with")),
+            ("/api?x=1", Err("query")),
+            ("/api#top", Err("fragment")),
+            ("/a/../b", Err("dot-segment")),
+            ("/a/./b", Err("dot-segment")),
+            ("/a%2Fb", Err("encoded slash")),
+            ("/a%2e%2e", Ok("/a%2e%2e")),
+            ("/a/%2E%2e", Err("dot-segment")),
+        ];
+        for (input, expected) in cases {
+            let got = split_prefix(input);
+            match (&got, &expected) {
+                (Ok(g), Ok(e)) => assert_eq!(g, e, "input {input:?}"),
+                (Err(g), Err(e)) => assert!(g.contains(e), "input {input:?}: {g}"),
+                _ => panic!("input {input:?}: got {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The plan's data model: flat arrays with integer indices, serialized as JSON.
+//!
+//! Everything here is what the compiler validated; nothing here is what the user
+//! wrote (that is `compiler::config`). Indices (`u32`) point into sibling arrays;
+//! [`NONE`] marks an absent index. `Router::new` checks every index before use.
+
+use serde::{Deserialize, Serialize};
+
+/// Marks an absent index in the flat arrays.
+pub const NONE: u32 = u32::MAX;
+
+/// A validated routing plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    /// File name (no directory) of the config this plan was compiled from.
+    pub source: String,
+    pub listen: String,
+    pub admin: Option<String>,
+    pub limits: Limits,
+    pub drain_ms: u64,
+    pub access_log: AccessLog,
+    pub routes: Vec<Route>,
+    pub clusters: Vec<Cluster>,
+    pub policies: Vec<Policy>,
+    /// Host trie over reversed labels; node 0 is the root (empty label).
+    pub hosts: Vec<HostNode>,
+    /// Root of the catch-all host's prefix tree, or [`NONE`].
+    pub catch_all: u32,
+    /// All prefix trees, one arena; roots have `parent == NONE`.
+    pub paths: Vec<PathNode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    pub max_header_bytes: u32,
+    pub max_headers: u32,
+    pub max_connections: u32,
+    pub max_request_body_bytes: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16_384,
+            max_headers: 100,
+            max_connections: 10_000,
+            max_request_body_bytes: None,
+        }
+    }
+}
+
+/// Timeouts in milliseconds, already merged (defaults + per-route overrides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    pub read_ms: u64,
+    pub write_ms: u64,
+    pub upstream_ms: u64,
+    pub connect_ms: u64,
+    pub idle_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            read_ms: 15_000,
+            write_ms: 15_000,
+            upstream_ms: 20_000,
+            connect_ms: 5_000,
+            idle_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLog {
+    pub enabled: bool,
+    pub destination: LogDestination,
+    pub fields: Vec<LogField>,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            destination: LogDestination::Stdout,
+            fields: LogField::DEFAULT.to_vec(),
+        }
+    }
+}
+
+/// Where access-log lines go. A file path is relative to the config's directory
+/// and is resolved by the gateway at load time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum LogDestination {
+    Stdout,
+    Stderr,
+    File(String),
+}
+
+/// One access-log field (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LogField {
+    Timestamp,
+    #[serde(rename = "clientIP")]
+    ClientIp,
+    Method,
+    Path,
+    Status,
+    DurationMs,
+    Route,
+    Cluster,
+    #[serde(rename = "upstreamURL")]
+    UpstreamUrl,
+    Error,
+    BytesSent,
+    UpstreamStatus,
+    Host,
+    Query,
+    UserAgent,
+    RequestId,
+    Plan,
+}
+
+impl LogField {
+    pub const DEFAULT: [LogField; 9] = [
+        LogField::Timestamp,
+        LogField::ClientIp,
+        LogField::Method,
+        LogField::Path,
+        LogField::Status,
+        LogField::DurationMs,
+        LogField::Route,
+        LogField::Cluster,
+        LogField::UpstreamUrl,
+    ];
+
+    pub const ALL: [LogField; 17] = [
+        LogField::Timestamp,
+        LogField::ClientIp,
+        LogField::Method,
+        LogField::Path,
+        LogField::Status,
+        LogField::DurationMs,
+        LogField::Route,
+        LogField::Cluster,
+        LogField::UpstreamUrl,
+        LogField::Error,
+        LogField::BytesSent,
+        LogField::UpstreamStatus,
+        LogField::Host,
+        LogField::Query,
+        LogField::UserAgent,
+        LogField::RequestId,
+        LogField::Plan,
+    ];
+
+    /// The key as written in config and in the log line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogField::Timestamp => "timestamp",
+            LogField::ClientIp => "clientIP",
+            LogField::Method => "method",
+            LogField::Path => "path",
+            LogField::Status => "status",
+            LogField::DurationMs => "durationMs",
+            LogField::Route => "route",
+            LogField::Cluster => "cluster",
+            LogField::UpstreamUrl => "upstreamURL",
+            LogField::Error => "error",
+            LogField::BytesSent => "bytesSent",
+            LogField::UpstreamStatus => "upstreamStatus",
+            LogField::Host => "host",
+            LogField::Query => "query",
+            LogField::UserAgent => "userAgent",
+            LogField::RequestId => "requestId",
+            LogField::Plan => "plan",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LogField> {
+        LogField::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    /// Normalized host pattern: `"example.com"`, `"*.example.com"` or `"*"`.
+    pub host: String,
+    /// Normalized prefix: starts with `/`, no trailing `/` unless it is `/`.
+    pub path_prefix: String,
+    pub cluster: u32,
+    pub timeouts: Timeouts,
+    pub policies: Vec<u32>,
+    /// Where the route was declared, for `explain` and diagnostics.
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    pub upstreams: Vec<Upstream>,
+    /// The smooth-WRR sequence (indices into `upstreams`) over weights reduced by
+    /// their GCD; empty when the reduced total weight exceeds
+    /// [`crate::MAX_TABLE_LEN`] (then the gateway runs smooth WRR live).
+    pub wrr: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upstream {
+    /// Validated `http://host:port[/base]`, as written minus a trailing `/`.
+    pub url: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    /// The module path as written in the config (relative to it).
+    pub module: String,
+    /// `sha256:<hex>` of the module bytes.
+    pub sha256: String,
+    /// The module bytes, base64 (standard alphabet, padded): the plan is self-contained.
+    pub wasm: String,
+    /// The policy's `config`, as canonical JSON bytes handed to the module.
+    pub config: String,
+    pub limits: PolicyLimits,
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyLimits {
+    pub fuel: Option<u64>,
+    pub memory_pages: u32,
+    pub timeout_ms: u64,
+}
+
+impl Default for PolicyLimits {
+    fn default() -> Self {
+        Self {
+            fuel: None,
+            memory_pages: 16,
+            timeout_ms: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnError {
+    Deny,
+    Allow,
+}
+
+/// A node of the host trie. Children are found through `(parent, label)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostNode {
+    pub parent: u32,
+    /// Lowercase DNS label; empty for the root.
+    pub label: String,
+    /// Prefix-tree root for the exact host spelled by the path to this node.
+    pub exact: u32,
+    /// Prefix-tree root for `*.` + the host spelled by the path to this node.
+    pub wildcard: u32,
+}
+
+/// A node of a prefix tree. Children are found through `(parent, segment)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathNode {
+    pub parent: u32,
+    pub segment: String,
+    /// The route whose prefix ends here, or [`NONE`].
+    pub route: u32,
+}

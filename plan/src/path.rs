@@ -1,0 +1,64 @@
+//! Prefix trees over path segments: segment-wise prefix semantics, longest match.
+
+use crate::hash::ChildIndex;
+use crate::{NONE, PathNode};
+
+/// Runtime index over the [`PathNode`] arena (all trees share it).
+#[derive(Debug, Clone)]
+pub struct PrefixTree {
+    index: ChildIndex,
+}
+
+impl PrefixTree {
+    pub fn new(nodes: &[PathNode], routes: usize) -> Result<Self, String> {
+        for (i, node) in nodes.iter().enumerate() {
+            if node.parent != NONE && node.parent as usize >= i {
+                return Err(format!("path node {i} has parent {} not before it", node.parent));
+            }
+            if node.route != NONE && node.route as usize >= routes {
+                return Err(format!("path node {i} names route {} of {routes}", node.route));
+            }
+            if node.segment.contains('/') {
+                return Err(format!("path node {i} has segment {:?}", node.segment));
+            }
+        }
+        let index = ChildIndex::build(
+            nodes.len(),
+            |i| {
+                let n = &nodes[i];
+                ((n.parent != NONE).then_some(n.parent), n.segment.as_str())
+            },
+            false,
+        )
+        .map_err(|i| format!("path node {i} duplicates a sibling"))?;
+        Ok(Self { index })
+    }
+
+    /// The route of the longest prefix of `path` (normalized, starting with `/`)
+    /// in the tree rooted at `root`, with the node where that prefix ends.
+    #[inline]
+    pub fn longest_prefix(&self, nodes: &[PathNode], root: u32, path: &str) -> Option<(u32, u32)> {
+        let mut node = root;
+        let mut best = match nodes[root as usize].route {
+            NONE => None,
+            route => Some((route, root)),
+        };
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        for seg in rest.split('/') {
+            match self.index.child(node, seg.as_bytes(), |n| {
+                let n = &nodes[n as usize];
+                (n.parent, n.segment.as_str())
+            }) {
+                Some(child) => {
+                    node = child;
+                    let route = nodes[child as usize].route;
+                    if route != NONE {
+                        best = Some((route, child));
+                    }
+                }
+                None => break,
+            }
+        }
+        best
+    }
+}
