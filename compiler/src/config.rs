@@ -1,0 +1,479 @@
+//! The config as the user wrote it: each value with its location, read from YAML
+//! with value-local checks (types, ranges, URL and host syntax). Cross-references
+//! are checked by `lower`.
+
+use std::net::SocketAddr;
+
+use marked_yaml::Node;
+use plan::{HostPattern, LogField, OnError, parse_host_pattern, split_prefix};
+
+use crate::diag::{Loc, suggestion};
+use crate::yaml::{Reader, Spanned, join, loc, to_json};
+
+/// Largest timeout accepted anywhere: one day.
+pub const MAX_TIMEOUT_MS: i128 = 86_400_000;
+
+#[derive(Debug, Default)]
+pub struct Config {
+    pub listen: Option<Spanned<SocketAddr>>,
+    pub admin_listen: Option<Spanned<SocketAddr>>,
+    pub limits: LimitsCfg,
+    pub drain_ms: Option<u64>,
+    pub defaults: TimeoutsCfg,
+    pub routes: Vec<RouteCfg>,
+    pub clusters: Vec<ClusterCfg>,
+    pub access_log: AccessLogCfg,
+    pub policies: Vec<PolicyCfg>,
+}
+
+#[derive(Debug, Default)]
+pub struct LimitsCfg {
+    pub max_header_bytes: Option<u64>,
+    pub max_headers: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_request_body_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TimeoutsCfg {
+    pub read_ms: Option<u64>,
+    pub write_ms: Option<u64>,
+    pub upstream_ms: Option<u64>,
+    pub connect_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct RouteCfg {
+    pub loc: Loc,
+    pub name: Option<Spanned<String>>,
+    /// `None` when the host was invalid (already reported).
+    pub host: Option<HostPattern>,
+    pub prefix: Option<Spanned<String>>,
+    pub cluster: Option<Spanned<String>>,
+    pub timeouts: TimeoutsCfg,
+    pub policies: Vec<Spanned<String>>,
+}
+
+#[derive(Debug)]
+pub struct ClusterCfg {
+    pub loc: Loc,
+    pub name: Option<Spanned<String>>,
+    pub upstreams: Vec<UpstreamCfg>,
+}
+
+#[derive(Debug)]
+pub struct UpstreamCfg {
+    pub url: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct AccessLogCfg {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub fields: Option<Vec<LogField>>,
+}
+
+#[derive(Debug)]
+pub struct PolicyCfg {
+    pub loc: Loc,
+    pub name: Option<Spanned<String>>,
+    pub module: Option<Spanned<String>>,
+    pub config: serde_json::Value,
+    pub fuel: Option<u64>,
+    pub memory_pages: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub on_error: OnError,
+}
+
+const TOP: &[&str] = &[
+    "listen", "admin", "limits", "defaults", "routes", "clusters", "accessLog", "policies", "drainMs",
+];
+const TIMEOUT_KEYS: &[&str] = &["readMs", "writeMs", "upstreamMs", "connectMs", "idleMs"];
+
+impl Reader<'_> {
+    fn addr(&mut self, node: &Node, path: &str) -> Option<Spanned<SocketAddr>> {
+        let s = self.string(node, path)?;
+        match s.value.parse::<SocketAddr>() {
+            Ok(addr) => Some(Spanned {
+                value: addr,
+                loc: s.loc,
+                path: s.path,
+            }),
+            Err(_) => {
+                self.diags.error(
+                    s.loc,
+                    path,
+                    format!("invalid address {:?}: expected IP:PORT, e.g. \"127.0.0.1:8080\"", s.value),
+                );
+                None
+            }
+        }
+    }
+
+    fn timeouts(&mut self, node: &Node, path: &str, per_route: bool) -> TimeoutsCfg {
+        let mut t = TimeoutsCfg::default();
+        let Some(map) = self.mapping(node, path, TIMEOUT_KEYS) else {
+            return t;
+        };
+        for (key, value) in map.iter() {
+            let p = join(path, key.as_str());
+            let slot = match key.as_str() {
+                "readMs" => &mut t.read_ms,
+                "writeMs" => &mut t.write_ms,
+                "upstreamMs" => &mut t.upstream_ms,
+                "connectMs" => &mut t.connect_ms,
+                "idleMs" if per_route => {
+                    self.diags.error(
+                        loc(value),
+                        p,
+                        "idleMs applies to client connections, not routes; set it in defaults.timeouts",
+                    );
+                    continue;
+                }
+                "idleMs" => &mut t.idle_ms,
+                _ => continue,
+            };
+            *slot = self.integer(value, &p, 1, MAX_TIMEOUT_MS, " ms").map(|v| v.value);
+        }
+        t
+    }
+
+    fn route(&mut self, node: &Node, path: &str) -> Option<RouteCfg> {
+        const KEYS: &[&str] = &["name", "host", "pathPrefix", "cluster", "timeouts", "policies"];
+        let map = self.mapping(node, path, KEYS)?;
+        let mut route = RouteCfg {
+            loc: loc(node),
+            name: None,
+            host: Some(HostPattern::Any),
+            prefix: None,
+            cluster: None,
+            timeouts: TimeoutsCfg::default(),
+            policies: Vec::new(),
+        };
+        for (key, value) in map.iter() {
+            let p = join(path, key.as_str());
+            match key.as_str() {
+                "name" => route.name = self.string(value, &p),
+                "host" => {
+                    route.host = self.string(value, &p).and_then(|h| {
+                        parse_host_pattern(Some(&h.value))
+                            .map_err(|e| self.diags.error(h.loc, &p, e))
+                            .ok()
+                    });
+                }
+                "pathPrefix" => {
+                    route.prefix = self.string(value, &p).and_then(|s| match split_prefix(&s.value) {
+                        Ok(normalized) => Some(Spanned { value: normalized, ..s }),
+                        Err(e) => {
+                            self.diags.error(s.loc, &p, e);
+                            None
+                        }
+                    });
+                }
+                "cluster" => route.cluster = self.string(value, &p),
+                "timeouts" => route.timeouts = self.timeouts(value, &p, true),
+                "policies" => {
+                    if let Some(seq) = self.sequence(value, &p) {
+                        for (i, item) in seq.iter().enumerate() {
+                            if let Some(name) = self.string(item, &format!("{p}[{i}]")) {
+                                route.policies.push(name);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (key, present) in [
+            ("name", map.get_node("name").is_some()),
+            ("pathPrefix", map.get_node("pathPrefix").is_some()),
+            ("cluster", map.get_node("cluster").is_some()),
+        ] {
+            if !present {
+                self.diags
+                    .error(route.loc, join(path, key), "missing required field");
+            }
+        }
+        Some(route)
+    }
+
+    fn upstream(&mut self, node: &Node, path: &str) -> Option<UpstreamCfg> {
+        let map = self.mapping(node, path, &["url", "weight"])?;
+        let url = match map.get_node("url") {
+            Some(v) => self
+                .string(v, &join(path, "url"))
+                .and_then(|u| check_upstream_url(&u.value).map_err(|e| self.diags.error(u.loc, &u.path, e)).ok()),
+            None => {
+                self.diags.error(loc(node), join(path, "url"), "missing required field");
+                None
+            }
+        };
+        let weight = match map.get_node("weight") {
+            Some(v) => self
+                .integer(v, &join(path, "weight"), 1, 1_000_000, "")
+                .map(|w| w.value as u32),
+            None => Some(1),
+        };
+        Some(UpstreamCfg {
+            url: url?,
+            weight: weight?,
+        })
+    }
+
+    fn cluster(&mut self, node: &Node, path: &str) -> Option<ClusterCfg> {
+        let map = self.mapping(node, path, &["name", "lb", "upstreams"])?;
+        let mut cluster = ClusterCfg {
+            loc: loc(node),
+            name: None,
+            upstreams: Vec::new(),
+        };
+        match map.get_node("name") {
+            Some(v) => cluster.name = self.string(v, &join(path, "name")),
+            None => self.diags.error(cluster.loc, join(path, "name"), "missing required field"),
+        }
+        if let Some(v) = map.get_node("lb") {
+            self.choice(v, &join(path, "lb"), &["wrr"]);
+        }
+        let p = join(path, "upstreams");
+        match map.get_node("upstreams") {
+            Some(v) => {
+                if let Some(seq) = self.sequence(v, &p) {
+                    if seq.is_empty() {
+                        self.diags.error(loc(v), &p, "must list at least one upstream");
+                    }
+                    for (i, item) in seq.iter().enumerate() {
+                        if let Some(u) = self.upstream(item, &format!("{p}[{i}]")) {
+                            cluster.upstreams.push(u);
+                        }
+                    }
+                } else {
+                    self.diags.error(loc(v), &p, "must list at least one upstream");
+                }
+            }
+            None => self.diags.error(cluster.loc, &p, "missing required field"),
+        }
+        Some(cluster)
+    }
+
+    fn access_log(&mut self, node: &Node, path: &str) -> AccessLogCfg {
+        let mut log = AccessLogCfg::default();
+        let Some(map) = self.mapping(node, path, &["enabled", "path", "json"]) else {
+            return log;
+        };
+        if let Some(v) = map.get_node("enabled") {
+            log.enabled = self.boolean(v, &join(path, "enabled"));
+        }
+        if let Some(v) = map.get_node("path") {
+            log.path = self.string(v, &join(path, "path")).map(|s| s.value);
+        }
+        if let Some(v) = map.get_node("json") {
+            let jp = join(path, "json");
+            if let Some(json) = self.mapping(v, &jp, &["fields"])
+                && let Some(fv) = json.get_node("fields")
+            {
+                let fp = join(&jp, "fields");
+                if let Some(seq) = self.sequence(fv, &fp) {
+                    let mut fields = Vec::new();
+                    for (i, item) in seq.iter().enumerate() {
+                        let ip = format!("{fp}[{i}]");
+                        let Some(name) = self.string(item, &ip) else { continue };
+                        match LogField::from_name(&name.value) {
+                            Some(f) if fields.contains(&f) => {
+                                self.diags
+                                    .error(name.loc, &ip, format!("field {:?} is listed twice", name.value));
+                            }
+                            Some(f) => fields.push(f),
+                            None => self.diags.error(
+                                name.loc,
+                                &ip,
+                                format!(
+                                    "unknown access-log field {:?}{}",
+                                    name.value,
+                                    suggestion(&name.value, LogField::ALL.iter().map(|f| f.name()))
+                                ),
+                            ),
+                        }
+                    }
+                    if fields.is_empty() && seq.is_empty() {
+                        self.diags.error(loc(fv), &fp, "must list at least one field");
+                    }
+                    log.fields = Some(fields);
+                }
+            }
+        }
+        log
+    }
+
+    fn policy(&mut self, node: &Node, path: &str) -> Option<PolicyCfg> {
+        let map = self.mapping(node, path, &["name", "module", "config", "limits", "onError"])?;
+        let mut policy = PolicyCfg {
+            loc: loc(node),
+            name: None,
+            module: None,
+            config: serde_json::Value::Null,
+            fuel: None,
+            memory_pages: None,
+            timeout_ms: None,
+            on_error: OnError::Deny,
+        };
+        for key in ["name", "module"] {
+            match map.get_node(key) {
+                Some(v) => {
+                    let s = self.string(v, &join(path, key));
+                    if key == "name" {
+                        policy.name = s;
+                    } else {
+                        policy.module = s;
+                    }
+                }
+                None => self.diags.error(policy.loc, join(path, key), "missing required field"),
+            }
+        }
+        if let Some(v) = map.get_node("config") {
+            policy.config = to_json(v);
+        }
+        if let Some(v) = map.get_node("limits") {
+            let lp = join(path, "limits");
+            if let Some(limits) = self.mapping(v, &lp, &["fuel", "memoryPages", "timeoutMs"]) {
+                if let Some(f) = limits.get_node("fuel") {
+                    policy.fuel = self.integer(f, &join(&lp, "fuel"), 1, i128::from(u64::MAX >> 1), "").map(|v| v.value);
+                }
+                if let Some(m) = limits.get_node("memoryPages") {
+                    policy.memory_pages = self.integer(m, &join(&lp, "memoryPages"), 1, 65_536, " pages").map(|v| v.value);
+                }
+                if let Some(t) = limits.get_node("timeoutMs") {
+                    policy.timeout_ms = self.integer(t, &join(&lp, "timeoutMs"), 1, 60_000, " ms").map(|v| v.value);
+                }
+            }
+        }
+        if let Some(v) = map.get_node("onError") {
+            policy.on_error = match self.choice(v, &join(path, "onError"), &["deny", "allow"]) {
+                Some(s) if s.value == "allow" => OnError::Allow,
+                _ => OnError::Deny,
+            };
+        }
+        Some(policy)
+    }
+
+    /// Reads the whole document.
+    pub fn config(&mut self, root: &Node) -> Config {
+        let mut cfg = Config::default();
+        let Some(map) = self.mapping(root, "", TOP) else {
+            return cfg;
+        };
+        for (key, value) in map.iter() {
+            let k = key.as_str();
+            match k {
+                "listen" => cfg.listen = self.addr(value, k),
+                "admin" => {
+                    if let Some(admin) = self.mapping(value, k, &["listen"])
+                        && let Some(l) = admin.get_node("listen")
+                    {
+                        cfg.admin_listen = self.addr(l, "admin.listen");
+                    }
+                }
+                "limits" => {
+                    const KEYS: &[&str] = &["maxHeaderBytes", "maxHeaders", "maxConnections", "maxRequestBodyBytes"];
+                    if let Some(limits) = self.mapping(value, k, KEYS) {
+                        for (lk, lv) in limits.iter() {
+                            let p = join(k, lk.as_str());
+                            match lk.as_str() {
+                                "maxHeaderBytes" => {
+                                    cfg.limits.max_header_bytes =
+                                        self.integer(lv, &p, 1024, 1_048_576, " bytes").map(|v| v.value);
+                                }
+                                "maxHeaders" => {
+                                    cfg.limits.max_headers = self.integer(lv, &p, 1, 10_000, "").map(|v| v.value);
+                                }
+                                "maxConnections" => {
+                                    cfg.limits.max_connections =
+                                        self.integer(lv, &p, 1, 1_000_000, "").map(|v| v.value);
+                                }
+                                "maxRequestBodyBytes" => {
+                                    cfg.limits.max_request_body_bytes =
+                                        self.integer(lv, &p, 0, i128::from(u64::MAX), "").map(|v| v.value);
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                "drainMs" => cfg.drain_ms = self.integer(value, k, 0, 3_600_000, " ms").map(|v| v.value),
+                "defaults" => {
+                    if let Some(d) = self.mapping(value, k, &["timeouts"])
+                        && let Some(t) = d.get_node("timeouts")
+                    {
+                        cfg.defaults = self.timeouts(t, "defaults.timeouts", false);
+                    }
+                }
+                "routes" => {
+                    if let Some(seq) = self.sequence(value, k) {
+                        cfg.routes = seq
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, r)| self.route(r, &format!("routes[{i}]")))
+                            .collect();
+                    }
+                }
+                "clusters" => {
+                    if let Some(seq) = self.sequence(value, k) {
+                        cfg.clusters = seq
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, c)| self.cluster(c, &format!("clusters[{i}]")))
+                            .collect();
+                    }
+                }
+                "accessLog" => cfg.access_log = self.access_log(value, k),
+                "policies" => {
+                    if let Some(seq) = self.sequence(value, k) {
+                        cfg.policies = seq
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, p)| self.policy(p, &format!("policies[{i}]")))
+                            .collect();
+                    }
+                }
+                _ => {}
+            }
+        }
+        cfg
+    }
+}
+
+/// Checks `http://host[:port][/base]` and returns it without a trailing `/`.
+pub fn check_upstream_url(raw: &str) -> Result<String, String> {
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|e| format!("invalid upstream URL {raw:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "invalid upstream URL {raw:?}: scheme {other:?} is not supported (upstreams speak plain HTTP/1.1: use \"http://\")"
+            ));
+        }
+        None => return Err(format!("invalid upstream URL {raw:?}: expected \"http://host:port\"")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("invalid upstream URL {raw:?}: missing host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!("invalid upstream URL {raw:?}: credentials are not supported"));
+    }
+    if authority.host().is_empty() {
+        return Err(format!("invalid upstream URL {raw:?}: missing host"));
+    }
+    if authority.as_str().ends_with(':') {
+        return Err(format!("invalid upstream URL {raw:?}: empty port"));
+    }
+    if uri.query().is_some() || raw.contains('#') {
+        return Err(format!("invalid upstream URL {raw:?}: a query or fragment is not allowed"));
+    }
+    if let Err(e) = split_prefix(uri.path()) {
+        return Err(format!("invalid upstream URL {raw:?}: base path: {e}"));
+    }
+    Ok(raw.strip_suffix('/').unwrap_or(raw).to_owned())
+}
