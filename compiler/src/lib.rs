@@ -69,7 +69,9 @@ fn syntax_error(diags: &mut Diagnostics, err: &LoadError) {
 pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
     let source_digest = sha256_hex(text.as_bytes());
     let mut diags = Diagnostics::new(file);
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     let plan = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => {
             let cfg = yaml::Reader { diags: &mut diags }.config(&root);

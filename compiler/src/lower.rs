@@ -216,6 +216,7 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             max_request_body_bytes: cfg.limits.max_request_body_bytes,
         },
         drain_ms: cfg.drain_ms.unwrap_or(30_000),
+        defaults,
         access_log: AccessLog {
             enabled: cfg.access_log.enabled.unwrap_or(log.enabled),
             destination: match cfg.access_log.path.as_deref() {

@@ -100,49 +100,37 @@ impl Reader<'_> {
         })
     }
 
-    /// An integer in `min..=max`; `what` completes "must be an integer ...".
+    /// An integer in `min..=max`; `unit` follows the bound in messages (" ms").
     pub fn integer(&mut self, node: &Node, path: &str, min: i128, max: i128, unit: &str) -> Option<Spanned<u64>> {
-        let range = || {
-            if max == i128::from(u64::MAX) {
-                format!("greater than or equal to {min}")
-            } else if min == 1 && max > 1_000_000_000 {
-                "greater than 0".to_owned()
+        let expected = || {
+            if min == 1 {
+                "must be an integer greater than 0".to_owned()
             } else {
-                format!("between {min} and {max}{unit}")
+                format!("must be an integer greater than or equal to {min}")
             }
         };
         let Some(s) = node.as_scalar() else {
-            self.diags.error(
-                loc(node),
-                path,
-                format!("must be an integer {}, got {}", range(), kind(node)),
-            );
+            self.diags
+                .error(loc(node), path, format!("{}, got {}", expected(), kind(node)));
             return None;
         };
         let raw = s.as_str();
         let parsed = if s.may_coerce() { raw.parse::<i128>().ok() } else { None };
-        match parsed {
-            Some(v) if v >= min && v <= max => Some(Spanned {
-                value: v as u64,
-                loc: loc(node),
-                path: path.to_owned(),
-            }),
-            Some(v) => {
-                self.diags
-                    .error(loc(node), path, format!("must be an integer {}, got {v}", range()));
-                None
+        let message = match parsed {
+            Some(v) if v >= min && v <= max => {
+                return Some(Spanned {
+                    value: v as u64,
+                    loc: loc(node),
+                    path: path.to_owned(),
+                });
             }
-            None => {
-                let got = if s.may_coerce() && raw.parse::<f64>().is_ok() {
-                    raw.to_owned()
-                } else {
-                    format!("{raw:?}")
-                };
-                self.diags
-                    .error(loc(node), path, format!("must be an integer {}, got {got}", range()));
-                None
-            }
-        }
+            Some(v) if v < min => format!("{}, got {v}", expected()),
+            Some(v) => format!("must be at most {max}{unit}, got {v}"),
+            None if s.may_coerce() && raw.parse::<f64>().is_ok() => format!("{}, got {raw}", expected()),
+            None => format!("{}, got {raw:?}", expected()),
+        };
+        self.diags.error(loc(node), path, message);
+        None
     }
 
     pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {

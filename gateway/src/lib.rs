@@ -1,1 +1,19 @@
-//! placeholder
+//! The gateway: serves a routing plan over HTTP/1.1.
+//!
+//! Start at [`server::run`]; a connection's life is in [`conn`], one exchange's
+//! phases in [`proxy`]. The plan and its lookups come from the `plan` crate.
+
+pub mod conn;
+pub mod demo;
+pub mod echo;
+pub mod error;
+pub mod exchange;
+pub mod explain;
+pub mod http1;
+pub mod json;
+pub mod load;
+pub mod proxy;
+pub mod server;
+pub mod stats;
+pub mod upstream;
+pub mod worker;

@@ -1,1 +1,207 @@
-fn main(){}
+//! The `gateway` command line: check, compile, explain, run, demo.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use gateway::load::{LoadError, Source, load};
+use gateway::server::{RunOptions, run};
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "An HTTP/1.1 reverse proxy whose configuration is compiled and checked before it ships")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and validate a config; print diagnostics; write nothing
+    Check {
+        /// The config file
+        #[arg(default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a config and write its plan artifact
+    Compile {
+        /// The config file
+        #[arg(default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// Where to write the plan ("-" for stdout); default: CONFIG with extension `.plan.json`
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Show which route, tier, cluster and rule a request to URL would take
+    Explain {
+        /// `[CONFIG] URL`: the config (default gateway.yaml; omit with --plan) and the URL
+        #[arg(required = true, num_args = 1..=2, value_name = "ARGS")]
+        config_or_url: Vec<String>,
+        /// Explain against a plan artifact instead of a config
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// Serve a config or plan
+    Run(RunArgs),
+    /// Serve gateway.yaml with built-in echo upstreams on the loopback addresses it names
+    Demo(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The config file to compile and serve
+    #[arg(long, conflicts_with = "plan")]
+    config: Option<PathBuf>,
+    /// A plan artifact to serve
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Override the config's listen address
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Override the config's admin listen address
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// Worker threads (default: one per core)
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl RunArgs {
+    fn source(&self) -> Source {
+        match (&self.plan, &self.config) {
+            (Some(p), _) => Source::Plan(p.clone()),
+            (None, Some(c)) => Source::Config(c.clone()),
+            (None, None) => Source::Config(PathBuf::from("gateway.yaml")),
+        }
+    }
+
+    fn options(&self, demo: bool) -> RunOptions {
+        RunOptions {
+            source: self.source(),
+            listen: self.listen,
+            admin: self.admin,
+            threads: self.threads,
+            demo,
+        }
+    }
+}
+
+fn print_load_error(e: &LoadError) {
+    eprintln!("{e}");
+    if let LoadError::Invalid(diags) = e {
+        let errors = diags.iter().filter(|d| d.severity == compiler::Severity::Error).count();
+        eprintln!("error: {errors} error(s); nothing was loaded");
+    }
+}
+
+fn check(config: PathBuf) -> ExitCode {
+    let compiled = match compiler::compile_file(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    for d in &compiled.diagnostics {
+        eprintln!("{d}");
+    }
+    let errors = compiled.errors().count();
+    let warnings = compiled.warnings().count();
+    match &compiled.plan {
+        Some(plan) => {
+            eprintln!(
+                "{}: ok: {} route(s), {} cluster(s), {} policy(ies), {warnings} warning(s)",
+                config.display(),
+                plan.routes.len(),
+                plan.clusters.len(),
+                plan.policies.len()
+            );
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("{}: {errors} error(s), {warnings} warning(s)", config.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn compile(config: PathBuf, output: Option<PathBuf>) -> ExitCode {
+    let compiled = match compiler::compile_file(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    for d in &compiled.diagnostics {
+        eprintln!("{d}");
+    }
+    let Some(plan) = &compiled.plan else {
+        eprintln!("{}: {} error(s); no plan written", config.display(), compiled.errors().count());
+        return ExitCode::from(1);
+    };
+    let bytes = plan::encode(plan, &compiled.source_digest);
+    let output = output.unwrap_or_else(|| config.with_extension("plan.json"));
+    let written = if output.as_os_str() == "-" {
+        std::io::stdout().write_all(&bytes).and_then(|()| std::io::stdout().flush())
+    } else {
+        std::fs::write(&output, &bytes)
+    };
+    if let Err(e) = written {
+        eprintln!("error: cannot write {}: {e}", output.display());
+        return ExitCode::from(2);
+    }
+    if output.as_os_str() != "-" {
+        let digest = plan::decode(&bytes).map(|d| d.digest).unwrap_or_default();
+        eprintln!("wrote {} ({digest})", output.display());
+    }
+    ExitCode::SUCCESS
+}
+
+fn explain(args: Vec<String>, plan: Option<PathBuf>) -> ExitCode {
+    let (source, url) = match (plan, args.as_slice()) {
+        (Some(p), [url]) => (Source::Plan(p), url.clone()),
+        (None, [url]) => (Source::Config(PathBuf::from("gateway.yaml")), url.clone()),
+        (None, [config, url]) => (Source::Config(PathBuf::from(config)), url.clone()),
+        _ => {
+            eprintln!("usage: gateway explain [CONFIG | --plan PLAN] URL");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match load(&source) {
+        Ok(l) => l,
+        Err(e) => {
+            print_load_error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let (report, routed) = gateway::explain::explain(&loaded.router, &url);
+    print!("{report}");
+    if routed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(config),
+        Command::Compile { config, output } => compile(config, output),
+        Command::Explain { config_or_url, plan } => explain(config_or_url, plan),
+        Command::Run(args) => serve(args.options(false)),
+        Command::Demo(args) => serve(args.options(true)),
+    }
+}
+
+fn serve(options: RunOptions) -> ExitCode {
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(gateway::server::RunError::Load(e)) => {
+            print_load_error(&e);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -19,6 +19,9 @@ pub struct Plan {
     pub admin: Option<String>,
     pub limits: Limits,
     pub drain_ms: u64,
+    /// Default timeouts (routes hold their own merged copies); the client head
+    /// read and idle keep-alive use these, since no route is known yet.
+    pub defaults: Timeouts,
     pub access_log: AccessLog,
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,

@@ -1,0 +1,159 @@
+//! The life of one client connection: read a head, run the exchange, repeat while
+//! keep-alive allows. See ARCHITECTURE.md for the phase diagram.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::HeaderValue;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::error::ErrorKind;
+use crate::exchange::Exchange;
+use crate::http1::body::{ClientReader, Decoder, Handoff};
+use crate::http1::head::{self, HeadError, Parsed, RequestHead};
+use crate::http1::io::{read_buf, write_all};
+use crate::http1::write::error_response;
+use crate::worker::{Generation, Worker, client_ip};
+
+/// A client connection's state between exchanges.
+pub struct Conn {
+    pub stream: Rc<TcpStream>,
+    /// The read side; lent to the request body while it streams.
+    pub reader: Option<ClientReader>,
+    pub handoff: Rc<Handoff>,
+    /// Reused buffer for encoding response heads.
+    pub wbuf: BytesMut,
+    pub peer: SocketAddr,
+    pub client_ip: HeaderValue,
+    pub worker: Rc<Worker>,
+}
+
+/// How reading a head ended.
+enum HeadRead {
+    Head(RequestHead, Instant),
+    /// Clean end: EOF or idle timeout between requests, or draining.
+    Closed,
+    Refused(ErrorKind, head::Partial, Instant),
+}
+
+/// Serves `stream` until the client or the gateway ends the connection.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    let stream = Rc::new(stream);
+    let ip = client_ip(&peer);
+    let mut conn = Conn {
+        reader: Some(ClientReader {
+            stream: stream.clone(),
+            buf: BytesMut::with_capacity(8 * 1024),
+            decoder: Decoder::Done,
+            pending: None,
+            error: None,
+            received: 0,
+            max_body: None,
+            read_timeout: Duration::from_secs(15),
+        }),
+        stream,
+        handoff: Rc::new(Handoff::default()),
+        wbuf: BytesMut::with_capacity(4 * 1024),
+        peer,
+        client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
+        worker,
+    };
+    let mut first = true;
+    loop {
+        let generation = conn.worker.shared.current.load_full();
+        let read = read_head(&mut conn, &generation, first).await;
+        first = false;
+        let keep_alive = match read {
+            HeadRead::Closed => return,
+            HeadRead::Refused(kind, partial, started) => {
+                let mut ex = Exchange::new(started.into_std());
+                ex.method = partial.method;
+                ex.target = partial.target;
+                respond_error(&mut conn, &mut ex, kind, false, false).await;
+                finish(&conn, &generation, &ex);
+                return;
+            }
+            HeadRead::Head(head, started) => {
+                let mut ex = Exchange::new(started.into_std());
+                let keep_alive = crate::proxy::handle(&mut conn, &generation, head, &mut ex).await;
+                finish(&conn, &generation, &ex);
+                keep_alive
+            }
+        };
+        if !keep_alive || conn.worker.draining() {
+            return;
+        }
+    }
+}
+
+/// Records a finished exchange in counters (and, with observability, the log).
+fn finish(conn: &Conn, generation: &Generation, ex: &Exchange) {
+    let _ = (conn, generation, ex);
+}
+
+/// Reads the next request head under the idle and read deadlines.
+async fn read_head(conn: &mut Conn, generation: &Generation, first: bool) -> HeadRead {
+    let plan = generation.router.plan();
+    let limits = plan.limits;
+    let read_ms = Duration::from_millis(plan.defaults.read_ms);
+    let idle_ms = Duration::from_millis(plan.defaults.idle_ms);
+    let Some(reader) = conn.reader.as_mut() else {
+        return HeadRead::Closed;
+    };
+    let mut started = (!reader.buf.is_empty()).then(Instant::now);
+    let idle_deadline = Instant::now() + if first { read_ms } else { idle_ms };
+    loop {
+        if let Some(t) = started {
+            match head::parse(&mut reader.buf, limits.max_header_bytes as usize, limits.max_headers as usize) {
+                Parsed::Complete(h) => return HeadRead::Head(h, t),
+                Parsed::Refused(HeadError::TooLarge, p) => return HeadRead::Refused(ErrorKind::HeadersTooLarge, p, t),
+                Parsed::Refused(HeadError::Malformed(_), p) => return HeadRead::Refused(ErrorKind::BadRequest, p, t),
+                Parsed::Incomplete => {}
+            }
+        }
+        let deadline = started.map_or(idle_deadline, |t| t + read_ms);
+        let waiting_idle = started.is_none();
+        let worker = conn.worker.clone();
+        let drain = worker.events.notified();
+        if waiting_idle && worker.draining() {
+            return HeadRead::Closed;
+        }
+        let result = tokio::select! {
+            r = tokio::time::timeout_at(deadline, read_buf(&reader.stream, &mut reader.buf)) => r,
+            _ = drain, if waiting_idle => return HeadRead::Closed,
+        };
+        match result {
+            Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
+            Ok(Ok(_)) => {
+                started.get_or_insert_with(Instant::now);
+            }
+            Err(_) => {
+                return match started {
+                    Some(t) => HeadRead::Refused(ErrorKind::RequestTimeout, head::Partial::default(), t),
+                    None => HeadRead::Closed,
+                };
+            }
+        }
+    }
+}
+
+/// Writes a gateway-generated error response and records it.
+pub async fn respond_error(conn: &mut Conn, ex: &mut Exchange, kind: ErrorKind, head_only: bool, keep_alive: bool) {
+    let keep_alive = keep_alive && !kind.closes_connection();
+    ex.error = Some(kind);
+    ex.status = kind.status().as_u16();
+    conn.wbuf.clear();
+    error_response(&mut conn.wbuf, kind, head_only, keep_alive);
+    let write_ms = Duration::from_millis(conn.worker.shared.current.load().router.plan().defaults.write_ms);
+    let mut bufs = [IoSlice::new(&conn.wbuf)];
+    match tokio::time::timeout(write_ms, write_all(&conn.stream, &mut bufs)).await {
+        Ok(Ok(())) => ex.bytes_sent += conn.wbuf.len() as u64,
+        // The client is gone or not reading; the exchange keeps its original kind.
+        Ok(Err(_)) | Err(_) => {}
+    }
+    conn.wbuf.clear();
+}
