@@ -33,6 +33,9 @@ pub struct HostWalk {
 #[derive(Debug, Clone)]
 pub struct HostTrie {
     index: ChildIndex,
+    /// Per node: exact and wildcard prefix-tree roots, copied out of the plan's
+    /// nodes so a walk touches 8 bytes per node.
+    roots: Vec<(u32, u32)>,
     /// For each node, the nearest strict ancestor carrying a wildcard, or [`NONE`].
     wild_up: Vec<u32>,
 }
@@ -54,31 +57,32 @@ impl HostTrie {
             }
             wild_up[i] = if nodes[p].wildcard != NONE { p as u32 } else { wild_up[p] };
         }
-        let index = ChildIndex::build(
-            nodes.len(),
-            |i| {
-                let n = &nodes[i];
-                ((n.parent != NONE).then_some(n.parent), n.label.as_str())
-            },
-            true,
-        )
+        let index = ChildIndex::build(nodes.len(), |i| {
+            let n = &nodes[i];
+            ((n.parent != NONE).then_some(n.parent), n.label.as_str())
+        })
         .map_err(|i| format!("host node {i} duplicates a sibling"))?;
-        Ok(Self { index, wild_up })
+        let roots = nodes.iter().map(|n| (n.exact, n.wildcard)).collect();
+        Ok(Self { index, roots, wild_up })
     }
 
     /// Walks `host` (already without port) from its last label.
     #[inline]
-    pub fn walk(&self, nodes: &[HostNode], host: &str) -> HostWalk {
+    pub fn walk(&self, host: &str) -> HostWalk {
+        // Labels are stored lowercase; lowercase the host once, on the stack.
+        let mut lower = [0u8; 253];
+        let Some(buf) = lower.get_mut(..host.len()) else {
+            return HostWalk { exact: NONE, wildcard_node: NONE };
+        };
+        buf.copy_from_slice(host.as_bytes());
+        buf.make_ascii_lowercase();
         let mut node = 0u32;
         let mut wildcard_node = NONE;
-        for label in host.rsplit('.') {
-            if nodes[node as usize].wildcard != NONE {
+        for label in buf.rsplit(|&b| b == b'.') {
+            if self.roots[node as usize].1 != NONE {
                 wildcard_node = node;
             }
-            match self.index.child(node, label.as_bytes(), |n| {
-                let n = &nodes[n as usize];
-                (n.parent, n.label.as_str())
-            }) {
+            match self.index.child(node, label) {
                 Some(child) => node = child,
                 None => {
                     return HostWalk {
@@ -89,9 +93,15 @@ impl HostTrie {
             }
         }
         HostWalk {
-            exact: nodes[node as usize].exact,
+            exact: self.roots[node as usize].0,
             wildcard_node,
         }
+    }
+
+    /// The prefix-tree root of the wildcard pattern at `node`.
+    #[inline]
+    pub fn wildcard_root(&self, node: u32) -> u32 {
+        self.roots[node as usize].1
     }
 
     /// The next shorter wildcard suffix above `node`, or [`NONE`].

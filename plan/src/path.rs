@@ -7,6 +7,8 @@ use crate::{NONE, PathNode};
 #[derive(Debug, Clone)]
 pub struct PrefixTree {
     index: ChildIndex,
+    /// Per node: the route ending there, or [`NONE`].
+    routes: Vec<u32>,
 }
 
 impl PrefixTree {
@@ -22,36 +24,30 @@ impl PrefixTree {
                 return Err(format!("path node {i} has segment {:?}", node.segment));
             }
         }
-        let index = ChildIndex::build(
-            nodes.len(),
-            |i| {
-                let n = &nodes[i];
-                ((n.parent != NONE).then_some(n.parent), n.segment.as_str())
-            },
-            false,
-        )
+        let index = ChildIndex::build(nodes.len(), |i| {
+            let n = &nodes[i];
+            ((n.parent != NONE).then_some(n.parent), n.segment.as_str())
+        })
         .map_err(|i| format!("path node {i} duplicates a sibling"))?;
-        Ok(Self { index })
+        let routes = nodes.iter().map(|n| n.route).collect();
+        Ok(Self { index, routes })
     }
 
     /// The route of the longest prefix of `path` (normalized, starting with `/`)
     /// in the tree rooted at `root`, with the node where that prefix ends.
     #[inline]
-    pub fn longest_prefix(&self, nodes: &[PathNode], root: u32, path: &str) -> Option<(u32, u32)> {
+    pub fn longest_prefix(&self, root: u32, path: &str) -> Option<(u32, u32)> {
         let mut node = root;
-        let mut best = match nodes[root as usize].route {
+        let mut best = match self.routes[root as usize] {
             NONE => None,
             route => Some((route, root)),
         };
         let rest = path.strip_prefix('/').unwrap_or(path);
         for seg in rest.split('/') {
-            match self.index.child(node, seg.as_bytes(), |n| {
-                let n = &nodes[n as usize];
-                (n.parent, n.segment.as_str())
-            }) {
+            match self.index.child(node, seg.as_bytes()) {
                 Some(child) => {
                     node = child;
-                    let route = nodes[child as usize].route;
+                    let route = self.routes[child as usize];
                     if route != NONE {
                         best = Some((route, child));
                     }

@@ -113,12 +113,8 @@ impl Router {
     pub fn lookup(&self, host: &str, path: &str) -> Option<Match> {
         let plan = &self.plan;
         let host = host_without_port(host);
-        let walk = self.hosts.walk(&plan.hosts, host);
-        let found = |root: u32| {
-            self.paths
-                .longest_prefix(&plan.paths, root, path)
-                .map(|(route, _)| route)
-        };
+        let walk = self.hosts.walk(host);
+        let found = |root: u32| self.paths.longest_prefix(root, path).map(|(route, _)| route);
         let hit = |route: u32, tier: Tier| Match {
             route,
             cluster: plan.routes[route as usize].cluster,
@@ -131,7 +127,7 @@ impl Router {
         }
         let mut node = walk.wildcard_node;
         while node != NONE {
-            if let Some(route) = found(plan.hosts[node as usize].wildcard) {
+            if let Some(route) = found(self.hosts.wildcard_root(node)) {
                 return Some(hit(route, Tier::Wildcard(node)));
             }
             node = self.hosts.next_wildcard(node);
