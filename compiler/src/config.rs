@@ -21,6 +21,8 @@ pub struct Config {
     pub drain_ms: Option<u64>,
     pub defaults: TimeoutsCfg,
     pub routes: Vec<RouteCfg>,
+    /// `routes` was present but not a list (already reported).
+    pub routes_invalid: bool,
     pub clusters: Vec<ClusterCfg>,
     pub access_log: AccessLogCfg,
     pub policies: Vec<PolicyCfg>,
@@ -409,6 +411,7 @@ impl Reader<'_> {
                     }
                 }
                 "routes" => {
+                    cfg.routes_invalid = value.as_sequence().is_none();
                     if let Some(seq) = self.sequence(value, k) {
                         cfg.routes = seq
                             .iter()

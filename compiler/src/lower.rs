@@ -116,16 +116,22 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             });
         }
     }
-    if cfg.routes.is_empty() {
+    if cfg.routes.is_empty() && !cfg.routes_invalid {
         diags.warning(Loc { line: 1, col: 1 }, "routes", "no routes: every request will be answered 404");
     }
-    for (c, used) in cfg.clusters.iter().zip(&used_clusters) {
-        if let (Some(name), false) = (&c.name, used) {
+    for (i, (c, used)) in cfg.clusters.iter().zip(&used_clusters).enumerate() {
+        let first = |n: &crate::yaml::Spanned<String>| clusters.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
+        if let (Some(name), false) = (&c.name, used)
+            && first(name)
+        {
             diags.warning(name.loc, &name.path, format!("cluster {:?} is not used by any route", name.value));
         }
     }
-    for (p, used) in cfg.policies.iter().zip(&used_policies) {
-        if let (Some(name), false) = (&p.name, used) {
+    for (i, (p, used)) in cfg.policies.iter().zip(&used_policies).enumerate() {
+        let first = |n: &crate::yaml::Spanned<String>| policies.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
+        if let (Some(name), false) = (&p.name, used)
+            && first(name)
+        {
             diags.warning(name.loc, &name.path, format!("policy {:?} is not used by any route", name.value));
         }
     }
@@ -148,7 +154,7 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
                 diags.error(
                     module.loc,
                     &module.path,
-                    format!("cannot read module {:?}: {e}", file.display().to_string()),
+                    format!("cannot read module {:?} (relative to the config's directory): {e}", module.value),
                 );
                 continue;
             }
