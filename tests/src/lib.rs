@@ -1,1 +1,11 @@
-//! placeholder
+//! Test support for the gateway's integration tests: real upstream servers on
+//! `127.0.0.1:0`, the real `gateway` binary as a child process, and a small
+//! blocking HTTP/1.1 client that can also send raw bytes.
+
+pub mod client;
+pub mod gateway;
+pub mod upstream;
+
+pub use client::{Client, Response, raw_exchange};
+pub use gateway::{Gateway, gateway_bin, scratch_dir};
+pub use upstream::{Behavior, Seen, Upstream};

@@ -1,0 +1,163 @@
+//! The `gateway` command line as users script it (SPEC §2): exit codes, output
+//! shape, byte-identical plans, refused artifacts, `explain`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gateway(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("gateway runs")
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gateway-cli-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+const CONFIG: &str = "\
+routes:
+  - name: api
+    host: api.example.com
+    pathPrefix: /v1
+    cluster: api
+  - name: tenants
+    host: \"*.example.com\"
+    pathPrefix: /
+    cluster: api
+  - name: default
+    pathPrefix: /static
+    cluster: api
+clusters:
+  - name: api
+    upstreams:
+      - { url: \"http://127.0.0.1:9001\", weight: 5 }
+      - { url: \"http://127.0.0.1:9002\", weight: 1 }
+";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_exit_codes_and_output() {
+    let dir = scratch("check");
+    std::fs::write(dir.join("gateway.yaml"), CONFIG).expect("write");
+    let ok = gateway(&["check"], &dir);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(text(&ok.stderr).contains("gateway.yaml: ok: 3 route(s)"), "{}", text(&ok.stderr));
+    assert!(std::fs::read_dir(&dir).expect("dir").count() == 1, "check wrote a file");
+
+    let bad = CONFIG.replace("cluster: api\n  - name: tenants", "cluster: apii\n  - name: tenants").replace("weight: 1 }", "weight: 0 }");
+    std::fs::write(dir.join("bad.yaml"), bad).expect("write");
+    let out = gateway(&["check", "bad.yaml"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad.yaml:5:14: routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)"), "{stderr}");
+    assert!(stderr.contains("bad.yaml:17:49: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0"), "{stderr}");
+
+    let missing = gateway(&["check", "nope.yaml"], &dir);
+    assert_eq!(missing.status.code(), Some(2));
+    let usage = gateway(&["check", "--bogus"], &dir);
+    assert_eq!(usage.status.code(), Some(2));
+    for cmd in ["check", "compile", "explain", "run", "demo"] {
+        let help = gateway(&[cmd, "--help"], &dir);
+        assert_eq!(help.status.code(), Some(0), "{cmd} --help");
+        assert!(text(&help.stdout).contains("Usage: gateway"), "{cmd} --help");
+    }
+}
+
+#[test]
+fn compile_is_byte_identical_and_relocatable() {
+    let a = scratch("compile-a");
+    let b = scratch("compile-b");
+    std::fs::write(a.join("gateway.yaml"), CONFIG).expect("write");
+    std::fs::write(b.join("gateway.yaml"), CONFIG).expect("write");
+    let out = gateway(&["compile"], &a);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let first = std::fs::read(a.join("gateway.plan.json")).expect("default output beside the config");
+    let out = gateway(&["compile", "gateway.yaml", "-o", "again.plan.json"], &a);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(first, std::fs::read(a.join("again.plan.json")).expect("written"));
+    let out = gateway(&["compile", "-o", "-"], &b);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(first, out.stdout, "a copy in another directory compiles to the same bytes");
+    let plan_text = text(&first);
+    assert!(!plan_text.contains(a.to_str().unwrap_or("/")), "plan holds the compiling machine's path");
+    assert!(plan_text.starts_with("{\"formatVersion\":1,\"digest\":\"sha256:"), "{plan_text}");
+
+    let bad = scratch("compile-bad");
+    std::fs::write(bad.join("gateway.yaml"), "routes: [}").expect("write");
+    let out = gateway(&["compile"], &bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!bad.join("gateway.plan.json").exists());
+}
+
+#[test]
+fn damaged_and_foreign_plans_are_refused() {
+    let dir = scratch("refuse");
+    std::fs::write(dir.join("gateway.yaml"), CONFIG).expect("write");
+    assert_eq!(gateway(&["compile"], &dir).status.code(), Some(0));
+    let plan = text(&std::fs::read(dir.join("gateway.plan.json")).expect("plan"));
+
+    let damaged = plan.replacen("/v1", "/v2", 1);
+    std::fs::write(dir.join("damaged.plan.json"), damaged).expect("write");
+    let out = gateway(&["run", "--plan", "damaged.plan.json", "--listen", "127.0.0.1:0"], &dir);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("plan is damaged: digest mismatch"), "{}", text(&out.stderr));
+
+    let foreign = plan.replacen("\"formatVersion\":1", "\"formatVersion\":2", 1);
+    std::fs::write(dir.join("v2.plan.json"), foreign).expect("write");
+    let out = gateway(&["explain", "--plan", "v2.plan.json", "http://api.example.com/v1"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unsupported plan formatVersion 2"), "{}", text(&out.stderr));
+    let out = gateway(&["run", "--plan", "v2.plan.json", "--listen", "127.0.0.1:0"], &dir);
+    assert_ne!(out.status.code(), Some(0));
+
+    let invalid = dir.join("invalid.yaml");
+    std::fs::write(&invalid, "routes:\n  - { name: a, pathPrefix: /, cluster: nope }\n").expect("write");
+    let out = gateway(&["run", "--config", "invalid.yaml", "--listen", "127.0.0.1:0"], &dir);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("invalid.yaml:2:40: routes[0].cluster: unknown cluster \"nope\""), "{}", text(&out.stderr));
+}
+
+#[test]
+fn explain_routed_and_unrouted() {
+    let dir = scratch("explain");
+    std::fs::write(dir.join("gateway.yaml"), CONFIG).expect("write");
+    let out = gateway(&["explain", "http://API.example.com:8080/v1/users/../items?id=7"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for expected in [
+        "route     api (gateway.yaml:2)",
+        "tier      exact host \"api.example.com\"",
+        "prefix    /v1",
+        "cluster   api",
+        "path      /v1/items (normalized from /v1/users/../items",
+        "wrr       period 6: a a a b a a",
+        "forward   http://127.0.0.1:9001/v1/items?id=7",
+    ] {
+        assert!(report.contains(expected), "missing {expected:?} in\n{report}");
+    }
+
+    let out = gateway(&["explain", "gateway.yaml", "http://api.example.com/v2"], &dir);
+    assert_eq!(out.status.code(), Some(0));
+    let report = text(&out.stdout);
+    assert!(report.contains("route     tenants (gateway.yaml:6)"), "{report}");
+    assert!(report.contains("skipped   api (gateway.yaml:2): host \"api.example.com\" matches but pathPrefix \"/v1\" does not"), "{report}");
+
+    let out = gateway(&["explain", "http://example.com/nothing"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    assert!(report.contains("404 no_route"), "{report}");
+    assert!(report.contains("closest routes:"), "{report}");
+    assert!(report.contains("default (gateway.yaml:10): pathPrefix \"/static\" does not match \"/nothing\""), "{report}");
+    assert!(report.contains("tenants (gateway.yaml:6): host pattern \"*.example.com\" does not match \"example.com\""), "{report}");
+
+    let out = gateway(&["explain"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,174 @@
+//! The real `gateway` binary as a child process, with its stdout (access log)
+//! and stderr collected line by line.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `gateway` binary built by `cargo test --workspace` (the gateway package's
+/// own integration tests make cargo build it next to this test binary).
+pub fn gateway_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("gateway");
+    assert!(
+        bin.exists(),
+        "{} not found: run the tests with `cargo test --workspace` so cargo builds the gateway binary",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh empty directory under the system temp dir.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "gateway-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A running gateway process; killed when dropped.
+#[derive(Debug)]
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub dir: PathBuf,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    /// Writes `yaml` to a scratch `gateway.yaml` and serves it on `127.0.0.1:0`.
+    pub fn start(yaml: &str) -> Gateway {
+        Self::start_with(yaml, &[])
+    }
+
+    pub fn start_with(yaml: &str, extra: &[&str]) -> Gateway {
+        let dir = scratch_dir("gw");
+        let config = dir.join("gateway.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let mut args = vec!["run", "--config", config.to_str().unwrap_or_default(), "--listen", "127.0.0.1:0", "--threads", "2"];
+        args.extend_from_slice(extra);
+        Self::spawn(&args, dir).unwrap_or_else(|e| panic!("gateway did not start: {e}"))
+    }
+
+    /// Runs `gateway ARGS` and waits for its ready line; `Err` carries stderr
+    /// if it exits first.
+    pub fn spawn(args: &[&str], dir: PathBuf) -> Result<Gateway, String> {
+        let mut child = Command::new(gateway_bin())
+            .args(args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = mpsc::channel::<String>();
+        if let Some(out) = child.stdout.take() {
+            let sink = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if let Ok(mut s) = sink.lock() {
+                        s.push(line);
+                    }
+                }
+            });
+        }
+        if let Some(err) = child.stderr.take() {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = ready_tx.send(line.clone());
+                    if let Ok(mut s) = sink.lock() {
+                        s.push(line);
+                    }
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut admin = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match ready_rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(a) = line.split("admin listening on ").nth(1) {
+                        admin = a.trim().parse().ok();
+                    } else if let Some(a) = line.split("listening on ").nth(1) {
+                        let addr = a.trim().parse().map_err(|_| format!("bad ready line {line:?}"))?;
+                        return Ok(Gateway { child, addr, admin, dir, stdout, stderr });
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let lines = stderr.lock().map(|s| s.join("\n")).unwrap_or_default();
+                    return Err(format!("no ready line; stderr:\n{lines}"));
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Access-log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|s| s.join("\n")).unwrap_or_default()
+    }
+
+    /// Waits until at least `n` access-log lines arrived (or `wait` passed).
+    pub fn wait_log_lines(&self, n: usize, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let lines = self.log_lines();
+            if lines.len() >= n || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
+    pub fn signal(&self, signal: i32) {
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+    }
+
+    /// Waits for the process to exit, up to `wait`.
+    pub fn wait_exit(&mut self, wait: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,224 @@
+//! Upstream servers for tests: hyper on `127.0.0.1:0`, recording every request
+//! they see and every connection they accept.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+/// What an upstream does with each request.
+#[derive(Debug, Clone)]
+pub enum Behavior {
+    /// 200 with `x-upstream: NAME` and a body `NAME METHOD URI bytes=N sum=S`.
+    Echo,
+    /// Wait, then behave as `Echo`.
+    Delay(Duration),
+    /// Accept the connection and close it without answering.
+    Reset,
+    /// Answer with this status and an empty body.
+    Status(u16),
+    /// A chunked response of `chunks` chunks of `size` bytes of a repeating pattern.
+    Stream { chunks: usize, size: usize },
+    /// Send the head and part of a declared body, then close.
+    CutBody,
+}
+
+/// A request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: usize,
+    pub body_sum: u64,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running upstream; stopped when dropped.
+#[derive(Debug)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub connections: Arc<AtomicUsize>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Upstream {
+    pub fn start(name: &str, behavior: Behavior) -> Upstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let (s, c, n) = (seen.clone(), connections.clone(), name.to_owned());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            c.fetch_add(1, Ordering::SeqCst);
+                            if matches!(behavior, Behavior::Reset) {
+                                drop(stream);
+                                continue;
+                            }
+                            let (s, n, b) = (s.clone(), n.clone(), behavior.clone());
+                            tokio::spawn(async move {
+                                if let Behavior::CutBody = b {
+                                    cut_body(stream).await;
+                                    return;
+                                }
+                                let service = service_fn(move |req| handle(req, s.clone(), n.clone(), b.clone()));
+                                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                            });
+                        }
+                        _ = &mut rx => return,
+                    }
+                }
+            });
+        });
+        Upstream {
+            addr,
+            name: name.to_owned(),
+            seen,
+            connections,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.seen.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The byte at offset `i` of the streamed pattern.
+pub fn pattern_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn handle(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>, name: String, behavior: Behavior) -> Result<Response<Body>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let mut len = 0usize;
+    let mut sum = 0u64;
+    let mut body = body;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            len += data.len();
+            sum = data.iter().fold(sum, |s, &b| s.wrapping_mul(31).wrapping_add(u64::from(b)));
+        }
+    }
+    let record = Seen {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body_len: len,
+        body_sum: sum,
+    };
+    if let Ok(mut s) = seen.lock() {
+        s.push(record);
+    }
+    let echo = |name: &str| {
+        let text = format!("{name} {} {} bytes={len} sum={sum}", parts.method, parts.uri);
+        Response::builder()
+            .header("x-upstream", name)
+            .body(Full::new(Bytes::from(text)).boxed())
+            .unwrap_or_default()
+    };
+    Ok(match behavior {
+        Behavior::Echo | Behavior::Reset | Behavior::CutBody => echo(&name),
+        Behavior::Delay(d) => {
+            tokio::time::sleep(d).await;
+            echo(&name)
+        }
+        Behavior::Status(code) => Response::builder()
+            .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+            .header("x-upstream", name.as_str())
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_default(),
+        Behavior::Stream { chunks, size } => Response::builder()
+            .header("x-upstream", name.as_str())
+            .body(Chunks { left: chunks, size, offset: 0 }.boxed())
+            .unwrap_or_default(),
+    })
+}
+
+/// A body of `left` frames of `size` pattern bytes, produced lazily.
+struct Chunks {
+    left: usize,
+    size: usize,
+    offset: usize,
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        let start = self.offset;
+        let data: Vec<u8> = (start..start + self.size).map(pattern_byte).collect();
+        self.offset += self.size;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
+    }
+}
+
+async fn cut_body(stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial").await;
+    let _ = stream.flush().await;
+}
