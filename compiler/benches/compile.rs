@@ -1,5 +1,7 @@
 //! Time to compile and to load a 10,000-route config (targets: < 1 s and < 200 ms).
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::Path;
@@ -16,7 +18,11 @@ pub fn config(n: usize) -> String {
             _ => "\"*\"".to_owned(),
         };
         let prefix: String = (0..1 + i % 6).map(|d| format!("/s{}", (i + d) % 97)).collect();
-        let _ = writeln!(y, "  - {{ name: r{i}, host: {host}, pathPrefix: {prefix}/r{i}, cluster: c{} }}", i % 4);
+        let _ = writeln!(
+            y,
+            "  - {{ name: r{i}, host: {host}, pathPrefix: {prefix}/r{i}, cluster: c{} }}",
+            i % 4
+        );
     }
     y.push_str("clusters:\n");
     for c in 0..4 {
@@ -38,7 +44,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(compiler::compile_str("bench.yaml", &text, Path::new("."))))
     });
     let compiled = compiler::compile_str("bench.yaml", &text, Path::new("."));
-    let bytes = plan::encode(compiled.plan.as_ref().expect("bench config is valid"), &compiled.source_digest);
+    let bytes = plan::encode(
+        compiled.plan.as_ref().expect("bench config is valid"),
+        &compiled.source_digest,
+    );
     group.bench_function("load", |b| {
         b.iter(|| black_box(plan::Router::new(plan::decode(&bytes).expect("decodes")).expect("loads")))
     });

@@ -90,7 +90,15 @@ pub struct PolicyCfg {
 }
 
 const TOP: &[&str] = &[
-    "listen", "admin", "limits", "defaults", "routes", "clusters", "accessLog", "policies", "drainMs",
+    "listen",
+    "admin",
+    "limits",
+    "defaults",
+    "routes",
+    "clusters",
+    "accessLog",
+    "policies",
+    "drainMs",
 ];
 const TIMEOUT_KEYS: &[&str] = &["readMs", "writeMs", "upstreamMs", "connectMs", "idleMs"];
 
@@ -107,7 +115,10 @@ impl Reader<'_> {
                 self.diags.error(
                     s.loc,
                     path,
-                    format!("invalid address {:?}: expected IP:PORT, e.g. \"127.0.0.1:8080\"", s.value),
+                    format!(
+                        "invalid address {:?}: expected IP:PORT, e.g. \"127.0.0.1:8080\"",
+                        s.value
+                    ),
                 );
                 None
             }
@@ -194,8 +205,7 @@ impl Reader<'_> {
             ("cluster", map.get_node("cluster").is_some()),
         ] {
             if !present {
-                self.diags
-                    .error(route.loc, join(path, key), "missing required field");
+                self.diags.error(route.loc, join(path, key), "missing required field");
             }
         }
         Some(route)
@@ -204,9 +214,11 @@ impl Reader<'_> {
     fn upstream(&mut self, node: &Node, path: &str) -> Option<UpstreamCfg> {
         let map = self.mapping(node, path, &["url", "weight"])?;
         let url = match map.get_node("url") {
-            Some(v) => self
-                .string(v, &join(path, "url"))
-                .and_then(|u| check_upstream_url(&u.value).map_err(|e| self.diags.error(u.loc, &u.path, e)).ok()),
+            Some(v) => self.string(v, &join(path, "url")).and_then(|u| {
+                check_upstream_url(&u.value)
+                    .map_err(|e| self.diags.error(u.loc, &u.path, e))
+                    .ok()
+            }),
             None => {
                 self.diags.error(loc(node), join(path, "url"), "missing required field");
                 None
@@ -233,7 +245,9 @@ impl Reader<'_> {
         };
         match map.get_node("name") {
             Some(v) => cluster.name = self.string(v, &join(path, "name")),
-            None => self.diags.error(cluster.loc, join(path, "name"), "missing required field"),
+            None => self
+                .diags
+                .error(cluster.loc, join(path, "name"), "missing required field"),
         }
         if let Some(v) = map.get_node("lb") {
             self.choice(v, &join(path, "lb"), &["wrr"]);
@@ -340,13 +354,19 @@ impl Reader<'_> {
             let lp = join(path, "limits");
             if let Some(limits) = self.mapping(v, &lp, &["fuel", "memoryPages", "timeoutMs"]) {
                 if let Some(f) = limits.get_node("fuel") {
-                    policy.fuel = self.integer(f, &join(&lp, "fuel"), 1, i128::from(u64::MAX >> 1), "").map(|v| v.value);
+                    policy.fuel = self
+                        .integer(f, &join(&lp, "fuel"), 1, i128::from(u64::MAX >> 1), "")
+                        .map(|v| v.value);
                 }
                 if let Some(m) = limits.get_node("memoryPages") {
-                    policy.memory_pages = self.integer(m, &join(&lp, "memoryPages"), 1, 65_536, " pages").map(|v| v.value);
+                    policy.memory_pages = self
+                        .integer(m, &join(&lp, "memoryPages"), 1, 65_536, " pages")
+                        .map(|v| v.value);
                 }
                 if let Some(t) = limits.get_node("timeoutMs") {
-                    policy.timeout_ms = self.integer(t, &join(&lp, "timeoutMs"), 1, 60_000, " ms").map(|v| v.value);
+                    policy.timeout_ms = self
+                        .integer(t, &join(&lp, "timeoutMs"), 1, 60_000, " ms")
+                        .map(|v| v.value);
                 }
             }
         }
@@ -448,9 +468,7 @@ impl Reader<'_> {
 
 /// Checks `http://host[:port][/base]` and returns it without a trailing `/`.
 pub fn check_upstream_url(raw: &str) -> Result<String, String> {
-    let uri: http::Uri = raw
-        .parse()
-        .map_err(|e| format!("invalid upstream URL {raw:?}: {e}"))?;
+    let uri: http::Uri = raw.parse().map_err(|e| format!("invalid upstream URL {raw:?}: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some(other) => {
@@ -473,7 +491,9 @@ pub fn check_upstream_url(raw: &str) -> Result<String, String> {
         return Err(format!("invalid upstream URL {raw:?}: empty port"));
     }
     if uri.query().is_some() || raw.contains('#') {
-        return Err(format!("invalid upstream URL {raw:?}: a query or fragment is not allowed"));
+        return Err(format!(
+            "invalid upstream URL {raw:?}: a query or fragment is not allowed"
+        ));
     }
     if let Err(e) = split_prefix(uri.path()) {
         return Err(format!("invalid upstream URL {raw:?}: base path: {e}"));

@@ -74,7 +74,7 @@ impl Diagnostics {
 
     /// All diagnostics in file order.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by(|a, b| (a.loc, a.severity).cmp(&(b.loc, b.severity)));
+        self.items.sort_by_key(|d| (d.loc, d.severity));
         self.items
     }
 }

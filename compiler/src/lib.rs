@@ -13,9 +13,9 @@ mod yaml;
 use std::path::Path;
 
 pub use config::check_upstream_url;
-pub use diag::{Diagnostic, Loc, Severity, did_you_mean};
 use diag::Diagnostics;
-use marked_yaml::{LoaderOptions, LoadError};
+pub use diag::{Diagnostic, Loc, Severity, did_you_mean};
+use marked_yaml::{LoadError, LoaderOptions};
 use plan::{Plan, sha256_hex};
 
 /// The outcome of compiling one config.
@@ -95,6 +95,9 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
 /// Reads and compiles a config file; `Err` only when it cannot be read.
 pub fn compile_file(path: &Path) -> std::io::Result<Compiled> {
     let text = std::fs::read_to_string(path)?;
-    let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     Ok(compile_str(&path.display().to_string(), &text, base_dir))
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 use plan::{
-    AccessLog, Cluster, Limits, LogDestination, Plan, PlanBuilder, Policy, PolicyLimits, Route,
-    Timeouts, Upstream, sha256_hex, smooth_wrr_sequence,
+    AccessLog, Cluster, Limits, LogDestination, Plan, PlanBuilder, Policy, PolicyLimits, Route, Timeouts, Upstream,
+    sha256_hex, smooth_wrr_sequence,
 };
 
 use crate::config::{Config, TimeoutsCfg};
@@ -36,7 +36,10 @@ fn index_names<'a>(
             Some(&(_, first)) => diags.error(
                 name.loc,
                 &name.path,
-                format!("duplicate {what} name {:?} (first defined at line {})", name.value, first.line),
+                format!(
+                    "duplicate {what} name {:?} (first defined at line {})",
+                    name.value, first.line
+                ),
             ),
             None => {
                 names.insert(&name.value, (i as u32, name.loc));
@@ -68,7 +71,11 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
                 diags.error(
                     c.loc,
                     &c.path,
-                    format!("unknown cluster {:?}{}", c.value, suggestion(&c.value, clusters.keys().copied())),
+                    format!(
+                        "unknown cluster {:?}{}",
+                        c.value,
+                        suggestion(&c.value, clusters.keys().copied())
+                    ),
                 );
                 None
             }
@@ -83,7 +90,11 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
                 None => diags.error(
                     p.loc,
                     &p.path,
-                    format!("unknown policy {:?}{}", p.value, suggestion(&p.value, policies.keys().copied())),
+                    format!(
+                        "unknown policy {:?}{}",
+                        p.value,
+                        suggestion(&p.value, policies.keys().copied())
+                    ),
                 ),
             }
         }
@@ -117,22 +128,36 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
         }
     }
     if cfg.routes.is_empty() && !cfg.routes_invalid {
-        diags.warning(Loc { line: 1, col: 1 }, "routes", "no routes: every request will be answered 404");
+        diags.warning(
+            Loc { line: 1, col: 1 },
+            "routes",
+            "no routes: every request will be answered 404",
+        );
     }
     for (i, (c, used)) in cfg.clusters.iter().zip(&used_clusters).enumerate() {
-        let first = |n: &crate::yaml::Spanned<String>| clusters.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
+        let first =
+            |n: &crate::yaml::Spanned<String>| clusters.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
         if let (Some(name), false) = (&c.name, used)
             && first(name)
         {
-            diags.warning(name.loc, &name.path, format!("cluster {:?} is not used by any route", name.value));
+            diags.warning(
+                name.loc,
+                &name.path,
+                format!("cluster {:?} is not used by any route", name.value),
+            );
         }
     }
     for (i, (p, used)) in cfg.policies.iter().zip(&used_policies).enumerate() {
-        let first = |n: &crate::yaml::Spanned<String>| policies.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
+        let first =
+            |n: &crate::yaml::Spanned<String>| policies.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
         if let (Some(name), false) = (&p.name, used)
             && first(name)
         {
-            diags.warning(name.loc, &name.path, format!("policy {:?} is not used by any route", name.value));
+            diags.warning(
+                name.loc,
+                &name.path,
+                format!("policy {:?} is not used by any route", name.value),
+            );
         }
     }
 
@@ -154,7 +179,10 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
                 diags.error(
                     module.loc,
                     &module.path,
-                    format!("cannot read module {:?} (relative to the config's directory): {e}", module.value),
+                    format!(
+                        "cannot read module {:?} (relative to the config's directory): {e}",
+                        module.value
+                    ),
                 );
                 continue;
             }
@@ -216,7 +244,10 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             .map_or_else(|| "0.0.0.0:8080".to_owned(), |l| l.value.to_string()),
         admin: cfg.admin_listen.as_ref().map(|a| a.value.to_string()),
         limits: Limits {
-            max_header_bytes: cfg.limits.max_header_bytes.map_or(limits.max_header_bytes, |v| v as u32),
+            max_header_bytes: cfg
+                .limits
+                .max_header_bytes
+                .map_or(limits.max_header_bytes, |v| v as u32),
             max_headers: cfg.limits.max_headers.map_or(limits.max_headers, |v| v as u32),
             max_connections: cfg.limits.max_connections.map_or(limits.max_connections, |v| v as u32),
             max_request_body_bytes: cfg.limits.max_request_body_bytes,

@@ -198,10 +198,6 @@ pub fn to_json(node: &Node) -> serde_json::Value {
             }
         }
         Node::Sequence(seq) => Value::Array(seq.iter().map(to_json).collect()),
-        Node::Mapping(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.as_str().to_owned(), to_json(v)))
-                .collect(),
-        ),
+        Node::Mapping(map) => Value::Object(map.iter().map(|(k, v)| (k.as_str().to_owned(), to_json(v))).collect()),
     }
 }

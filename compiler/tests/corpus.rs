@@ -2,6 +2,8 @@
 //! located diagnostics, every file under `ok/` must compile; both are insta
 //! snapshots, so each message and location is reviewed.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -44,7 +46,11 @@ fn valid_configs_compile_to_the_expected_plan() {
             panic!("{} refused:\n{}", path.display(), render(&c));
         };
         let mut dump = render(&c);
-        let _ = writeln!(dump, "listen {} drainMs {} limits {:?}", plan.listen, plan.drain_ms, plan.limits);
+        let _ = writeln!(
+            dump,
+            "listen {} drainMs {} limits {:?}",
+            plan.listen, plan.drain_ms, plan.limits
+        );
         let _ = writeln!(dump, "defaults {:?}", plan.defaults);
         let _ = writeln!(dump, "accessLog {:?}", plan.access_log);
         for r in &plan.routes {
@@ -68,7 +74,10 @@ fn every_error_in_a_file_is_reported_not_just_the_first() {
     let c = compile(&path);
     let errors: Vec<String> = c.errors().map(ToString::to_string).collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
-    assert!(errors[0].contains("routes[0].cluster: unknown cluster \"web\""), "{errors:#?}");
+    assert!(
+        errors[0].contains("routes[0].cluster: unknown cluster \"web\""),
+        "{errors:#?}"
+    );
     assert!(
         errors[1].contains("clusters[0].upstreams[0].weight: must be an integer greater than 0, got 0"),
         "{errors:#?}"
@@ -95,6 +104,8 @@ fn the_same_config_compiles_to_the_same_plan() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ok/example.yaml");
     let a = compile(&path);
     let b = compile(&path);
-    let (Some(pa), Some(pb)) = (&a.plan, &b.plan) else { panic!("example must compile") };
+    let (Some(pa), Some(pb)) = (&a.plan, &b.plan) else {
+        panic!("example must compile")
+    };
     assert_eq!(plan::encode(pa, &a.source_digest), plan::encode(pb, &b.source_digest));
 }

@@ -108,7 +108,11 @@ async fn read_head(conn: &mut Conn, generation: &Generation, first: bool) -> Hea
     let idle_deadline = Instant::now() + if first { read_ms } else { idle_ms };
     loop {
         if let Some(t) = started {
-            match head::parse(&mut reader.buf, limits.max_header_bytes as usize, limits.max_headers as usize) {
+            match head::parse(
+                &mut reader.buf,
+                limits.max_header_bytes as usize,
+                limits.max_headers as usize,
+            ) {
                 Parsed::Complete(h) => return HeadRead::Head(h, t),
                 Parsed::Refused(HeadError::TooLarge, p) => return HeadRead::Refused(ErrorKind::HeadersTooLarge, p, t),
                 Parsed::Refused(HeadError::Malformed(_), p) => return HeadRead::Refused(ErrorKind::BadRequest, p, t),
@@ -150,10 +154,9 @@ pub async fn respond_error(conn: &mut Conn, ex: &mut Exchange, kind: ErrorKind, 
     error_response(&mut conn.wbuf, kind, head_only, keep_alive);
     let write_ms = Duration::from_millis(conn.worker.shared.current.load().router.plan().defaults.write_ms);
     let mut bufs = [IoSlice::new(&conn.wbuf)];
-    match tokio::time::timeout(write_ms, write_all(&conn.stream, &mut bufs)).await {
-        Ok(Ok(())) => ex.bytes_sent += conn.wbuf.len() as u64,
-        // The client is gone or not reading; the exchange keeps its original kind.
-        Ok(Err(_)) | Err(_) => {}
+    // If the client is gone or not reading, the exchange keeps its original kind.
+    if let Ok(Ok(())) = tokio::time::timeout(write_ms, write_all(&conn.stream, &mut bufs)).await {
+        ex.bytes_sent += conn.wbuf.len() as u64;
     }
     conn.wbuf.clear();
 }

@@ -27,40 +27,96 @@ pub fn free_upstreams(plan: &Plan) -> Vec<SocketAddr> {
 }
 
 /// Starts echo upstreams on `addrs` on a thread of their own and prints how to try.
-pub fn start(runtime: &tokio::runtime::Runtime, addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr) -> std::io::Result<()> {
+pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr) -> std::io::Result<()> {
     let mut listeners = Vec::new();
     for addr in addrs {
         listeners.push(std::net::TcpListener::bind(addr)?);
     }
-    let _ = runtime;
-    std::thread::Builder::new().name("demo-upstreams".into()).spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        rt.block_on(async move {
-            let mut tasks = Vec::new();
-            for l in listeners {
-                let _ = l.set_nonblocking(true);
-                if let Ok(l) = tokio::net::TcpListener::from_std(l) {
-                    tasks.push(tokio::spawn(crate::echo::serve(l)));
+    std::thread::Builder::new()
+        .name("demo-upstreams".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let mut tasks = Vec::new();
+                for l in listeners {
+                    let _ = l.set_nonblocking(true);
+                    if let Ok(l) = tokio::net::TcpListener::from_std(l) {
+                        tasks.push(tokio::spawn(crate::echo::serve(l)));
+                    }
                 }
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-        });
-    })?;
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })?;
     let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    eprintln!("demo: echo upstreams on {}", if list.is_empty() { "(none free)".to_owned() } else { list.join(", ") });
+    let list = if list.is_empty() {
+        "(none free)".to_owned()
+    } else {
+        list.join(", ")
+    };
+    eprintln!("demo: echo upstreams on {list}");
+    let samples = samples(plan);
     eprintln!("demo: try these (each answer names the upstream that served it):");
-    for route in plan.routes.iter().take(6) {
-        let host = match route.host.as_str() {
-            "*" => "anything.test".to_owned(),
-            h => match h.strip_prefix("*.") {
-                Some(suffix) => format!("tenant1.{suffix}"),
-                None => h.to_owned(),
-            },
-        };
-        let path = if route.path_prefix == "/" { "/hello".to_owned() } else { format!("{}/demo", route.path_prefix) };
-        eprintln!("  curl -s -H 'Host: {host}' http://{gateway}{path}    # route {}", route.name);
+    for (host, path, route) in &samples {
+        eprintln!("  curl -s -H 'Host: {host}' http://{gateway}{path}    # route {route}");
     }
+    // Send them once, so the first screen already shows proxied answers.
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for (host, path, route) in samples {
+            eprintln!(
+                "demo: GET {host}{path} -> {}   # route {route}",
+                fetch(gateway, &host, &path)
+            );
+        }
+    });
     Ok(())
+}
+
+/// One sample request per route: `(host, path, route name)`.
+fn samples(plan: &Plan) -> Vec<(String, String, String)> {
+    plan.routes
+        .iter()
+        .take(6)
+        .map(|route| {
+            let host = match route.host.as_str() {
+                "*" => "anything.test".to_owned(),
+                h => match h.strip_prefix("*.") {
+                    Some(suffix) => format!("tenant1.{suffix}"),
+                    None => h.to_owned(),
+                },
+            };
+            let path = if route.path_prefix == "/" {
+                "/hello".to_owned()
+            } else {
+                format!("{}/demo", route.path_prefix)
+            };
+            (host, path, route.name.clone())
+        })
+        .collect()
+}
+
+/// A one-shot blocking GET: `"200 from 127.0.0.1:9001"` or what went wrong.
+fn fetch(gateway: SocketAddr, host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(gateway) else {
+        return "gateway not reachable".to_owned();
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response);
+    let status = response.split(' ').nth(1).unwrap_or("?");
+    let upstream = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-upstream: "))
+        .map_or(String::new(), |u| format!(" from {u}"));
+    let kind = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-gateway-error: "))
+        .map_or(String::new(), |k| format!(" ({k})"));
+    format!("{status}{upstream}{kind}")
 }

@@ -47,12 +47,15 @@ async fn echo(addr: SocketAddr, req: Request<Incoming>) -> Result<Response<Full<
 pub async fn serve(listener: TcpListener) {
     let Ok(addr) = listener.local_addr() else { return };
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = service_fn(move |req| echo(addr, req));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
-

@@ -70,12 +70,12 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::ConnectFailed | ErrorKind::UpstreamReset | ErrorKind::BadResponse => {
-                StatusCode::BAD_GATEWAY
-            }
+            ErrorKind::ConnectFailed | ErrorKind::UpstreamReset | ErrorKind::BadResponse => StatusCode::BAD_GATEWAY,
             ErrorKind::PolicyError => StatusCode::SERVICE_UNAVAILABLE,
             // Never sent: the client is gone or not reading. 499 is what NGINX logs.
-            ErrorKind::ClientClosed | ErrorKind::WriteTimeout => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            ErrorKind::ClientClosed | ErrorKind::WriteTimeout => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 

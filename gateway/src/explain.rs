@@ -57,7 +57,11 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
     let host = host_without_port(authority);
     let raw_path = if uri.path().is_empty() { "/" } else { uri.path() };
     let _ = writeln!(out, "request   {url}");
-    let port_note = if host.len() < authority.len() { " (port ignored)" } else { "" };
+    let port_note = if host.len() < authority.len() {
+        " (port ignored)"
+    } else {
+        ""
+    };
     let _ = writeln!(out, "host      {host}{port_note}");
     let path = match normalize_path(raw_path) {
         Ok(p) => p,
@@ -74,7 +78,11 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
     if uri.query().is_some() {
         notes.push("query ignored for matching, forwarded intact".to_owned());
     }
-    let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    };
     let _ = writeln!(out, "path      {path}{notes}");
 
     let plan = router.plan();
@@ -142,7 +150,11 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
         let _ = writeln!(out, "  upstream {} {} weight {}", letter(i), u.url, u.weight);
     }
     if cluster.wrr.is_empty() {
-        let _ = writeln!(out, "wrr       live smooth WRR (period above {} picks)", plan::MAX_TABLE_LEN);
+        let _ = writeln!(
+            out,
+            "wrr       live smooth WRR (period above {} picks)",
+            plan::MAX_TABLE_LEN
+        );
     } else {
         let shown: Vec<String> = cluster.wrr.iter().take(32).map(|&i| letter(i as usize)).collect();
         let more = if cluster.wrr.len() > 32 { " ..." } else { "" };
@@ -162,7 +174,11 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
         t.read_ms, t.write_ms, t.upstream_ms, t.connect_ms
     );
     if !route.policies.is_empty() {
-        let names: Vec<&str> = route.policies.iter().map(|&p| plan.policies[p as usize].name.as_str()).collect();
+        let names: Vec<&str> = route
+            .policies
+            .iter()
+            .map(|&p| plan.policies[p as usize].name.as_str())
+            .collect();
         let _ = writeln!(out, "policies  {}", names.join(", "));
     }
     debug_assert!(m.route != NONE);

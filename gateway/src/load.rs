@@ -32,31 +32,18 @@ impl Source {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     /// The config has errors; each is a located diagnostic.
     #[error("{}", render(.0))]
     Invalid(Vec<Diagnostic>),
     #[error("{path}: {source}")]
-    Artifact {
-        path: String,
-        source: plan::ArtifactError,
-    },
+    Artifact { path: String, source: plan::ArtifactError },
     #[error("{path}: {source}")]
-    Router {
-        path: String,
-        source: plan::RouterError,
-    },
+    Router { path: String, source: plan::RouterError },
 }
 
 fn render(diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 /// A loaded plan and the warnings its compilation produced.

@@ -10,7 +10,11 @@ use gateway::load::{LoadError, Source, load};
 use gateway::server::{RunOptions, run};
 
 #[derive(Parser)]
-#[command(name = "gateway", version, about = "An HTTP/1.1 reverse proxy whose configuration is compiled and checked before it ships")]
+#[command(
+    name = "gateway",
+    version,
+    about = "An HTTP/1.1 reverse proxy whose configuration is compiled and checked before it ships"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -138,13 +142,19 @@ fn compile(config: PathBuf, output: Option<PathBuf>) -> ExitCode {
         eprintln!("{d}");
     }
     let Some(plan) = &compiled.plan else {
-        eprintln!("{}: {} error(s); no plan written", config.display(), compiled.errors().count());
+        eprintln!(
+            "{}: {} error(s); no plan written",
+            config.display(),
+            compiled.errors().count()
+        );
         return ExitCode::from(1);
     };
     let bytes = plan::encode(plan, &compiled.source_digest);
     let output = output.unwrap_or_else(|| config.with_extension("plan.json"));
     let written = if output.as_os_str() == "-" {
-        std::io::stdout().write_all(&bytes).and_then(|()| std::io::stdout().flush())
+        std::io::stdout()
+            .write_all(&bytes)
+            .and_then(|()| std::io::stdout().flush())
     } else {
         std::fs::write(&output, &bytes)
     };

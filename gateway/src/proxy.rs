@@ -125,18 +125,32 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
     let (response, sender) = match sent {
         Ok(ok) => ok,
         Err(kind) => {
-            let kind = take_back(conn, has_body).and_then(|e| e.map(body_error_kind)).unwrap_or(kind);
+            let kind = take_back(conn, has_body)
+                .and_then(|e| e.map(body_error_kind))
+                .unwrap_or(kind);
             if is_upstream_kind(kind) {
                 generation.stats.upstream_failure(m.cluster, kind);
             }
-            let reusable = conn.reader.as_ref().is_some_and(|r| r.decoder.is_done() && r.error.is_none());
+            let reusable = conn
+                .reader
+                .as_ref()
+                .is_some_and(|r| r.decoder.is_done() && r.error.is_none());
             respond_error(conn, ex, kind, head_only, keep_alive && reusable).await;
             return keep_alive && reusable && !kind.closes_connection();
         }
     };
     let body_returned = !has_body || conn.handoff.is_returned();
     let keep_alive = keep_alive && body_returned && !conn.worker.draining();
-    let outcome = stream_response(conn, ex, response, &head.method, head.version, keep_alive, timeouts.write_ms).await;
+    let outcome = stream_response(
+        conn,
+        ex,
+        response,
+        &head.method,
+        head.version,
+        keep_alive,
+        timeouts.write_ms,
+    )
+    .await;
     if let Err(kind) = outcome.upstream_error
         && ex.status == 0
     {
@@ -159,7 +173,11 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
 }
 
 /// Route phase (after the head is read): normalizes the path and finds the route.
-fn route<'t>(generation: &Generation, head: &RequestHead, target: &'t Bytes) -> Result<(plan::Match, Cow<'t, str>), ErrorKind> {
+fn route<'t>(
+    generation: &Generation,
+    head: &RequestHead,
+    target: &'t Bytes,
+) -> Result<(plan::Match, Cow<'t, str>), ErrorKind> {
     let host = head.host().ok_or(ErrorKind::BadRequest)?;
     let raw = std::str::from_utf8(target).map_err(|_| ErrorKind::BadRequest)?;
     let path = path_of(raw);
@@ -173,7 +191,10 @@ fn route<'t>(generation: &Generation, head: &RequestHead, target: &'t Bytes) -> 
 
 /// The path of a request-target (origin- or absolute-form), without query.
 fn path_of(target: &str) -> &str {
-    let t = match target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    let t = match target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         Some(rest) => match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
             _ => "/",
@@ -229,7 +250,9 @@ fn take_back(conn: &mut Conn, has_body: bool) -> Option<Option<BodyError>> {
         return conn.reader.as_ref().map(|r| r.error);
     }
     let reader = conn.handoff.take()?;
-    let error = reader.error.or((!reader.decoder.is_done()).then_some(BodyError::Closed));
+    let error = reader
+        .error
+        .or((!reader.decoder.is_done()).then_some(BodyError::Closed));
     conn.reader = Some(reader);
     Some(error)
 }
@@ -265,13 +288,25 @@ fn forward_headers(headers: &mut HeaderMap, client_ip: &HeaderValue, host: Optio
     for name in listed {
         headers.remove(name);
     }
-    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"] {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    ] {
         headers.remove(name);
     }
-    let xff = match headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).fold(
-        None::<String>,
-        |acc, v| Some(acc.map_or_else(|| v.to_owned(), |a| format!("{a}, {v}"))),
-    ) {
+    let xff = match headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .fold(None::<String>, |acc, v| {
+            Some(acc.map_or_else(|| v.to_owned(), |a| format!("{a}, {v}")))
+        }) {
         Some(prior) => {
             let joined = format!("{prior}, {}", client_ip.to_str().unwrap_or(""));
             HeaderValue::from_str(&joined).unwrap_or_else(|_| client_ip.clone())
@@ -364,7 +399,14 @@ async fn stream_response(
     let framing = framing(method, parts.status, has_length, version);
     let keep_alive = keep_alive && framing != Framing::Close;
     conn.wbuf.clear();
-    response_head(&mut conn.wbuf, parts.status, &parts.headers, framing, keep_alive, version);
+    response_head(
+        &mut conn.wbuf,
+        parts.status,
+        &parts.headers,
+        framing,
+        keep_alive,
+        version,
+    );
     let write_ms = Duration::from_millis(write_ms);
     let mut head_pending = true;
     let mut outcome = StreamOutcome {
@@ -405,7 +447,11 @@ async fn stream_response(
         let data: &[u8] = if framing == Framing::NoBody { &[] } else { &data };
         let chunked = framing == Framing::Chunked && !data.is_empty();
         let (size, size_len) = chunk_header(data.len());
-        let terminal: &[u8] = if end && framing == Framing::Chunked { b"0\r\n\r\n" } else { b"" };
+        let terminal: &[u8] = if end && framing == Framing::Chunked {
+            b"0\r\n\r\n"
+        } else {
+            b""
+        };
         let mut bufs = [
             IoSlice::new(head),
             IoSlice::new(if chunked { &size[..size_len] } else { &[] }),
@@ -469,10 +515,20 @@ mod tests {
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));
-        forward_headers(&mut h, &HeaderValue::from_static("127.0.0.1"), Some(HeaderValue::from_static("api.example.com")));
-        assert_eq!(h.get("x-forwarded-for").map(|v| v.as_bytes()), Some(&b"10.0.0.1, 127.0.0.1"[..]));
+        forward_headers(
+            &mut h,
+            &HeaderValue::from_static("127.0.0.1"),
+            Some(HeaderValue::from_static("api.example.com")),
+        );
+        assert_eq!(
+            h.get("x-forwarded-for").map(|v| v.as_bytes()),
+            Some(&b"10.0.0.1, 127.0.0.1"[..])
+        );
         assert_eq!(h.get("x-forwarded-proto").map(|v| v.as_bytes()), Some(&b"http"[..]));
-        assert_eq!(h.get("x-forwarded-host").map(|v| v.as_bytes()), Some(&b"api.example.com"[..]));
+        assert_eq!(
+            h.get("x-forwarded-host").map(|v| v.as_bytes()),
+            Some(&b"api.example.com"[..])
+        );
         assert_eq!(h.get(header::HOST).map(|v| v.as_bytes()), Some(&b"api.example.com"[..]));
         for gone in ["connection", "x-secret", "keep-alive", "te"] {
             assert!(!h.contains_key(gone), "{gone} was forwarded");

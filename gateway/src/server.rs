@@ -60,10 +60,17 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let demo_upstreams = if options.demo { crate::demo::free_upstreams(plan) } else { Vec::new() };
+    let demo_upstreams = if options.demo {
+        crate::demo::free_upstreams(plan)
+    } else {
+        Vec::new()
+    };
     let generation = Generation::new(loaded.router).map_err(RunError::Plan)?;
 
-    let first = bind_reuseport(listen).map_err(|e| RunError::Bind { addr: listen, source: e })?;
+    let first = bind_reuseport(listen).map_err(|e| RunError::Bind {
+        addr: listen,
+        source: e,
+    })?;
     let bound = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..threads {
@@ -73,9 +80,6 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shared = Arc::new(Shared::new(generation));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    if options.demo {
-        crate::demo::start(&runtime, &demo_upstreams, shared.current.load().router.plan(), bound)?;
-    }
     let mut workers = Vec::with_capacity(threads);
     for (i, listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
@@ -87,6 +91,9 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         );
     }
     eprintln!("listening on {bound}");
+    if options.demo {
+        crate::demo::start(&demo_upstreams, shared.current.load().router.plan(), bound)?;
+    }
 
     runtime.block_on(async {
         wait_for_signal().await;

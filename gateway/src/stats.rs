@@ -41,7 +41,9 @@ impl Stats {
 
     /// Counts an upstream-side failure of `cluster`.
     pub fn upstream_failure(&self, cluster: u32, kind: ErrorKind) {
-        let Some(c) = self.clusters.get(cluster as usize) else { return };
+        let Some(c) = self.clusters.get(cluster as usize) else {
+            return;
+        };
         c.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
         match kind {
             ErrorKind::ConnectTimeout => {

@@ -66,11 +66,16 @@ impl Targets {
 
 fn parse_target(url: &str) -> Result<Target, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
-    let authority = uri.authority().ok_or_else(|| format!("upstream {url:?}: no authority"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("upstream {url:?}: no authority"))?;
     let port = authority.port_u16().unwrap_or(80);
     let host = authority.host();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = bare.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+    let addr = bare
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port));
     let base_path = uri.path().trim_end_matches('/').to_owned();
     Ok(Target {
         url: url.to_owned(),

@@ -1,6 +1,8 @@
 //! The `gateway` command line as users script it (SPEC §2): exit codes, output
 //! shape, byte-identical plans, refused artifacts, `explain`.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -49,16 +51,28 @@ fn check_exit_codes_and_output() {
     std::fs::write(dir.join("gateway.yaml"), CONFIG).expect("write");
     let ok = gateway(&["check"], &dir);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
-    assert!(text(&ok.stderr).contains("gateway.yaml: ok: 3 route(s)"), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stderr).contains("gateway.yaml: ok: 3 route(s)"),
+        "{}",
+        text(&ok.stderr)
+    );
     assert!(std::fs::read_dir(&dir).expect("dir").count() == 1, "check wrote a file");
 
-    let bad = CONFIG.replace("cluster: api\n  - name: tenants", "cluster: apii\n  - name: tenants").replace("weight: 1 }", "weight: 0 }");
+    let bad = CONFIG
+        .replace("cluster: api\n  - name: tenants", "cluster: apii\n  - name: tenants")
+        .replace("weight: 1 }", "weight: 0 }");
     std::fs::write(dir.join("bad.yaml"), bad).expect("write");
     let out = gateway(&["check", "bad.yaml"], &dir);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("bad.yaml:5:14: routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)"), "{stderr}");
-    assert!(stderr.contains("bad.yaml:17:49: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:5:14: routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:17:49: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0"),
+        "{stderr}"
+    );
 
     let missing = gateway(&["check", "nope.yaml"], &dir);
     assert_eq!(missing.status.code(), Some(2));
@@ -85,10 +99,19 @@ fn compile_is_byte_identical_and_relocatable() {
     assert_eq!(first, std::fs::read(a.join("again.plan.json")).expect("written"));
     let out = gateway(&["compile", "-o", "-"], &b);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(first, out.stdout, "a copy in another directory compiles to the same bytes");
+    assert_eq!(
+        first, out.stdout,
+        "a copy in another directory compiles to the same bytes"
+    );
     let plan_text = text(&first);
-    assert!(!plan_text.contains(a.to_str().unwrap_or("/")), "plan holds the compiling machine's path");
-    assert!(plan_text.starts_with("{\"formatVersion\":1,\"digest\":\"sha256:"), "{plan_text}");
+    assert!(
+        !plan_text.contains(a.to_str().unwrap_or("/")),
+        "plan holds the compiling machine's path"
+    );
+    assert!(
+        plan_text.starts_with("{\"formatVersion\":1,\"digest\":\"sha256:"),
+        "{plan_text}"
+    );
 
     let bad = scratch("compile-bad");
     std::fs::write(bad.join("gateway.yaml"), "routes: [}").expect("write");
@@ -108,13 +131,24 @@ fn damaged_and_foreign_plans_are_refused() {
     std::fs::write(dir.join("damaged.plan.json"), damaged).expect("write");
     let out = gateway(&["run", "--plan", "damaged.plan.json", "--listen", "127.0.0.1:0"], &dir);
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("plan is damaged: digest mismatch"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("plan is damaged: digest mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let foreign = plan.replacen("\"formatVersion\":1", "\"formatVersion\":2", 1);
     std::fs::write(dir.join("v2.plan.json"), foreign).expect("write");
-    let out = gateway(&["explain", "--plan", "v2.plan.json", "http://api.example.com/v1"], &dir);
+    let out = gateway(
+        &["explain", "--plan", "v2.plan.json", "http://api.example.com/v1"],
+        &dir,
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unsupported plan formatVersion 2"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unsupported plan formatVersion 2"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = gateway(&["run", "--plan", "v2.plan.json", "--listen", "127.0.0.1:0"], &dir);
     assert_ne!(out.status.code(), Some(0));
 
@@ -122,7 +156,11 @@ fn damaged_and_foreign_plans_are_refused() {
     std::fs::write(&invalid, "routes:\n  - { name: a, pathPrefix: /, cluster: nope }\n").expect("write");
     let out = gateway(&["run", "--config", "invalid.yaml", "--listen", "127.0.0.1:0"], &dir);
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("invalid.yaml:2:40: routes[0].cluster: unknown cluster \"nope\""), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("invalid.yaml:2:40: routes[0].cluster: unknown cluster \"nope\""),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -148,15 +186,26 @@ fn explain_routed_and_unrouted() {
     assert_eq!(out.status.code(), Some(0));
     let report = text(&out.stdout);
     assert!(report.contains("route     tenants (gateway.yaml:6)"), "{report}");
-    assert!(report.contains("skipped   api (gateway.yaml:2): host \"api.example.com\" matches but pathPrefix \"/v1\" does not"), "{report}");
+    assert!(
+        report.contains(
+            "skipped   api (gateway.yaml:2): host \"api.example.com\" matches but pathPrefix \"/v1\" does not"
+        ),
+        "{report}"
+    );
 
     let out = gateway(&["explain", "http://example.com/nothing"], &dir);
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
     assert!(report.contains("404 no_route"), "{report}");
     assert!(report.contains("closest routes:"), "{report}");
-    assert!(report.contains("default (gateway.yaml:10): pathPrefix \"/static\" does not match \"/nothing\""), "{report}");
-    assert!(report.contains("tenants (gateway.yaml:6): host pattern \"*.example.com\" does not match \"example.com\""), "{report}");
+    assert!(
+        report.contains("default (gateway.yaml:10): pathPrefix \"/static\" does not match \"/nothing\""),
+        "{report}"
+    );
+    assert!(
+        report.contains("tenants (gateway.yaml:6): host pattern \"*.example.com\" does not match \"example.com\""),
+        "{report}"
+    );
 
     let out = gateway(&["explain"], &dir);
     assert_eq!(out.status.code(), Some(2));

@@ -2,11 +2,13 @@
 //! hosts, prefixes up to 6 segments) against a naive linear scan; WRR picks from
 //! two threads.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[path = "../tests/support.rs"]
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 /// `n` routes: a third exact hosts, a third wildcards, a third catch-all, with
@@ -55,8 +57,12 @@ fn bench_lookup(c: &mut Criterion) {
                 black_box(router.lookup(h, p))
             })
         });
-        let normalized: Vec<(String, String)> =
-            router.plan().routes.iter().map(|r| (r.host.clone(), r.path_prefix.clone())).collect();
+        let normalized: Vec<(String, String)> = router
+            .plan()
+            .routes
+            .iter()
+            .map(|r| (r.host.clone(), r.path_prefix.clone()))
+            .collect();
         group.bench_function(format!("linear-scan/{n}"), |b| {
             b.iter(|| {
                 let (h, p) = &reqs[k % reqs.len()];
@@ -69,7 +75,10 @@ fn bench_lookup(c: &mut Criterion) {
 }
 
 fn bench_wrr(c: &mut Criterion) {
-    let picker = std::sync::Arc::new(plan::WrrPicker::new(&[5, 1, 1], &plan::smooth_wrr_sequence(&[5, 1, 1]).unwrap_or_default()));
+    let picker = std::sync::Arc::new(plan::WrrPicker::new(
+        &[5, 1, 1],
+        &plan::smooth_wrr_sequence(&[5, 1, 1]).unwrap_or_default(),
+    ));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let other = {
         let (p, s) = (picker.clone(), stop.clone());

@@ -86,15 +86,13 @@ struct Envelope<'a> {
 
 /// Reads artifact bytes, checking format version and digest before the content.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, ArtifactError> {
-    let header: Header =
-        serde_json::from_slice(bytes).map_err(|e| ArtifactError::NotAPlan(e.to_string()))?;
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| ArtifactError::NotAPlan(e.to_string()))?;
     if header.format_version != u64::from(FORMAT_VERSION) {
         return Err(ArtifactError::Version {
             found: header.format_version,
         });
     }
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(bytes).map_err(|e| ArtifactError::Content(e.to_string()))?;
+    let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(|e| ArtifactError::Content(e.to_string()))?;
     let actual = sha256_hex(envelope.plan.get().as_bytes());
     if actual != envelope.digest {
         return Err(ArtifactError::Digest {
@@ -102,8 +100,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, ArtifactError> {
             actual,
         });
     }
-    let plan: Plan = serde_json::from_str(envelope.plan.get())
-        .map_err(|e| ArtifactError::Content(e.to_string()))?;
+    let plan: Plan = serde_json::from_str(envelope.plan.get()).map_err(|e| ArtifactError::Content(e.to_string()))?;
     Ok(Decoded {
         plan,
         digest: envelope.digest,

@@ -42,9 +42,14 @@ fn check_hostname(name: &str) -> Result<(), String> {
             return Err(format!("invalid host {name:?}: empty label"));
         }
         if label.len() > 63 {
-            return Err(format!("invalid host {name:?}: label {label:?} is longer than 63 characters"));
+            return Err(format!(
+                "invalid host {name:?}: label {label:?} is longer than 63 characters"
+            ));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
             return Err(format!("invalid host {name:?}: character {c:?} is not allowed"));
         }
     }
@@ -64,7 +69,9 @@ pub fn parse_host_pattern(host: Option<&str>) -> Result<HostPattern, String> {
         return Err("host is empty (omit it, or use \"*\", to match any host)".into());
     }
     if !host.starts_with('[') && host.contains(':') {
-        return Err(format!("host {raw:?} must not include a port (ports are ignored when matching)"));
+        return Err(format!(
+            "host {raw:?} must not include a port (ports are ignored when matching)"
+        ));
     }
     if let Some(suffix) = host.strip_prefix("*.") {
         if suffix.contains('*') {
@@ -254,7 +261,10 @@ mod tests {
         let cases: [(Option<&str>, Result<HostPattern, &str>); 12] = [
             (None, Ok(HostPattern::Any)),
             (Some("*"), Ok(HostPattern::Any)),
-            (Some("API.Example.com"), Ok(HostPattern::Exact("api.example.com".into()))),
+            (
+                Some("API.Example.com"),
+                Ok(HostPattern::Exact("api.example.com".into())),
+            ),
             (Some("example.com."), Ok(HostPattern::Exact("example.com".into()))),
             (Some("*.Example.com"), Ok(HostPattern::Wildcard("example.com".into()))),
             (Some("a.*.com"), Err("wildcard")),

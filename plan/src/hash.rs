@@ -78,7 +78,10 @@ impl ChildIndex {
             };
             let label = label.as_bytes();
             let siblings = &edges[first[parent as usize] as usize..fill[parent as usize] as usize];
-            if siblings.iter().any(|e| &labels[e.start as usize..(e.start + e.len) as usize] == label) {
+            if siblings
+                .iter()
+                .any(|e| &labels[e.start as usize..(e.start + e.len) as usize] == label)
+            {
                 return Err(i as u32);
             }
             let edge = Edge {
@@ -107,7 +110,9 @@ impl ChildIndex {
 
     #[inline]
     fn label(&self, e: &Edge) -> &[u8] {
-        self.labels.get(e.start as usize..(e.start + e.len) as usize).unwrap_or_default()
+        self.labels
+            .get(e.start as usize..(e.start + e.len) as usize)
+            .unwrap_or_default()
     }
 
     /// The child of `parent` labelled `label`.

@@ -55,7 +55,11 @@ impl HostTrie {
             if node.label.is_empty() || node.label.bytes().any(|b| b.is_ascii_uppercase() || b == b'.') {
                 return Err(format!("host node {i} has label {:?}", node.label));
             }
-            wild_up[i] = if nodes[p].wildcard != NONE { p as u32 } else { wild_up[p] };
+            wild_up[i] = if nodes[p].wildcard != NONE {
+                p as u32
+            } else {
+                wild_up[p]
+            };
         }
         let index = ChildIndex::build(nodes.len(), |i| {
             let n = &nodes[i];
@@ -72,7 +76,10 @@ impl HostTrie {
         // Labels are stored lowercase; lowercase the host once, on the stack.
         let mut lower = [0u8; 253];
         let Some(buf) = lower.get_mut(..host.len()) else {
-            return HostWalk { exact: NONE, wildcard_node: NONE };
+            return HostWalk {
+                exact: NONE,
+                wildcard_node: NONE,
+            };
         };
         buf.copy_from_slice(host.as_bytes());
         buf.make_ascii_lowercase();

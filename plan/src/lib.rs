@@ -19,8 +19,8 @@ pub use artifact::{ArtifactError, Decoded, FORMAT_VERSION, decode, encode, sha25
 pub use builder::{HostPattern, PlanBuilder, parse_host_pattern, split_prefix};
 pub use host::{HostTrie, host_without_port};
 pub use model::{
-    AccessLog, Cluster, LogDestination, LogField, OnError, Plan, Policy, PolicyLimits, Route,
-    Timeouts, Limits, Upstream, HostNode, PathNode, NONE,
+    AccessLog, Cluster, HostNode, Limits, LogDestination, LogField, NONE, OnError, PathNode, Plan, Policy,
+    PolicyLimits, Route, Timeouts, Upstream,
 };
 pub use normalize::{PathError, is_dot_segment, normalize_path};
 pub use path::PrefixTree;

@@ -55,9 +55,10 @@ impl Router {
             check((route.cluster as usize) < plan.clusters.len(), || {
                 format!("route {i} names cluster {}", route.cluster)
             })?;
-            check(route.policies.iter().all(|&p| (p as usize) < plan.policies.len()), || {
-                format!("route {i} names a missing policy")
-            })?;
+            check(
+                route.policies.iter().all(|&p| (p as usize) < plan.policies.len()),
+                || format!("route {i} names a missing policy"),
+            )?;
         }
         for (i, node) in plan.hosts.iter().enumerate() {
             check(is_root(node.exact) && is_root(node.wildcard), || {
@@ -67,16 +68,21 @@ impl Router {
         check(is_root(plan.catch_all), || "catch-all is not a path root".into())?;
         let mut wrr = Vec::with_capacity(plan.clusters.len());
         for (i, cluster) in plan.clusters.iter().enumerate() {
-            check(!cluster.upstreams.is_empty(), || format!("cluster {i} has no upstreams"))?;
+            check(!cluster.upstreams.is_empty(), || {
+                format!("cluster {i} has no upstreams")
+            })?;
             let weights: Vec<u32> = cluster.upstreams.iter().map(|u| u.weight).collect();
-            check(weights.iter().all(|&w| w > 0), || format!("cluster {i} has a zero weight"))?;
+            check(weights.iter().all(|&w| w > 0), || {
+                format!("cluster {i} has a zero weight")
+            })?;
             let period: u64 = reduced_weights(&weights).iter().sum();
             if cluster.wrr.is_empty() {
                 check(period > MAX_TABLE_LEN, || format!("cluster {i} lacks its WRR table"))?;
             } else {
-                check(smooth_wrr_sequence(&weights).as_deref() == Some(&cluster.wrr[..]), || {
-                    format!("cluster {i} has a WRR table that does not match its weights")
-                })?;
+                check(
+                    smooth_wrr_sequence(&weights).as_deref() == Some(&cluster.wrr[..]),
+                    || format!("cluster {i} has a WRR table that does not match its weights"),
+                )?;
             }
             wrr.push(WrrPicker::new(&weights, &cluster.wrr));
         }

@@ -1,5 +1,7 @@
 //! A counting global allocator proves that lookups and WRR picks allocate nothing.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,5 +1,7 @@
 //! The plan artifact: deterministic bytes, refused when damaged or from another format version.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 mod support;
 
 use plan::{ArtifactError, FORMAT_VERSION, decode, encode};
@@ -30,13 +32,20 @@ fn a_damaged_plan_is_refused() {
         other => panic!("expected a digest error, got {other:?}"),
     }
     assert!(matches!(decode(b"not json"), Err(ArtifactError::NotAPlan(_))));
-    assert!(matches!(decode(&bytes[..bytes.len() / 2]), Err(ArtifactError::NotAPlan(_))));
+    assert!(matches!(
+        decode(&bytes[..bytes.len() / 2]),
+        Err(ArtifactError::NotAPlan(_))
+    ));
 }
 
 #[test]
 fn another_format_version_is_refused_by_name() {
     let text = String::from_utf8(sample()).expect("utf8");
-    let other = text.replacen(&format!("\"formatVersion\":{FORMAT_VERSION}"), "\"formatVersion\":99", 1);
+    let other = text.replacen(
+        &format!("\"formatVersion\":{FORMAT_VERSION}"),
+        "\"formatVersion\":99",
+        1,
+    );
     let err = decode(other.as_bytes()).expect_err("refused");
     assert!(matches!(err, ArtifactError::Version { found: 99 }), "{err:?}");
     assert!(err.to_string().contains("unsupported plan formatVersion 99"), "{err}");

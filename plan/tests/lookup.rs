@@ -1,6 +1,8 @@
 //! Host trie, prefix trees and tier selection through the public router, as tables
 //! of cases; plus a property test against the naive reference matcher.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 mod support;
 
 use plan::{Tier, normalize_path};
@@ -92,7 +94,10 @@ fn tiers_fall_back_from_exact_to_wildcard_to_catch_all() {
     );
     let r = router(&routes);
     assert_eq!(r.lookup("api.example.com", "/v1").map(|m| m.tier), Some(Tier::Exact));
-    assert!(matches!(r.lookup("a.example.com", "/v2").map(|m| m.tier), Some(Tier::Wildcard(_))));
+    assert!(matches!(
+        r.lookup("a.example.com", "/v2").map(|m| m.tier),
+        Some(Tier::Wildcard(_))
+    ));
     assert_eq!(r.lookup("x.org", "/").map(|m| m.tier), Some(Tier::CatchAll));
 }
 
@@ -100,12 +105,17 @@ fn tiers_fall_back_from_exact_to_wildcard_to_catch_all() {
 fn shorter_wildcard_answers_when_the_longer_has_no_matching_prefix() {
     check(
         &[(Some("*.b.example.com"), "/x"), (Some("*.example.com"), "/y")],
-        &[("a.b.example.com", "/x", Some(0)), ("a.b.example.com", "/y", Some(1)), ("a.b.example.com", "/z", None)],
+        &[
+            ("a.b.example.com", "/x", Some(0)),
+            ("a.b.example.com", "/y", Some(1)),
+            ("a.b.example.com", "/z", None),
+        ],
     );
 }
 
 fn host_strategy() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "example", "com", "API"]), 1..5).prop_map(|l| l.join("."))
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "example", "com", "API"]), 1..5)
+        .prop_map(|l| l.join("."))
 }
 
 fn pattern_strategy() -> impl Strategy<Value = Option<String>> {

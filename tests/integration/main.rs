@@ -1,6 +1,8 @@
 //! Integration tests through the real gateway binary, real upstreams and real
 //! sockets. One test binary; one module per area.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
 mod malformed;
 mod proxying;
 mod routing;
@@ -21,5 +23,8 @@ pub fn cluster(name: &str, upstreams: &[(&Upstream, u32)]) -> String {
 
 /// A whole config from route and cluster YAML fragments, access log off.
 pub fn config(routes: &str, clusters: &[String]) -> String {
-    format!("accessLog: {{ enabled: false }}\nroutes:\n{routes}clusters:\n{}", clusters.concat())
+    format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n{routes}clusters:\n{}",
+        clusters.concat()
+    )
 }

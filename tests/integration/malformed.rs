@@ -10,7 +10,10 @@ fn malformed_requests_are_refused_before_any_upstream() {
     let up = Upstream::start("u", Behavior::Echo);
     let yaml = format!(
         "limits: {{ maxHeaderBytes: 2048, maxHeaders: 20 }}\n{}",
-        config("  - { name: r, pathPrefix: /, cluster: c }\n", &[cluster("c", &[(&up, 1)])])
+        config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&up, 1)])]
+        )
     );
     let gw = Gateway::start(&yaml);
     let many_headers: String = (0..25).map(|i| format!("X-H{i}: v\r\n")).collect();
@@ -33,7 +36,11 @@ fn malformed_requests_are_refused_before_any_upstream() {
         assert_eq!(r.header("x-gateway-error"), Some(kind), "{what}");
         assert_eq!(up.hits(), 0, "{what} reached the upstream");
         let mut next = Client::connect(gw.addr).expect("connect");
-        assert_eq!(next.get("h", "/still-serving").expect("response").status, 200, "after {what}");
+        assert_eq!(
+            next.get("h", "/still-serving").expect("response").status,
+            200,
+            "after {what}"
+        );
         up.seen.lock().expect("lock").clear();
     }
 }
@@ -41,7 +48,10 @@ fn malformed_requests_are_refused_before_any_upstream() {
 #[test]
 fn a_refused_request_closes_its_connection() {
     let up = Upstream::start("u", Behavior::Echo);
-    let gw = Gateway::start(&config("  - { name: r, pathPrefix: /, cluster: c }\n", &[cluster("c", &[(&up, 1)])]));
+    let gw = Gateway::start(&config(
+        "  - { name: r, pathPrefix: /, cluster: c }\n",
+        &[cluster("c", &[(&up, 1)])],
+    ));
     let mut c = Client::connect(gw.addr).expect("connect");
     c.send(b"GET / HTTP/1.1\r\n\r\n").expect("send");
     assert_eq!(c.read_response(false).expect("response").status, 400);

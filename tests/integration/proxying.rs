@@ -5,7 +5,10 @@ use gateway_tests::{Behavior, Client, Gateway, Upstream};
 use crate::{cluster, config};
 
 fn one_route(up: &Upstream) -> Gateway {
-    Gateway::start(&config("  - { name: r, pathPrefix: /, cluster: c }\n", &[cluster("c", &[(up, 1)])]))
+    Gateway::start(&config(
+        "  - { name: r, pathPrefix: /, cluster: c }\n",
+        &[cluster("c", &[(up, 1)])],
+    ))
 }
 
 #[test]
@@ -22,10 +25,22 @@ X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ev
     let r = c.read_response(false).expect("response");
     assert_eq!(r.status, 200);
     let seen = up.requests().pop().expect("upstream saw the request");
-    for gone in ["connection", "x-secret", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"] {
+    for gone in [
+        "connection",
+        "x-secret",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
         assert_eq!(seen.header(gone), None, "{gone} was forwarded");
     }
-    assert_eq!(seen.header("host"), Some("Front.Example:8080"), "Host passes through unchanged");
+    assert_eq!(
+        seen.header("host"),
+        Some("Front.Example:8080"),
+        "Host passes through unchanged"
+    );
     assert_eq!(seen.header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
     assert_eq!(seen.header("x-forwarded-host"), Some("Front.Example:8080"));
@@ -40,13 +55,20 @@ fn head_204_and_304_have_no_body() {
     let routes = "  - { name: a, pathPrefix: /, cluster: u }\n  - { name: b, pathPrefix: /204, cluster: s204 }\n  - { name: c, pathPrefix: /304, cluster: s304 }\n";
     let gw = Gateway::start(&config(
         routes,
-        &[cluster("u", &[(&up, 1)]), cluster("s204", &[(&s204, 1)]), cluster("s304", &[(&s304, 1)])],
+        &[
+            cluster("u", &[(&up, 1)]),
+            cluster("s204", &[(&s204, 1)]),
+            cluster("s304", &[(&s304, 1)]),
+        ],
     ));
     let mut c = Client::connect(gw.addr).expect("connect");
     c.send(b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n").expect("send");
     let head = c.read_response(true).expect("HEAD response");
     assert_eq!(head.status, 200);
-    assert!(head.header("content-length").is_some(), "HEAD keeps the upstream's length");
+    assert!(
+        head.header("content-length").is_some(),
+        "HEAD keeps the upstream's length"
+    );
     for (path, status) in [("/204", 204), ("/304", 304)] {
         let r = c.get("h", path).expect("response");
         assert_eq!(r.status, status);
@@ -63,7 +85,8 @@ fn request_bodies_pass_with_length_and_chunked() {
     let up = Upstream::start("u", Behavior::Echo);
     let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
-    c.send(b"POST /len HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world").expect("send");
+    c.send(b"POST /len HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world")
+        .expect("send");
     let r = c.read_response(false).expect("response");
     assert!(r.text().contains("bytes=11"), "{}", r.text());
     c.send(b"POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
@@ -72,7 +95,8 @@ fn request_bodies_pass_with_length_and_chunked() {
     assert!(r.text().contains("bytes=11"), "{}", r.text());
     let seen = up.requests();
     assert_eq!(seen[0].body_sum, seen[1].body_sum, "same bytes either way");
-    c.send(b"POST /continue HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n").expect("send");
+    c.send(b"POST /continue HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        .expect("send");
     let interim = c.read_response(false).expect("100 Continue");
     assert_eq!(interim.status, 100);
     c.send(b"abc").expect("send");
@@ -90,7 +114,10 @@ fn keep_alive_carries_many_requests_and_upstream_connections_are_reused() {
         assert_eq!(r.status, 200);
         assert!(r.text().starts_with(&format!("u GET /{i} ")), "{}", r.text());
     }
-    assert!(!c.is_closed(std::time::Duration::from_millis(50)), "keep-alive connection was closed");
+    assert!(
+        !c.is_closed(std::time::Duration::from_millis(50)),
+        "keep-alive connection was closed"
+    );
     let opened = up.connections.load(std::sync::atomic::Ordering::SeqCst);
     assert!(opened <= 2, "100 requests opened {opened} upstream connections");
 }
@@ -100,7 +127,8 @@ fn http10_and_connection_close_end_the_connection() {
     let up = Upstream::start("u", Behavior::Echo);
     let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
-    c.send(b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").expect("send");
+    c.send(b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .expect("send");
     let r = c.read_response(false).expect("response");
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.is_closed(std::time::Duration::from_secs(2)));

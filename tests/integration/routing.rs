@@ -21,7 +21,11 @@ fn setup() -> Setup {
   - { name: based, host: based.test, pathPrefix: /x, cluster: based }
   - { name: default, host: "*", pathPrefix: /, cluster: default }
 "#;
-    let mut clusters: Vec<String> = names[..6].iter().zip(&ups).map(|(n, u)| cluster(n, &[(u, 1)])).collect();
+    let mut clusters: Vec<String> = names[..6]
+        .iter()
+        .zip(&ups)
+        .map(|(n, u)| cluster(n, &[(u, 1)]))
+        .collect();
     clusters.push(format!(
         "  - name: based\n    upstreams:\n      - {{ url: \"{}/base/\" }}\n",
         ups[6].url()

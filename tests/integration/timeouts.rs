@@ -23,7 +23,10 @@ fn slow_upstream_gets_504_within_its_bound_and_route_override_wins() {
         assert_eq!(r.status, 504, "{path}");
         assert_eq!(r.header("x-gateway-error"), Some("upstream_timeout"));
         assert!(took >= Duration::from_millis(timeout), "{path}: 504 after {took:?}");
-        assert!(took < Duration::from_millis(timeout + 1000), "{path}: 504 after {took:?}");
+        assert!(
+            took < Duration::from_millis(timeout + 1000),
+            "{path}: 504 after {took:?}"
+        );
     }
 }
 
@@ -59,7 +62,9 @@ fn connect_timeout_gets_504() {
     // A listener whose accept queue is full: further SYNs are dropped, so
     // connecting hangs until the gateway's connectMs.
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().expect("addr").into()).expect("bind");
+    socket
+        .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().expect("addr").into())
+        .expect("bind");
     socket.listen(0).expect("listen");
     let addr = socket.local_addr().expect("addr").as_socket().expect("inet");
     let mut fillers = Vec::new();
@@ -69,14 +74,19 @@ fn connect_timeout_gets_504() {
         }
     }
     let routes = "  - { name: a, pathPrefix: /, cluster: full, timeouts: { connectMs: 300 } }\n";
-    let clusters = [format!("  - name: full\n    upstreams:\n      - {{ url: \"http://{addr}\" }}\n")];
+    let clusters = [format!(
+        "  - name: full\n    upstreams:\n      - {{ url: \"http://{addr}\" }}\n"
+    )];
     let gw = Gateway::start(&config(routes, &clusters));
     let mut c = Client::connect(gw.addr).expect("connect");
     let t = Instant::now();
     let r = c.get("h", "/").expect("response");
     let took = t.elapsed();
     assert_eq!((r.status, r.header("x-gateway-error")), (504, Some("connect_timeout")));
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1300), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -84,7 +94,10 @@ fn client_stalling_mid_head_gets_408() {
     let up = Upstream::start("u", Behavior::Echo);
     let yaml = format!(
         "defaults: {{ timeouts: {{ readMs: 300 }} }}\n{}",
-        config("  - { name: r, pathPrefix: /, cluster: c }\n", &[cluster("c", &[(&up, 1)])])
+        config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&up, 1)])]
+        )
     );
     let gw = Gateway::start(&yaml);
     let mut c = Client::connect(gw.addr).expect("connect");
@@ -93,7 +106,10 @@ fn client_stalling_mid_head_gets_408() {
     let r = c.read_response(false).expect("408");
     let took = t.elapsed();
     assert_eq!((r.status, r.header("x-gateway-error")), (408, Some("request_timeout")));
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1300), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
     assert!(c.is_closed(Duration::from_secs(2)));
     assert_eq!(up.hits(), 0);
 }

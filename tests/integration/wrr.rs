@@ -30,7 +30,10 @@ fn seventy_sequential_requests_follow_the_sequence_exactly() {
 
 #[test]
 fn concurrent_requests_split_exactly_by_weight() {
-    let (a, b) = (Upstream::start("a", Behavior::Echo), Upstream::start("b", Behavior::Echo));
+    let (a, b) = (
+        Upstream::start("a", Behavior::Echo),
+        Upstream::start("b", Behavior::Echo),
+    );
     let gw = Gateway::start(&config(
         "  - { name: r, pathPrefix: /, cluster: ab }\n",
         &[cluster("ab", &[(&a, 3), (&b, 1)])],

@@ -15,7 +15,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -35,7 +38,10 @@ impl Client {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         stream.set_nodelay(true)?;
-        Ok(Client { stream, buf: Vec::new() })
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+        })
     }
 
     pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -95,11 +101,18 @@ impl Client {
                 headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
             }
         }
-        let mut response = Response { status, headers, body: Vec::new() };
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
             return Ok(response);
         }
-        if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
             loop {
                 let size_line = self.line()?;
                 let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)

@@ -58,7 +58,15 @@ impl Gateway {
         let dir = scratch_dir("gw");
         let config = dir.join("gateway.yaml");
         std::fs::write(&config, yaml).expect("write config");
-        let mut args = vec!["run", "--config", config.to_str().unwrap_or_default(), "--listen", "127.0.0.1:0", "--threads", "2"];
+        let mut args = vec![
+            "run",
+            "--config",
+            config.to_str().unwrap_or_default(),
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+        ];
         args.extend_from_slice(extra);
         Self::spawn(&args, dir).unwrap_or_else(|e| panic!("gateway did not start: {e}"))
     }
@@ -108,7 +116,14 @@ impl Gateway {
                         admin = a.trim().parse().ok();
                     } else if let Some(a) = line.split("listening on ").nth(1) {
                         let addr = a.trim().parse().map_err(|_| format!("bad ready line {line:?}"))?;
-                        return Ok(Gateway { child, addr, admin, dir, stdout, stderr });
+                        return Ok(Gateway {
+                            child,
+                            addr,
+                            admin,
+                            dir,
+                            stdout,
+                            stderr,
+                        });
                     }
                 }
                 Err(_) => {
@@ -147,7 +162,10 @@ impl Gateway {
 
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
     pub fn signal(&self, signal: i32) {
-        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
     }
 
     /// Waits for the process to exit, up to `wait`.

@@ -2,6 +2,9 @@
 //! `127.0.0.1:0`, the real `gateway` binary as a child process, and a small
 //! blocking HTTP/1.1 client that can also send raw bytes.
 
+// Test support: a failed expectation here is a failed test, so panicking is the point.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 pub mod client;
 pub mod gateway;
 pub mod upstream;

@@ -44,7 +44,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -68,7 +71,10 @@ impl Upstream {
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let (s, c, n) = (seen.clone(), connections.clone(), name.to_owned());
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 loop {
@@ -132,7 +138,12 @@ pub fn pattern_byte(i: usize) -> u8 {
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-async fn handle(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>, name: String, behavior: Behavior) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    name: String,
+    behavior: Behavior,
+) -> Result<Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
     let mut len = 0usize;
     let mut sum = 0u64;
@@ -140,7 +151,9 @@ async fn handle(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>, name: Strin
     while let Some(Ok(frame)) = body.frame().await {
         if let Ok(data) = frame.into_data() {
             len += data.len();
-            sum = data.iter().fold(sum, |s, &b| s.wrapping_mul(31).wrapping_add(u64::from(b)));
+            sum = data
+                .iter()
+                .fold(sum, |s, &b| s.wrapping_mul(31).wrapping_add(u64::from(b)));
         }
     }
     let record = Seen {
@@ -177,7 +190,14 @@ async fn handle(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>, name: Strin
             .unwrap_or_default(),
         Behavior::Stream { chunks, size } => Response::builder()
             .header("x-upstream", name.as_str())
-            .body(Chunks { left: chunks, size, offset: 0 }.boxed())
+            .body(
+                Chunks {
+                    left: chunks,
+                    size,
+                    offset: 0,
+                }
+                .boxed(),
+            )
             .unwrap_or_default(),
     })
 }
@@ -219,6 +239,8 @@ async fn cut_body(stream: tokio::net::TcpStream) {
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial").await;
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
+        .await;
     let _ = stream.flush().await;
 }

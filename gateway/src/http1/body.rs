@@ -74,13 +74,21 @@ impl Decoder {
                     }
                     let n = remaining.min(buf.len() as u64);
                     let data = buf.split_to(n as usize).freeze();
-                    *self = if n == remaining { Decoder::Done } else { Decoder::Length(remaining - n) };
+                    *self = if n == remaining {
+                        Decoder::Done
+                    } else {
+                        Decoder::Length(remaining - n)
+                    };
                     return Ok(Some(data));
                 }
                 Decoder::Chunked(Chunk::Size) => {
                     let Some(line) = take_line(buf)? else { return Ok(None) };
                     let size = parse_chunk_size(&line)?;
-                    *self = Decoder::Chunked(if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) });
+                    *self = Decoder::Chunked(if size == 0 {
+                        Chunk::Trailers(0)
+                    } else {
+                        Chunk::Data(size)
+                    });
                 }
                 Decoder::Chunked(Chunk::Data(remaining)) => {
                     if buf.is_empty() {
@@ -88,7 +96,11 @@ impl Decoder {
                     }
                     let n = remaining.min(buf.len() as u64);
                     let data = buf.split_to(n as usize).freeze();
-                    *self = Decoder::Chunked(if n == remaining { Chunk::DataEnd } else { Chunk::Data(remaining - n) });
+                    *self = Decoder::Chunked(if n == remaining {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(remaining - n)
+                    });
                     return Ok(Some(data));
                 }
                 Decoder::Chunked(Chunk::DataEnd) => {
@@ -135,7 +147,10 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, BodyError> {
 }
 
 fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
-    let end = line.iter().position(|&b| b == b';' || b == b' ' || b == b'\t').unwrap_or(line.len());
+    let end = line
+        .iter()
+        .position(|&b| b == b';' || b == b' ' || b == b'\t')
+        .unwrap_or(line.len());
     let (digits, rest) = line.split_at(end);
     if digits.is_empty() || digits.len() > 15 {
         return Err(BodyError::Malformed("bad chunk size"));
@@ -174,7 +189,10 @@ impl ClientReader {
             return Poll::Ready(Ok(Some(data)));
         }
         loop {
-            let decoded = self.decoder.decode(&mut self.buf).inspect_err(|&e| self.error = Some(e))?;
+            let decoded = self
+                .decoder
+                .decode(&mut self.buf)
+                .inspect_err(|&e| self.error = Some(e))?;
             if let Some(data) = decoded {
                 self.received += data.len() as u64;
                 if self.max_body.is_some_and(|max| self.received > max) {
@@ -207,7 +225,9 @@ pub struct Handoff {
 
 impl std::fmt::Debug for Handoff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handoff").field("returned", &self.returned.get()).finish()
+        f.debug_struct("Handoff")
+            .field("returned", &self.returned.get())
+            .finish()
     }
 }
 
@@ -356,15 +376,27 @@ mod tests {
     #[test]
     fn chunked_decoding() {
         let ok = |input: &[u8], body: &[u8], done: bool, left: usize| {
-            assert_eq!(decode_all(BodyKind::Chunked, input), Ok((body.to_vec(), done, left)), "{input:?}");
+            assert_eq!(
+                decode_all(BodyKind::Chunked, input),
+                Ok((body.to_vec(), done, left)),
+                "{input:?}"
+            );
         };
         ok(b"5\r\nhello\r\n0\r\n\r\n", b"hello", true, 0);
-        ok(b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET", b"hello world", true, 3);
+        ok(
+            b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET",
+            b"hello world",
+            true,
+            3,
+        );
         ok(b"A\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n", b"0123456789", true, 0);
         ok(b"5\r\nhel", b"hel", false, 0);
         ok(b"0\r\n\r\n", b"", true, 0);
         let bad = |input: &[u8]| {
-            assert!(matches!(decode_all(BodyKind::Chunked, input), Err(BodyError::Malformed(_))), "{input:?}");
+            assert!(
+                matches!(decode_all(BodyKind::Chunked, input), Err(BodyError::Malformed(_))),
+                "{input:?}"
+            );
         };
         bad(b"zz\r\nhello\r\n");
         bad(b"\r\n");
@@ -376,7 +408,10 @@ mod tests {
 
     #[test]
     fn length_decoding_stops_at_the_boundary() {
-        assert_eq!(decode_all(BodyKind::Length(3), b"abcGET"), Ok((b"abc".to_vec(), true, 3)));
+        assert_eq!(
+            decode_all(BodyKind::Length(3), b"abcGET"),
+            Ok((b"abc".to_vec(), true, 3))
+        );
         assert_eq!(decode_all(BodyKind::Length(5), b"abc"), Ok((b"abc".to_vec(), false, 0)));
     }
 }

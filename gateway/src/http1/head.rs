@@ -106,7 +106,8 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
     while buf.starts_with(b"\n") {
         let _ = buf.split_to(1);
     }
-    let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_HEADERS] = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_HEADERS] =
+        [const { MaybeUninit::uninit() }; STACK_HEADERS];
     let mut heap: Vec<MaybeUninit<httparse::Header<'_>>>;
     let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if max_headers <= STACK_HEADERS {
         &mut stack[..max_headers]
@@ -145,7 +146,11 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
     let Some(method) = p.method.clone() else {
         return refuse("bad method");
     };
-    let version = if req.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
+    let version = if req.version == Some(1) {
+        Version::HTTP_11
+    } else {
+        Version::HTTP_10
+    };
     let base = buf.as_ptr() as usize;
     let frozen_range = |s: &[u8]| {
         let start = s.as_ptr() as usize - base;
@@ -205,10 +210,8 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
                     keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            header::EXPECT => {
-                if value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue") {
-                    expect_continue = true;
-                }
+            header::EXPECT if value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue") => {
+                expect_continue = true;
             }
             _ => {}
         }
@@ -259,7 +262,9 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn check(raw: &str, expected: Result<(BodyKind, bool), HeadError>) {
+    type Expected = Result<(BodyKind, bool), HeadError>;
+
+    fn check(raw: &str, expected: Expected) {
         let mut buf = BytesMut::from(raw);
         let got = match parse(&mut buf, 16_384, 100) {
             Parsed::Complete(h) => Ok((h.body, h.keep_alive)),
@@ -273,21 +278,48 @@ mod tests {
     fn framing_rules() {
         use BodyKind::*;
         use HeadError::*;
-        let cases: [(&str, Result<(BodyKind, bool), HeadError>); 14] = [
+        let cases: [(&str, Expected); 14] = [
             ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok((None, true))),
             ("GET / HTTP/1.0\r\n\r\n", Ok((None, false))),
             ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Ok((None, true))),
-            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Ok((None, false))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", Ok((Length(5), true))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Ok((Length(5), true))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Ok((Chunked, true))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", Err(Malformed("conflicting Content-Length headers"))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Err(Malformed("both Content-Length and Transfer-Encoding"))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", Err(Malformed("unsupported Transfer-Encoding"))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", Err(Malformed("bad Content-Length"))),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                Ok((None, false)),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+                Ok((Length(5), true)),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                Ok((Length(5), true)),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Ok((Chunked, true)),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                Err(Malformed("conflicting Content-Length headers")),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(Malformed("both Content-Length and Transfer-Encoding")),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Err(Malformed("unsupported Transfer-Encoding")),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+                Err(Malformed("bad Content-Length")),
+            ),
             ("GET / HTTP/1.1\r\n\r\n", Err(Malformed("missing Host header"))),
             ("GET http://a/x HTTP/1.1\r\n\r\n", Ok((None, true))),
-            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(Malformed("more than one Host header"))),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                Err(Malformed("more than one Host header")),
+            ),
         ];
         for (raw, expected) in cases {
             check(raw, expected);
@@ -297,16 +329,24 @@ mod tests {
     #[test]
     fn limits_give_too_large() {
         let mut buf = BytesMut::from(format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "a".repeat(2000)).as_str());
-        assert!(matches!(parse(&mut buf, 1024, 100), Parsed::Refused(HeadError::TooLarge, _)));
+        assert!(matches!(
+            parse(&mut buf, 1024, 100),
+            Parsed::Refused(HeadError::TooLarge, _)
+        ));
         let many: String = (0..5).map(|i| format!("X-{i}: v\r\n")).collect();
         let mut buf = BytesMut::from(format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_str());
-        assert!(matches!(parse(&mut buf, 16_384, 4), Parsed::Refused(HeadError::TooLarge, _)));
+        assert!(matches!(
+            parse(&mut buf, 16_384, 4),
+            Parsed::Refused(HeadError::TooLarge, _)
+        ));
     }
 
     #[test]
     fn absolute_form_gives_host_and_path() {
         let mut buf = BytesMut::from("GET http://Example.com:8080/a/b?q=1 HTTP/1.1\r\nHost: other\r\n\r\n");
-        let Parsed::Complete(h) = parse(&mut buf, 16_384, 100) else { panic!() };
+        let Parsed::Complete(h) = parse(&mut buf, 16_384, 100) else {
+            panic!()
+        };
         assert_eq!(h.host(), Some("Example.com:8080"));
         assert_eq!(h.path(), "/a/b");
         assert_eq!(h.query(), Some("q=1"));

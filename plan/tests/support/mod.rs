@@ -1,7 +1,7 @@
 //! Shared by the plan's integration tests and benches: building routers from
 //! `(host, prefix)` tables, and the naive reference matcher written from SPEC §4.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 use plan::{
     AccessLog, Cluster, Limits, Plan, PlanBuilder, Route, Router, Timeouts, Upstream, decode, encode,
@@ -81,7 +81,12 @@ pub fn reference_lookup(routes: &[(String, String)], host: &str, path: &str) -> 
         .enumerate()
         .filter_map(|(i, (pattern, prefix))| {
             let (tier, suffix_len) = reference_host_tier(pattern, host)?;
-            reference_prefix(prefix, path).then_some((tier, std::cmp::Reverse(suffix_len), std::cmp::Reverse(prefix.len()), i))
+            reference_prefix(prefix, path).then_some((
+                tier,
+                std::cmp::Reverse(suffix_len),
+                std::cmp::Reverse(prefix.len()),
+                i,
+            ))
         })
         .min()
         .map(|(_, _, _, i)| i)
