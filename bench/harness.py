@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Interleaved proxy benchmark: load generator -> proxy under test -> Rust echo upstream.
+
+Every process it starts is stopped by PID; every load is bounded in time; all
+traffic stays on 127.0.0.1. See bench/README.md.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError):
+            pass
+    return total / TICK
+
+
+def peak_rss_kib(pids):
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak += int(line.split()[1])
+        except OSError:
+            pass
+    return peak
+
+
+def children(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+    except OSError:
+        return []
+
+
+class Proc:
+    def __init__(self, argv, cpus=None, cwd=None):
+        if cpus:
+            argv = ["taskset", "-c", cpus] + argv
+        self.p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+
+
+def parse_wrk(out):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    lat = {}
+    for pct, val, unit in re.findall(r"^\s+(50|75|90|99|99\.900)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        lat[pct] = float(val) * scale
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    bad = (int(errors.group(1)) if errors else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return rps, reqs, lat, bad
+
+
+LATENCY_SCRIPT = """
+done = function(summary, latency, requests)
+  io.write(string.format("  99.900%%  %.2fus\\n", latency:percentile(99.9)))
+end
+"""
+
+
+def wrk(port, host, path, duration, connections, cpus, script):
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"]
+    if cpus:
+        argv = ["taskset", "-c", cpus] + argv
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
+    return parse_wrk(out)
+
+
+def nginx_conf(work, port, upstream, log):
+    log_line = "access_log off;"
+    if log:
+        log_line = (
+            "log_format json escape=json '{\"timestamp\":\"$time_iso8601\",\"clientIP\":\"$remote_addr\",\"method\":\"$request_method\","
+            "\"path\":\"$uri\",\"status\":$status,\"durationMs\":$request_time,\"route\":\"r\",\"cluster\":\"c\",\"upstreamURL\":\"$upstream_addr\"}';\n"
+            f"    access_log {work}/nginx-access.log json;"
+        )
+    conf = f"""
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    {log_line}
+    upstream u {{ server 127.0.0.1:{upstream}; keepalive 512; keepalive_requests 100000000; }}
+    keepalive_requests 100000000;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{
+            proxy_pass http://u;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering on;
+        }}
+    }}
+}}
+"""
+    path = Path(work) / "nginx.conf"
+    path.write_text(conf)
+    return path
+
+
+def haproxy_conf(work, port, upstream):
+    conf = f"""
+global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend f
+    bind 127.0.0.1:{port}
+    default_backend b
+backend b
+    server s1 127.0.0.1:{upstream}
+"""
+    path = Path(work) / "haproxy.cfg"
+    path.write_text(conf)
+    return path
+
+
+def gateway_conf(work, port, upstream, log, routes):
+    lines = [f"listen: 127.0.0.1:{port}", "routes:"]
+    for i in range(routes - 1):
+        host = [f"svc{i}.example.com", f'"*.t{i}.example.com"', '"*"'][i % 3]
+        prefix = "".join(f"/s{(i + d) % 97}" for d in range(1 + i % 6))
+        lines.append(f"  - {{ name: r{i}, host: {host}, pathPrefix: {prefix}/r{i}, cluster: c }}")
+    lines.append("  - { name: default, pathPrefix: /, cluster: c }")
+    lines += ["clusters:", "  - name: c", "    upstreams:", f'      - {{ url: "http://127.0.0.1:{upstream}" }}']
+    if log:
+        lines += ["accessLog:", f"  path: {work}/gateway-access.log"]
+    else:
+        lines += ["accessLog: { enabled: false }"]
+    path = Path(work) / f"gateway-{routes}-{int(log)}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_proxy(name, work, port, upstream, cpus, routes):
+    """Starts proxy `name`; returns (Proc, pids to measure)."""
+    if name.startswith("gateway"):
+        log = name.endswith("+log")
+        conf = gateway_conf(work, port, upstream, log, routes)
+        p = Proc([str(TARGET / "gateway"), "run", "--config", str(conf), "--threads", "1"], cpus)
+        wait_port(port)
+        return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
+    if name.startswith("nginx"):
+        conf = nginx_conf(work, port, upstream, name.endswith("+log"))
+        p = Proc(["nginx", "-c", str(conf), "-p", str(work), "-g", "daemon off;"], cpus)
+        wait_port(port)
+        time.sleep(0.1)
+        master = children(p.p.pid)[0] if cpus else p.p.pid
+        return p, children(master)
+    if name == "haproxy":
+        conf = haproxy_conf(work, port, upstream)
+        p = Proc(["haproxy", "-f", str(conf)], cpus)
+        wait_port(port)
+        return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
+    if name.startswith("bare"):
+        rt = "multi" if name.endswith("multi") else "current"
+        p = Proc([str(TARGET / "bare-forwarder"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--threads", "1", "--runtime", rt], cpus)
+        wait_port(port)
+        return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
+    if name == "direct":
+        return None, []
+    raise ValueError(name)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--proxies", default="gateway,nginx,nginx+log,haproxy,bare,direct")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--body-bytes", type=int, default=16)
+    ap.add_argument("--routes", type=int, default=1)
+    ap.add_argument("--pin", action="store_true", help="proxy on CPU 0; wrk and upstream on CPU 1")
+    ap.add_argument("--json", help="append per-round results as JSON lines to this file")
+    ap.add_argument("--label", default="")
+    args = ap.parse_args()
+
+    for tool in ["wrk"]:
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed (bench/run.sh installs it)")
+    proxies = args.proxies.split(",")
+    work = tempfile.mkdtemp(prefix="gateway-bench-")
+    proxy_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
+    upstream_port = free_port()
+    upstream = Proc([str(TARGET / "bench-upstream"), "--listen", f"127.0.0.1:{upstream_port}", "--body-bytes", str(args.body_bytes), "--threads", "1"], other_cpus)
+    script = Path(work) / "p999.lua"
+    script.write_text(LATENCY_SCRIPT)
+    results = {p: [] for p in proxies}
+    try:
+        wait_port(upstream_port)
+        for rnd in range(args.rounds):
+            order = proxies[rnd % len(proxies):] + proxies[: rnd % len(proxies)]
+            for name in order:
+                port = upstream_port if name == "direct" else free_port()
+                proc, pids = start_proxy(name, work, port, upstream_port, proxy_cpus, args.routes)
+                try:
+                    host = "svc0.example.com" if args.routes > 1 else "bench.test"
+                    path = "/s0/r0/x" if args.routes > 1 else "/"
+                    wrk(port, host, path, 1, args.connections, other_cpus, str(script))  # warm-up
+                    cpu0 = cpu_seconds(pids)
+                    rps, reqs, lat, bad = wrk(port, host, path, args.duration, args.connections, other_cpus, str(script))
+                    cpu = cpu_seconds(pids) - cpu0
+                    rss = peak_rss_kib(pids)
+                finally:
+                    if proc:
+                        proc.stop()
+                row = {"round": rnd, "proxy": name, "rps": rps, "requests": reqs, "bad": bad, "cpu_per_10k": (cpu / reqs * 10000) if reqs and pids else None, "p50": lat.get("50"), "p99": lat.get("99"), "p999": lat.get("99.900"), "rss_kib": rss}
+                results[name].append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+                if args.json:
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin}) + "\n")
+    finally:
+        upstream.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, proxies, args)
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, spec):
+    return "–" if x is None else format(x, spec)
+
+
+def report(results, proxies, args):
+    base = "nginx" if "nginx" in results else None
+    print(f"\n{args.label} body={args.body_bytes}B routes={args.routes} c={args.connections} rounds={args.rounds} duration={args.duration}s pinned={args.pin}\n")
+    print("| proxy | req/s | ×nginx req/s | CPU s/10k req | ×nginx CPU | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in proxies:
+        rows = results[name]
+        ratio_rps = ratio_cpu = None
+        if base and rows:
+            pairs = [(r, b) for r, b in zip(rows, results[base])]
+            ratio_rps = med([r["rps"] / b["rps"] for r, b in pairs])
+            ratio_cpu = med([r["cpu_per_10k"] / b["cpu_per_10k"] for r, b in pairs if r["cpu_per_10k"] and b["cpu_per_10k"]])
+        rss = med([r["rss_kib"] for r in rows])
+        print(
+            f"| {name} | {fmt(med([r['rps'] for r in rows]), ',.0f')} | {fmt(ratio_rps, '.2f')} | {fmt(med([r['cpu_per_10k'] for r in rows]), '.3f')} | {fmt(ratio_cpu, '.2f')} "
+            f"| {fmt(med([r['p50'] for r in rows]), '.2f')} | {fmt(med([r['p99'] for r in rows]), '.2f')} | {fmt(med([r['p999'] for r in rows]), '.2f')} "
+            f"| {fmt(rss / 1024 if rss else None, '.1f')} | {sum(r['bad'] for r in rows)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
