@@ -138,3 +138,35 @@ fn http10_and_connection_close_end_the_connection() {
     assert_eq!(r.status, 200);
     assert!(r.text().starts_with("u GET /b"), "{}", r.text());
 }
+
+#[test]
+fn pooled_connections_closed_by_the_upstream_are_replaced_without_failing_requests() {
+    let up = Upstream::start("u", Behavior::IdleClose(std::time::Duration::from_millis(30)));
+    let gw = one_route(&up);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for i in 0..20 {
+        // Wait past the upstream's idle timeout, so the pooled connection is dead.
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let r = c.get("h", &format!("/{i}")).expect("response");
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    assert_eq!(up.hits(), 20);
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
+    let slow = Upstream::start("slow", Behavior::Delay(std::time::Duration::from_millis(800)));
+    let mut gw = Gateway::start(&format!(
+        "drainMs: 5000\n{}",
+        config("  - { name: r, pathPrefix: /, cluster: c }\n", &[cluster("c", &[(&slow, 1)])])
+    ));
+    let addr = gw.addr;
+    let in_flight = std::thread::spawn(move || Client::connect(addr).and_then(|mut c| c.get("h", "/slow")));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    gw.signal(15);
+    let r = in_flight.join().expect("client thread").expect("in-flight request answered");
+    assert_eq!(r.status, 200);
+    let status = gw.wait_exit(std::time::Duration::from_secs(5)).expect("exited after draining");
+    assert_eq!(status.code(), Some(0));
+    assert!(std::net::TcpStream::connect(addr).is_err(), "still accepting after shutdown");
+}

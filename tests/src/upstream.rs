@@ -30,6 +30,9 @@ pub enum Behavior {
     Stream { chunks: usize, size: usize },
     /// Send the head and part of a declared body, then close.
     CutBody,
+    /// Answer each request on a keep-alive connection, then close the
+    /// connection after it has been idle this long (an upstream idle timeout).
+    IdleClose(Duration),
 }
 
 /// A request as the upstream saw it.
@@ -90,6 +93,10 @@ impl Upstream {
                             tokio::spawn(async move {
                                 if let Behavior::CutBody = b {
                                     cut_body(stream).await;
+                                    return;
+                                }
+                                if let Behavior::IdleClose(idle) = b {
+                                    idle_close(stream, idle, &n, &s).await;
                                     return;
                                 }
                                 let service = service_fn(move |req| handle(req, s.clone(), n.clone(), b.clone()));
@@ -178,7 +185,7 @@ async fn handle(
             .unwrap_or_default()
     };
     Ok(match behavior {
-        Behavior::Echo | Behavior::Reset | Behavior::CutBody => echo(&name),
+        Behavior::Echo | Behavior::Reset | Behavior::CutBody | Behavior::IdleClose(_) => echo(&name),
         Behavior::Delay(d) => {
             tokio::time::sleep(d).await;
             echo(&name)
@@ -243,4 +250,32 @@ async fn cut_body(stream: tokio::net::TcpStream) {
         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
         .await;
     let _ = stream.flush().await;
+}
+
+async fn idle_close(stream: tokio::net::TcpStream, idle: Duration, name: &str, seen: &Mutex<Vec<Seen>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = Vec::new();
+    loop {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tokio::time::timeout(idle, stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => return, // idle too long (or EOF): close
+            }
+        }
+        let end = got.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |i| i + 4);
+        let head = String::from_utf8_lossy(&got[..end]).into_owned();
+        got.drain(..end);
+        let mut line = head.split(' ');
+        let (method, uri) = (line.next().unwrap_or("").to_owned(), line.next().unwrap_or("").to_owned());
+        if let Ok(mut s) = seen.lock() {
+            s.push(Seen { method: method.clone(), uri: uri.clone(), headers: Vec::new(), body_len: 0, body_sum: 0 });
+        }
+        let body = format!("{name} {method} {uri} bytes=0 sum=0");
+        let response = format!("HTTP/1.1 200 OK\r\nx-upstream: {name}\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
 }
