@@ -11,6 +11,7 @@ use http::HeaderValue;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::accesslog::{LineContext, format_line};
 use crate::error::ErrorKind;
 use crate::exchange::Exchange;
 use crate::http1::body::{ClientReader, Decoder, Handoff};
@@ -74,13 +75,17 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
                 ex.method = partial.method;
                 ex.target = partial.target;
                 respond_error(&mut conn, &mut ex, kind, false, false).await;
-                finish(&conn, &generation, &ex);
+                finish(&conn, &generation, &mut ex);
                 return;
             }
             HeadRead::Head(head, started) => {
                 let mut ex = Exchange::new(started.into_std());
+                let worker = conn.worker.clone();
+                let in_flight = &worker.shared.registry.global.in_flight;
+                in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let keep_alive = crate::proxy::handle(&mut conn, &generation, head, &mut ex).await;
-                finish(&conn, &generation, &ex);
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                finish(&conn, &generation, &mut ex);
                 keep_alive
             }
         };
@@ -90,9 +95,37 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     }
 }
 
-/// Records a finished exchange in counters (and, with observability, the log).
-fn finish(conn: &Conn, generation: &Generation, ex: &Exchange) {
-    let _ = (conn, generation, ex);
+/// Log phase (after the last response byte, or after the client went away):
+/// counters, duration histogram and the access-log line.
+fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
+    let duration = ex.started.elapsed();
+    let registry = &conn.worker.shared.registry;
+    if ex.status == 0 {
+        // Nothing reached the client: logged as NGINX does, 499.
+        ex.status = ErrorKind::ClientClosed.status().as_u16();
+    }
+    registry.global.duration.observe(duration);
+    match ex.route.and_then(|r| generation.stats.routes.get(r as usize)) {
+        Some(r) => r.record(ex.status),
+        None => registry.unrouted.record(ex.status),
+    }
+    if generation.log_fields.is_empty() {
+        return;
+    }
+    let mut log = conn.worker.log.borrow_mut();
+    let Some(log) = log.as_mut() else { return };
+    let plan = generation.router.plan();
+    let route = ex.route.and_then(|r| plan.routes.get(r as usize));
+    let ctx = LineContext {
+        client_ip: conn.client_ip.as_bytes(),
+        route: route.map(|r| r.name.as_str()),
+        cluster: ex.cluster.and_then(|c| plan.clusters.get(c as usize)).map(|c| c.name.as_str()),
+        upstream_url: ex.upstream.map(|id| generation.targets.get(id).url.as_str()),
+        plan: &generation.short_digest,
+        duration,
+    };
+    format_line(log.buffer(), &generation.log_fields, ex, &ctx);
+    log.line_done(&registry.global);
 }
 
 /// Reads the next request head under the idle and read deadlines.

@@ -163,7 +163,7 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
         ex.error = Some(kind);
     }
     if outcome.complete {
-        conn.worker.pool.checkin(id, sender);
+        conn.worker.pool.checkin(generation.targets.get(id), sender);
     }
     let body_ok = match take_back(conn, has_body) {
         Some(None) => true,
@@ -346,7 +346,7 @@ async fn send(
     };
     tokio::pin!(deadline);
     for attempt in 0..2 {
-        let mut sender = match conn.worker.pool.checkout(id) {
+        let mut sender = match conn.worker.pool.checkout(target) {
             Some(s) => s,
             None => connect(target, connect_ms).await?,
         };

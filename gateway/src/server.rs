@@ -1,13 +1,18 @@
-//! `gateway run`: load the plan, bind one `SO_REUSEPORT` listener per worker,
-//! start the workers, then wait for a signal and drain.
+//! `gateway run`: load the plan, bind one `SO_REUSEPORT` listener per worker and
+//! the admin listener, start the workers, then handle signals: SIGHUP reloads,
+//! SIGUSR1 reopens the access log, SIGTERM/SIGINT drain and stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
+use crate::accesslog::Sink;
 use crate::load::{LoadError, Source, load};
+use crate::stats::Registry;
+use crate::upstream::PoolIds;
 use crate::worker::{Generation, Shared, run_worker};
 
 #[derive(Debug)]
@@ -28,6 +33,8 @@ pub enum RunError {
     Listen(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
     #[error("{0}")]
     Plan(String),
     #[error("{0}")]
@@ -45,7 +52,40 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(socket.into())
 }
 
-/// Serves until SIGTERM or SIGINT, then drains; returns when every worker ended.
+/// Reloads the config or plan the process was started with. The new plan is
+/// fully loaded and checked before it replaces the old one; on any error the
+/// old plan keeps serving.
+pub fn reload(shared: &Shared, source: &Source) -> Result<String, String> {
+    let global = &shared.registry.global;
+    let old = shared.current.load_full();
+    let refused = |text: String| {
+        global.reload_failures.fetch_add(1, Ordering::Relaxed);
+        eprintln!("{text}");
+        eprintln!("reload refused: still serving plan {}", old.router.digest());
+        Err(text)
+    };
+    let loaded = match load(source) {
+        Ok(l) => l,
+        Err(e) => return refused(e.to_string()),
+    };
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    let mut router = loaded.router;
+    router.adopt_wrr(&old.router);
+    let generation = match Generation::new(router, &shared.registry, &shared.pool_ids) {
+        Ok(g) => g,
+        Err(e) => return refused(e),
+    };
+    let message = format!("reloaded {}: plan {} -> {}", source.path().display(), old.router.digest(), generation.router.digest());
+    shared.current.store(Arc::new(generation));
+    global.reloads.fetch_add(1, Ordering::Relaxed);
+    eprintln!("{message}");
+    Ok(message)
+}
+
+/// Serves until SIGTERM or SIGINT, then drains; returns when every worker ended
+/// and the access log is flushed.
 pub fn run(options: RunOptions) -> Result<(), RunError> {
     let loaded = load(&options.source)?;
     for w in &loaded.warnings {
@@ -56,29 +96,47 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         Some(a) => a,
         None => plan.listen.parse().map_err(|_| RunError::Listen(plan.listen.clone()))?,
     };
+    let admin = match (options.admin, &plan.admin) {
+        (Some(a), _) => Some(a),
+        (None, Some(a)) => Some(a.parse().map_err(|_| RunError::Listen(a.clone()))?),
+        (None, None) => None,
+    };
     let threads = options
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let demo_upstreams = if options.demo {
-        crate::demo::free_upstreams(plan)
+    let demo_upstreams = if options.demo { crate::demo::free_upstreams(plan) } else { Vec::new() };
+    let base_dir = options.source.base_dir();
+    let registry = Arc::new(Registry::new());
+    let log = if plan.access_log.enabled {
+        Some(Sink::start(&plan.access_log.destination, &base_dir, registry.clone()).map_err(RunError::AccessLog)?)
     } else {
-        Vec::new()
+        None
     };
-    let generation = Generation::new(loaded.router).map_err(RunError::Plan)?;
+    let pool_ids = PoolIds::default();
+    let generation = Generation::new(loaded.router, &registry, &pool_ids).map_err(RunError::Plan)?;
+    let shared = Arc::new(Shared {
+        current: arc_swap::ArcSwap::from_pointee(generation),
+        registry,
+        pool_ids,
+        log,
+        base_dir,
+        connections: Default::default(),
+        draining: Default::default(),
+    });
 
-    let first = bind_reuseport(listen).map_err(|e| RunError::Bind {
-        addr: listen,
-        source: e,
-    })?;
+    let first = bind_reuseport(listen).map_err(|e| RunError::Bind { addr: listen, source: e })?;
     let bound = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..threads {
         listeners.push(bind_reuseport(bound).map_err(|e| RunError::Bind { addr: bound, source: e })?);
     }
+    let admin_listener = match admin {
+        Some(addr) => Some(bind_reuseport(addr).map_err(|e| RunError::Bind { addr, source: e })?),
+        None => None,
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let shared = Arc::new(Shared::new(generation));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut workers = Vec::with_capacity(threads);
     for (i, listener) in listeners.into_iter().enumerate() {
@@ -90,17 +148,27 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
                 .spawn(move || run_worker(listener, shared, rx))?,
         );
     }
+    let source = Arc::new(options.source);
+    if let Some(l) = admin_listener {
+        let addr = l.local_addr()?;
+        let (s, src) = (shared.clone(), source.clone());
+        let hook: crate::admin::Reload = Arc::new(move || reload(&s, &src));
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(l)?
+        };
+        runtime.spawn(crate::admin::serve(listener, shared.clone(), Some(hook)));
+        eprintln!("admin listening on {addr}");
+    }
     eprintln!("listening on {bound}");
     if options.demo {
         crate::demo::start(&demo_upstreams, shared.current.load().router.plan(), bound)?;
     }
 
-    runtime.block_on(async {
-        wait_for_signal().await;
-        eprintln!("shutting down: draining connections");
-        shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = shutdown_tx.send(true);
-    });
+    runtime.block_on(signals(&shared, &source));
+    eprintln!("shutting down: draining connections");
+    shared.draining.store(true, Ordering::Relaxed);
+    let _ = shutdown_tx.send(true);
     for w in workers {
         match w.join() {
             Ok(Ok(())) => {}
@@ -108,18 +176,38 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
             Err(_) => eprintln!("worker panicked"),
         }
     }
+    if let Some(log) = &shared.log {
+        log.close();
+    }
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Handles signals until SIGTERM or SIGINT.
+async fn signals(shared: &Arc<Shared>, source: &Arc<Source>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        // Without signal handlers the process still stops on the default action.
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+    ) else {
+        eprintln!("cannot install signal handlers; stop the gateway with SIGKILL");
         std::future::pending::<()>().await;
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                let (s, src) = (shared.clone(), source.clone());
+                let _ = tokio::task::spawn_blocking(move || reload(&s, &src)).await;
+            }
+            _ = usr1.recv() => {
+                if let Some(log) = &shared.log {
+                    log.reopen();
+                }
+            }
+        }
     }
 }

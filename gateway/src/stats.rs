@@ -1,7 +1,13 @@
-//! Lock-free counters, resolved per plan: the hot path does plain atomic adds on
-//! slots found by index, never by label.
+//! Lock-free counters. Handles are resolved when a plan is loaded (by route and
+//! cluster name, so counts survive reloads); the hot path does plain atomic
+//! adds on slots found by index, never by label.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use plan::Plan;
 
 use crate::error::ErrorKind;
 
@@ -10,49 +16,269 @@ const KINDS: usize = ErrorKind::ALL.len();
 /// Counters of one cluster.
 #[derive(Debug)]
 pub struct ClusterStats {
-    /// Failed exchanges by kind (`gateway_proxy_errors_total{cluster,kind}`);
-    /// timeouts also count in `upstream_timeouts`.
+    pub name: String,
+    /// `gateway_proxy_errors_total{cluster,kind}`.
     pub errors: [AtomicU64; KINDS],
     /// `gateway_upstream_timeouts_total{cluster,kind}`: connect, then upstream.
     pub upstream_timeouts: [AtomicU64; 2],
+    /// Open upstream connections, all workers together.
+    pub connections_open: AtomicI64,
+    /// Idle pooled upstream connections, all workers together.
+    pub connections_idle: AtomicI64,
 }
 
-impl Default for ClusterStats {
-    fn default() -> Self {
+impl ClusterStats {
+    fn new(name: &str) -> Self {
         Self {
+            name: name.to_owned(),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
             upstream_timeouts: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections_open: AtomicI64::new(0),
+            connections_idle: AtomicI64::new(0),
+        }
+    }
+
+    /// Counts an upstream-side failure.
+    pub fn failure(&self, kind: ErrorKind) {
+        self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+        match kind {
+            ErrorKind::ConnectTimeout => self.upstream_timeouts[0].fetch_add(1, Ordering::Relaxed),
+            ErrorKind::UpstreamTimeout => self.upstream_timeouts[1].fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+}
+
+/// Slots per route for `(status, count)`; a route seldom answers with more
+/// distinct codes. Codes beyond are counted under status `other`.
+const STATUS_SLOTS: usize = 16;
+
+/// `gateway_requests_total{route,cluster,status}` for one route (or for
+/// requests that matched no route).
+#[derive(Debug)]
+pub struct RouteStats {
+    pub route: String,
+    pub cluster: String,
+    slots: [(AtomicU16, AtomicU64); STATUS_SLOTS],
+    other: AtomicU64,
+}
+
+impl RouteStats {
+    fn new(route: &str, cluster: &str) -> Self {
+        Self {
+            route: route.to_owned(),
+            cluster: cluster.to_owned(),
+            slots: std::array::from_fn(|_| (AtomicU16::new(0), AtomicU64::new(0))),
+            other: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one response with `status`: a scan of at most 16 slots, claiming
+    /// an empty one with a CAS the first time a code is seen.
+    pub fn record(&self, status: u16) {
+        for (code, count) in &self.slots {
+            let mut seen = code.load(Ordering::Acquire);
+            if seen == 0 {
+                seen = match code.compare_exchange(0, status, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => status,
+                    Err(other) => other,
+                };
+            }
+            if seen == status {
+                count.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.other.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(status, count)` for every code seen, then `(0, other)` if any.
+    pub fn counts(&self) -> Vec<(u16, u64)> {
+        let mut out: Vec<(u16, u64)> = self
+            .slots
+            .iter()
+            .filter_map(|(code, count)| {
+                let code = code.load(Ordering::Acquire);
+                (code != 0).then(|| (code, count.load(Ordering::Relaxed)))
+            })
+            .collect();
+        let other = self.other.load(Ordering::Relaxed);
+        if other > 0 {
+            out.push((0, other));
+        }
+        out
+    }
+}
+
+/// Upper bounds (seconds) of `gateway_request_duration_seconds`.
+pub const DURATION_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A fixed-bucket histogram of plain atomics.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last is `+Inf`.
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
         }
     }
 }
 
-/// All counters of one plan generation.
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = DURATION_BUCKETS.iter().position(|&b| secs <= b).unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// `(sum seconds, count, (upper bound, count in this bucket) pairs)`; the
+    /// last bound is `f64::MAX`, which the encoder writes as `+Inf` and which
+    /// accumulates the counts itself.
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut total = 0;
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            let n = b.load(Ordering::Relaxed);
+            total += n;
+            out.push((DURATION_BUCKETS.get(i).copied().unwrap_or(f64::MAX), n));
+        }
+        (self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6, total, out)
+    }
+}
+
+/// Process-wide counters that belong to no route or cluster.
+#[derive(Debug, Default)]
+pub struct Global {
+    pub in_flight: AtomicI64,
+    pub access_log_dropped: AtomicU64,
+    pub access_log_written: AtomicU64,
+    pub connections_rejected: AtomicU64,
+    pub reload_failures: AtomicU64,
+    pub reloads: AtomicU64,
+    pub duration: Histogram,
+}
+
+/// Every counter ever resolved, by name, so a reloaded plan finds its
+/// routes' and clusters' counters again.
+#[derive(Debug)]
+pub struct Registry {
+    pub global: Global,
+    clusters: Mutex<HashMap<String, Arc<ClusterStats>>>,
+    routes: Mutex<HashMap<(String, String), Arc<RouteStats>>>,
+    pub unrouted: Arc<RouteStats>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self {
+            global: Global::default(),
+            clusters: Mutex::default(),
+            routes: Mutex::default(),
+            unrouted: Arc::new(RouteStats::new("", "")),
+        }
+    }
+
+    /// The counters of one plan, indexed like its clusters and routes.
+    pub fn resolve(&self, plan: &Plan) -> Stats {
+        let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        let cluster_stats: Vec<Arc<ClusterStats>> = plan
+            .clusters
+            .iter()
+            .map(|c| clusters.entry(c.name.clone()).or_insert_with(|| Arc::new(ClusterStats::new(&c.name))).clone())
+            .collect();
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let route_stats = plan
+            .routes
+            .iter()
+            .map(|r| {
+                let cluster = plan.clusters.get(r.cluster as usize).map_or("", |c| c.name.as_str());
+                routes
+                    .entry((r.name.clone(), cluster.to_owned()))
+                    .or_insert_with(|| Arc::new(RouteStats::new(&r.name, cluster)))
+                    .clone()
+            })
+            .collect();
+        Stats {
+            clusters: cluster_stats,
+            routes: route_stats,
+        }
+    }
+
+    pub fn all_clusters(&self) -> Vec<Arc<ClusterStats>> {
+        let mut v: Vec<_> = self.clusters.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn all_routes(&self) -> Vec<Arc<RouteStats>> {
+        let mut v: Vec<_> = self.routes.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| (&a.route, &a.cluster).cmp(&(&b.route, &b.cluster)));
+        v
+    }
+}
+
+/// The counters of one plan generation.
 #[derive(Debug)]
 pub struct Stats {
-    pub clusters: Vec<ClusterStats>,
+    pub clusters: Vec<Arc<ClusterStats>>,
+    pub routes: Vec<Arc<RouteStats>>,
 }
 
 impl Stats {
-    pub fn new(clusters: usize) -> Self {
-        Self {
-            clusters: (0..clusters).map(|_| ClusterStats::default()).collect(),
-        }
-    }
-
     /// Counts an upstream-side failure of `cluster`.
     pub fn upstream_failure(&self, cluster: u32, kind: ErrorKind) {
-        let Some(c) = self.clusters.get(cluster as usize) else {
-            return;
-        };
-        c.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
-        match kind {
-            ErrorKind::ConnectTimeout => {
-                c.upstream_timeouts[0].fetch_add(1, Ordering::Relaxed);
-            }
-            ErrorKind::UpstreamTimeout => {
-                c.upstream_timeouts[1].fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
+        if let Some(c) = self.clusters.get(cluster as usize) {
+            c.failure(kind);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_counted_per_code_with_overflow() {
+        let r = RouteStats::new("r", "c");
+        for _ in 0..3 {
+            r.record(200);
+        }
+        r.record(404);
+        for code in 300..320 {
+            r.record(code);
+        }
+        let counts = r.counts();
+        assert_eq!(counts[0], (200, 3));
+        assert_eq!(counts[1], (404, 1));
+        assert_eq!(counts.len(), STATUS_SLOTS + 1);
+        assert_eq!(counts.last(), Some(&(0, 6)));
+    }
+
+    #[test]
+    fn histogram_counts_per_bucket() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(20));
+        h.observe(Duration::from_secs(60));
+        let (sum, count, buckets) = h.snapshot();
+        assert_eq!(count, 3);
+        assert!((sum - 60.0203).abs() < 1e-6);
+        assert_eq!(buckets[0], (0.0005, 1));
+        assert_eq!(buckets[5], (0.025, 1));
+        assert_eq!(buckets.last(), Some(&(f64::MAX, 1)));
     }
 }

@@ -2,7 +2,10 @@
 //! hyper's client connection API: no lock, no cross-thread traffic.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::client::conn::http1::{self, SendRequest};
@@ -12,6 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::error::ErrorKind;
 use crate::http1::body::ProxyBody;
+use crate::stats::{ClusterStats, Stats};
 
 /// One upstream, as the hot path needs it.
 #[derive(Debug, Clone)]
@@ -24,6 +28,22 @@ pub struct Target {
     pub addr: Option<SocketAddr>,
     /// Path prefix to prepend, without trailing `/` (empty for none).
     pub base_path: String,
+    /// Index into every worker's pool; stable across reloads for one authority.
+    pub pool_id: usize,
+    pub stats: Arc<ClusterStats>,
+}
+
+/// Pool ids by authority, process-wide, so a reloaded plan reuses the pooled
+/// connections of upstreams it keeps.
+#[derive(Debug, Default)]
+pub struct PoolIds(Mutex<HashMap<String, usize>>);
+
+impl PoolIds {
+    fn get(&self, authority: &str) -> usize {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let next = map.len();
+        *map.entry(authority.to_owned()).or_insert(next)
+    }
 }
 
 /// All targets of a plan, addressed by `(cluster, upstream)`.
@@ -34,13 +54,14 @@ pub struct Targets {
 }
 
 impl Targets {
-    pub fn new(plan: &Plan) -> Result<Self, String> {
+    pub fn new(plan: &Plan, ids: &PoolIds, stats: &Stats) -> Result<Self, String> {
         let mut offsets = Vec::with_capacity(plan.clusters.len());
         let mut targets = Vec::new();
-        for cluster in &plan.clusters {
+        for (c, cluster) in plan.clusters.iter().enumerate() {
             offsets.push(targets.len());
+            let cluster_stats = stats.clusters.get(c).cloned().ok_or("cluster without counters")?;
             for u in &cluster.upstreams {
-                targets.push(parse_target(&u.url)?);
+                targets.push(parse_target(&u.url, ids, cluster_stats.clone())?);
             }
         }
         Ok(Self { offsets, targets })
@@ -64,7 +85,7 @@ impl Targets {
     }
 }
 
-fn parse_target(url: &str) -> Result<Target, String> {
+fn parse_target(url: &str, ids: &PoolIds, stats: Arc<ClusterStats>) -> Result<Target, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
     let authority = uri
         .authority()
@@ -77,17 +98,20 @@ fn parse_target(url: &str) -> Result<Target, String> {
         .ok()
         .map(|ip| SocketAddr::new(ip, port));
     let base_path = uri.path().trim_end_matches('/').to_owned();
+    let authority = format!("{host}:{port}");
     Ok(Target {
         url: url.to_owned(),
-        authority: format!("{host}:{port}"),
+        pool_id: ids.get(&authority),
+        authority,
         addr,
         base_path,
+        stats,
     })
 }
 
 pub type Sender = SendRequest<ProxyBody>;
 
-/// Idle upstream connections of one worker thread, per target.
+/// Idle upstream connections of one worker thread, by [`Target::pool_id`].
 #[derive(Debug)]
 pub struct Pool {
     idle: RefCell<Vec<Vec<Sender>>>,
@@ -95,18 +119,19 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(targets: usize, max_idle: usize) -> Self {
+    pub fn new(max_idle: usize) -> Self {
         Self {
-            idle: RefCell::new((0..targets).map(|_| Vec::new()).collect()),
+            idle: RefCell::new(Vec::new()),
             max_idle,
         }
     }
 
-    /// A live idle connection to `id`, if any; dead ones are dropped on the way.
-    pub fn checkout(&self, id: usize) -> Option<Sender> {
+    /// A live idle connection to `target`, if any; dead ones are dropped on the way.
+    pub fn checkout(&self, target: &Target) -> Option<Sender> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(id)?;
+        let list = idle.get_mut(target.pool_id)?;
         while let Some(sender) = list.pop() {
+            target.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
             if sender.is_ready() && !sender.is_closed() {
                 return Some(sender);
             }
@@ -115,21 +140,19 @@ impl Pool {
     }
 
     /// Returns a connection whose exchange is complete.
-    pub fn checkin(&self, id: usize, sender: Sender) {
+    pub fn checkin(&self, target: &Target, sender: Sender) {
         if sender.is_closed() {
             return;
         }
         let mut idle = self.idle.borrow_mut();
-        if let Some(list) = idle.get_mut(id)
-            && list.len() < self.max_idle
-        {
-            list.push(sender);
+        if idle.len() <= target.pool_id {
+            idle.resize_with(target.pool_id + 1, Vec::new);
         }
-    }
-
-    /// Idle connections currently held, for the pool gauge.
-    pub fn idle_count(&self) -> usize {
-        self.idle.borrow().iter().map(Vec::len).sum()
+        let list = &mut idle[target.pool_id];
+        if list.len() < self.max_idle {
+            list.push(sender);
+            target.stats.connections_idle.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -152,10 +175,13 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Sender, Error
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|_| ErrorKind::ConnectFailed)?;
+    let stats = target.stats.clone();
+    stats.connections_open.fetch_add(1, Ordering::Relaxed);
     tokio::task::spawn_local(async move {
         // The driver ends when the connection closes; its error, if any, has
         // already reached the request that was using it.
         let _ = conn.await;
+        stats.connections_open.fetch_sub(1, Ordering::Relaxed);
     });
     Ok(sender)
 }

@@ -1,23 +1,26 @@
 //! One worker thread: a `current_thread` runtime, its own `SO_REUSEPORT`
-//! listener, its own upstream pool. Workers share only the plan generation,
-//! the WRR positions inside it, counters and the shutdown signal.
+//! listener, its own upstream pool and access-log batch. Workers share only the
+//! plan generation (with the WRR positions inside it), counters, the log writer
+//! and the shutdown signal.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use plan::Router;
+use plan::{LogField, Router};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::stats::Stats;
-use crate::upstream::{Pool, Targets};
+use crate::accesslog::{FLUSH_EVERY, Sink, WorkerLog};
+use crate::stats::{Registry, Stats};
+use crate::upstream::{PoolIds, Pool, Targets};
 
-/// Idle upstream connections each worker keeps per target.
+/// Idle upstream connections each worker keeps per upstream.
 const MAX_IDLE_PER_TARGET: usize = 64;
 
 /// A plan with everything derived from it at load time.
@@ -26,13 +29,26 @@ pub struct Generation {
     pub router: Router,
     pub targets: Targets,
     pub stats: Stats,
+    /// Access-log fields, empty when the log is off.
+    pub log_fields: Vec<LogField>,
+    /// First 12 hex digits of the plan digest, for the `plan` log field.
+    pub short_digest: String,
 }
 
 impl Generation {
-    pub fn new(router: Router) -> Result<Self, String> {
-        let targets = Targets::new(router.plan())?;
-        let stats = Stats::new(router.plan().clusters.len());
-        Ok(Self { router, targets, stats })
+    pub fn new(router: Router, registry: &Registry, pool_ids: &PoolIds) -> Result<Self, String> {
+        let plan = router.plan();
+        let stats = registry.resolve(plan);
+        let targets = Targets::new(plan, pool_ids, &stats)?;
+        let log_fields = if plan.access_log.enabled { plan.access_log.fields.clone() } else { Vec::new() };
+        let short_digest = router.digest().trim_start_matches("sha256:").chars().take(12).collect();
+        Ok(Self {
+            router,
+            targets,
+            stats,
+            log_fields,
+            short_digest,
+        })
     }
 }
 
@@ -40,20 +56,14 @@ impl Generation {
 #[derive(Debug)]
 pub struct Shared {
     pub current: ArcSwap<Generation>,
+    pub registry: Arc<Registry>,
+    pub pool_ids: PoolIds,
+    /// The access-log writer, when the log is on at startup.
+    pub log: Option<Arc<Sink>>,
+    /// Where relative paths of the plan resolve from.
+    pub base_dir: PathBuf,
     pub connections: AtomicUsize,
-    pub rejected_connections: AtomicU64,
     pub draining: AtomicBool,
-}
-
-impl Shared {
-    pub fn new(generation: Generation) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(generation),
-            connections: AtomicUsize::new(0),
-            rejected_connections: AtomicU64::new(0),
-            draining: AtomicBool::new(false),
-        }
-    }
 }
 
 /// Per-thread state.
@@ -61,6 +71,7 @@ impl Shared {
 pub struct Worker {
     pub shared: Arc<Shared>,
     pub pool: Pool,
+    pub log: RefCell<Option<WorkerLog>>,
     active: Cell<usize>,
     /// Woken when draining starts (idle connections close) and when the last
     /// connection of this worker ends.
@@ -70,6 +81,12 @@ pub struct Worker {
 impl Worker {
     pub fn draining(&self) -> bool {
         self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    fn flush_log(&self) {
+        if let Some(log) = self.log.borrow_mut().as_mut() {
+            log.flush(&self.shared.registry.global);
+        }
     }
 }
 
@@ -88,22 +105,30 @@ impl Drop for ConnGuard {
 }
 
 /// Runs one worker until shutdown and drain end.
-pub fn run_worker(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+pub fn run_worker(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    let worker = Rc::new(Worker {
+        shared: shared.clone(),
+        pool: Pool::new(MAX_IDLE_PER_TARGET),
+        log: RefCell::new(shared.log.clone().and_then(WorkerLog::new)),
+        active: Cell::new(0),
+        events: Notify::new(),
+    });
+    let w = worker.clone();
+    let result = local.block_on(&runtime, async move {
         let listener = TcpListener::from_std(listener)?;
-        let targets = shared.current.load().targets.len();
-        let worker = Rc::new(Worker {
-            shared: shared.clone(),
-            pool: Pool::new(targets, MAX_IDLE_PER_TARGET),
-            active: Cell::new(0),
-            events: Notify::new(),
-        });
+        if w.log.borrow().is_some() {
+            let ticker = w.clone();
+            tokio::task::spawn_local(async move {
+                let mut tick = tokio::time::interval(FLUSH_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    ticker.flush_log();
+                }
+            });
+        }
         let max_connections = || shared.current.load().router.plan().limits.max_connections as usize;
         loop {
             tokio::select! {
@@ -111,16 +136,16 @@ pub fn run_worker(
                     let Ok((stream, peer)) = accepted else { continue };
                     if shared.connections.fetch_add(1, Ordering::Relaxed) >= max_connections() {
                         shared.connections.fetch_sub(1, Ordering::Relaxed);
-                        shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                        shared.registry.global.connections_rejected.fetch_add(1, Ordering::Relaxed);
                         drop(stream);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    worker.active.set(worker.active.get() + 1);
-                    let guard = ConnGuard(worker.clone());
-                    let w = worker.clone();
+                    w.active.set(w.active.get() + 1);
+                    let guard = ConnGuard(w.clone());
+                    let conn_worker = w.clone();
                     tokio::task::spawn_local(async move {
-                        crate::conn::serve(stream, peer, w).await;
+                        crate::conn::serve(stream, peer, conn_worker).await;
                         drop(guard);
                     });
                 }
@@ -128,9 +153,16 @@ pub fn run_worker(
             }
         }
         drop(listener);
-        drain(&worker, &shared).await;
+        drain(&w, &shared).await;
         Ok(())
-    })
+    });
+    // Every exchange of this worker has finished (or the drain deadline passed):
+    // hand the last lines to the writer.
+    if let Some(log) = worker.log.borrow_mut().as_mut() {
+        log.flush_final(&worker.shared.registry.global, Duration::from_secs(5));
+    }
+    worker.log.borrow_mut().take();
+    result
 }
 
 /// Waits for this worker's connections to finish, up to the plan's `drainMs`.

@@ -3,6 +3,8 @@
 
 use crate::host::{HostTrie, host_without_port};
 use crate::path::PrefixTree;
+use std::sync::Arc;
+
 use crate::wrr::{MAX_TABLE_LEN, WrrPicker, reduced_weights, smooth_wrr_sequence};
 use crate::{Decoded, NONE, Plan};
 
@@ -35,7 +37,7 @@ pub struct Router {
     source_digest: String,
     hosts: HostTrie,
     paths: PrefixTree,
-    wrr: Vec<WrrPicker>,
+    wrr: Vec<Arc<WrrPicker>>,
 }
 
 fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), RouterError> {
@@ -84,7 +86,7 @@ impl Router {
                     || format!("cluster {i} has a WRR table that does not match its weights"),
                 )?;
             }
-            wrr.push(WrrPicker::new(&weights, &cluster.wrr));
+            wrr.push(Arc::new(WrrPicker::new(&weights, &cluster.wrr)));
         }
         let hosts = HostTrie::new(&plan.hosts).map_err(RouterError)?;
         let paths = PrefixTree::new(&plan.paths, plan.routes.len()).map_err(RouterError)?;
@@ -144,6 +146,16 @@ impl Router {
             return Some(hit(route, Tier::CatchAll));
         }
         None
+    }
+
+    /// Carries WRR positions over from the plan being replaced: a cluster with
+    /// the same name, upstreams and weights keeps its place in the sequence.
+    pub fn adopt_wrr(&mut self, old: &Router) {
+        for (i, cluster) in self.plan.clusters.iter().enumerate() {
+            if let Some(j) = old.plan.clusters.iter().position(|c| c == cluster) {
+                self.wrr[i] = old.wrr[j].clone();
+            }
+        }
     }
 
     /// The next upstream index of `cluster` in its global smooth-WRR sequence.

@@ -1,0 +1,393 @@
+//! The JSON access log: one line per exchange, formatted into a per-worker batch
+//! buffer (no allocation per line), handed in batches to a writer thread over a
+//! bounded queue. A full queue drops the batch and counts its lines; nothing
+//! ever waits on the log. Buffers circulate back to the workers for reuse.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use plan::{LogDestination, LogField};
+
+use crate::exchange::Exchange;
+use crate::json;
+use crate::stats::Global;
+
+/// A batch is handed to the writer once it holds this many bytes (or on the
+/// worker's flush tick).
+pub const BATCH_BYTES: usize = 16 * 1024;
+/// Batches the queue holds before lines are dropped (≈ 1 MiB of log).
+pub const QUEUE_BATCHES: usize = 64;
+/// How often a worker hands over a partly filled batch.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
+
+/// Lines of one worker, waiting to be written.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub buf: Vec<u8>,
+    pub lines: u64,
+}
+
+/// Where lines go.
+enum Output {
+    Stdout,
+    Stderr,
+    File { path: PathBuf, file: File },
+}
+
+impl Output {
+    fn open(dest: &LogDestination, base: &Path) -> std::io::Result<Output> {
+        Ok(match dest {
+            LogDestination::Stdout => Output::Stdout,
+            LogDestination::Stderr => Output::Stderr,
+            LogDestination::File(p) => {
+                let path = base.join(p);
+                let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                Output::File { path, file }
+            }
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes)?;
+                out.flush()
+            }
+            Output::Stderr => std::io::stderr().lock().write_all(bytes),
+            Output::File { file, .. } => file.write_all(bytes),
+        }
+    }
+
+    /// Reopens a file destination (after log rotation moved it away).
+    fn reopen(&mut self) {
+        if let Output::File { path, file } = self {
+            match OpenOptions::new().create(true).append(true).open(&*path) {
+                Ok(f) => *file = f,
+                Err(e) => eprintln!("access log: cannot reopen {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+/// The writer side, shared by all workers.
+#[derive(Debug)]
+pub struct Sink {
+    queue: Mutex<Option<SyncSender<Batch>>>,
+    returned: Mutex<Receiver<Vec<u8>>>,
+    reopen: Arc<AtomicBool>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Sink {
+    /// Opens the destination and starts the writer thread.
+    pub fn start(dest: &LogDestination, base: &Path, global: Arc<crate::stats::Registry>) -> std::io::Result<Arc<Sink>> {
+        let mut output = Output::open(dest, base)?;
+        let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
+        let (back_tx, back_rx) = sync_channel::<Vec<u8>>(QUEUE_BATCHES);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let flag = reopen.clone();
+        let writer = std::thread::Builder::new().name("access-log".into()).spawn(move || {
+            let g: &Global = &global.global;
+            loop {
+                let batch = match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(b) => Some(b),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                if flag.swap(false, Ordering::AcqRel) {
+                    output.reopen();
+                }
+                let Some(mut batch) = batch else { continue };
+                match output.write(&batch.buf) {
+                    Ok(()) => g.access_log_written.fetch_add(batch.lines, Ordering::Relaxed),
+                    Err(_) => g.access_log_dropped.fetch_add(batch.lines, Ordering::Relaxed),
+                };
+                batch.buf.clear();
+                // Recycle the buffer; if enough are in circulation, let it go.
+                let _ = back_tx.try_send(batch.buf);
+            }
+        })?;
+        Ok(Arc::new(Sink {
+            queue: Mutex::new(Some(tx)),
+            returned: Mutex::new(back_rx),
+            reopen,
+            writer: Mutex::new(Some(writer)),
+        }))
+    }
+
+    /// A sender for one worker.
+    pub fn sender(&self) -> Option<SyncSender<Batch>> {
+        self.queue.lock().ok()?.clone()
+    }
+
+    /// An emptied buffer to reuse, if the writer has one back.
+    pub fn recycled(&self) -> Option<Vec<u8>> {
+        self.returned.lock().ok()?.try_recv().ok()
+    }
+
+    /// Asks the writer to reopen a file destination (SIGUSR1).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+    }
+
+    /// Stops the writer once every worker's sender is gone and the queue drained.
+    pub fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One worker's end of the log.
+#[derive(Debug)]
+pub struct WorkerLog {
+    sink: Arc<Sink>,
+    tx: SyncSender<Batch>,
+    batch: Batch,
+}
+
+impl WorkerLog {
+    pub fn new(sink: Arc<Sink>) -> Option<WorkerLog> {
+        let tx = sink.sender()?;
+        Some(WorkerLog {
+            sink,
+            tx,
+            batch: Batch {
+                buf: Vec::with_capacity(BATCH_BYTES * 2),
+                lines: 0,
+            },
+        })
+    }
+
+    /// The buffer to append one line to; call [`WorkerLog::line_done`] after.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.batch.buf
+    }
+
+    pub fn line_done(&mut self, global: &Global) {
+        self.batch.lines += 1;
+        if self.batch.buf.len() >= BATCH_BYTES {
+            self.flush(global);
+        }
+    }
+
+    /// Hands the batch to the writer without waiting; a full queue drops it.
+    pub fn flush(&mut self, global: &Global) {
+        if self.batch.lines == 0 {
+            return;
+        }
+        let fresh = self.sink.recycled().unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES * 2));
+        let batch = std::mem::replace(&mut self.batch, Batch { buf: fresh, lines: 0 });
+        match self.tx.try_send(batch) {
+            Ok(()) => {}
+            Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) => {
+                global.access_log_dropped.fetch_add(b.lines, Ordering::Relaxed);
+                b.buf.clear();
+                self.batch.buf = b.buf;
+            }
+        }
+    }
+
+    /// At shutdown: hands the last batch over, waiting up to `wait` for room.
+    pub fn flush_final(&mut self, global: &Global, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while self.batch.lines > 0 {
+            let batch = std::mem::take(&mut self.batch);
+            match self.tx.try_send(batch) {
+                Ok(()) => return,
+                Err(TrySendError::Full(b)) if Instant::now() < deadline => {
+                    self.batch = b;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
+                    global.access_log_dropped.fetch_add(b.lines, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What a line needs besides the exchange: resolved names and the clock.
+pub struct LineContext<'a> {
+    pub client_ip: &'a [u8],
+    pub route: Option<&'a str>,
+    pub cluster: Option<&'a str>,
+    pub upstream_url: Option<&'a str>,
+    /// First 12 hex digits of the plan digest.
+    pub plan: &'a str,
+    pub duration: Duration,
+}
+
+/// Appends one JSON line for `ex` with `fields` in order. Allocation-free.
+pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &LineContext<'_>) {
+    out.push(b'{');
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(field.name().as_bytes());
+        out.extend_from_slice(b"\":");
+        match field {
+            LogField::Timestamp => timestamp(out, ex.started_wall),
+            LogField::ClientIp => json::push_bytes(out, ctx.client_ip),
+            LogField::Method => opt_str(out, ex.method.as_ref().map(|m| m.as_str())),
+            LogField::Path => opt_str(out, ex.target.as_deref().and_then(|t| std::str::from_utf8(t).ok()).map(path_of)),
+            LogField::Status => int(out, u64::from(ex.status)),
+            LogField::DurationMs => duration_ms(out, ctx.duration),
+            LogField::Route => opt_str(out, ctx.route),
+            LogField::Cluster => opt_str(out, ctx.cluster),
+            LogField::UpstreamUrl => opt_str(out, ctx.upstream_url),
+            LogField::Error => opt_str(out, ex.error.map(|e| e.as_str())),
+            LogField::BytesSent => int(out, ex.bytes_sent),
+            LogField::UpstreamStatus => match ex.upstream_status {
+                Some(s) => int(out, u64::from(s)),
+                None => out.extend_from_slice(b"null"),
+            },
+            LogField::Host => opt_bytes(out, ex.host.as_ref().map(|h| h.as_bytes())),
+            LogField::Query => {
+                opt_str(out, ex.target.as_deref().and_then(|t| std::str::from_utf8(t).ok()).and_then(query_of))
+            }
+            LogField::UserAgent => opt_bytes(out, ex.user_agent.as_ref().map(|h| h.as_bytes())),
+            LogField::RequestId => opt_bytes(out, ex.request_id.as_ref().map(|h| h.as_bytes())),
+            LogField::Plan => json::push_str(out, ctx.plan),
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Path of a request-target as received (origin- or absolute-form), without query.
+fn path_of(target: &str) -> &str {
+    let t = match target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
+    t.split_once('?').map_or(t, |(p, _)| p)
+}
+
+fn query_of(target: &str) -> Option<&str> {
+    target.split_once('?').map(|(_, q)| q)
+}
+
+fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json::push_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn opt_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        Some(b) => json::push_bytes(out, b),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn int(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Milliseconds with microsecond precision: `1.734`.
+fn duration_ms(out: &mut Vec<u8>, d: Duration) {
+    let micros = d.as_micros() as u64;
+    int(out, micros / 1000);
+    let frac = micros % 1000;
+    out.push(b'.');
+    out.push(b'0' + (frac / 100) as u8);
+    out.push(b'0' + (frac / 10 % 10) as u8);
+    out.push(b'0' + (frac % 10) as u8);
+}
+
+fn two(out: &mut Vec<u8>, n: u32) {
+    out.push(b'0' + (n / 10) as u8);
+    out.push(b'0' + (n % 10) as u8);
+}
+
+/// RFC 3339 UTC with milliseconds: `"2026-11-25T16:40:00.123Z"`.
+fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = (secs % 86_400) as u32;
+    out.push(b'"');
+    int(out, y.max(0) as u64);
+    out.push(b'-');
+    two(out, m);
+    out.push(b'-');
+    two(out, d);
+    out.push(b'T');
+    two(out, rem / 3600);
+    out.push(b':');
+    two(out, rem / 60 % 60);
+    out.push(b':');
+    two(out, rem % 60);
+    out.push(b'.');
+    let ms = since.subsec_millis();
+    out.push(b'0' + (ms / 100) as u8);
+    two(out, ms % 100);
+    out.extend_from_slice(b"Z\"");
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(secs: u64, millis: u64) -> String {
+        let mut out = Vec::new();
+        timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis));
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_millis() {
+        assert_eq!(ts(0, 0), "\"1970-01-01T00:00:00.000Z\"");
+        assert_eq!(ts(951_782_400, 7), "\"2000-02-29T00:00:00.007Z\"");
+        assert_eq!(ts(1_795_624_800, 123), "\"2026-11-25T16:40:00.123Z\"");
+        assert_eq!(ts(4_107_542_399, 999), "\"2100-02-28T23:59:59.999Z\"");
+    }
+
+    #[test]
+    fn durations_are_fractional_milliseconds() {
+        for (micros, expected) in [(0, "0.000"), (1_734, "1.734"), (12, "0.012"), (5_000_001, "5000.001")] {
+            let mut out = Vec::new();
+            duration_ms(&mut out, Duration::from_micros(micros));
+            assert_eq!(String::from_utf8(out).unwrap_or_default(), expected);
+        }
+    }
+
+    #[test]
+    fn paths_and_queries_as_received() {
+        assert_eq!(path_of("/a/../b?x=1"), "/a/../b");
+        assert_eq!(path_of("http://h/p?q"), "/p");
+        assert_eq!(path_of("http://h"), "/");
+        assert_eq!(query_of("/a?x=1&y"), Some("x=1&y"));
+        assert_eq!(query_of("/a"), None);
+    }
+}
