@@ -69,7 +69,10 @@ impl Output {
     fn reopen(&mut self) {
         if let Output::File { path, file } = self {
             match OpenOptions::new().create(true).append(true).open(&*path) {
-                Ok(f) => *file = f,
+                Ok(f) => {
+                    *file = f;
+                    eprintln!("access log reopened: {}", path.display());
+                }
                 Err(e) => eprintln!("access log: cannot reopen {}: {e}", path.display()),
             }
         }
@@ -87,7 +90,11 @@ pub struct Sink {
 
 impl Sink {
     /// Opens the destination and starts the writer thread.
-    pub fn start(dest: &LogDestination, base: &Path, global: Arc<crate::stats::Registry>) -> std::io::Result<Arc<Sink>> {
+    pub fn start(
+        dest: &LogDestination,
+        base: &Path,
+        global: Arc<crate::stats::Registry>,
+    ) -> std::io::Result<Arc<Sink>> {
         let mut output = Output::open(dest, base)?;
         let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
         let (back_tx, back_rx) = sync_channel::<Vec<u8>>(QUEUE_BATCHES);
@@ -187,7 +194,10 @@ impl WorkerLog {
         if self.batch.lines == 0 {
             return;
         }
-        let fresh = self.sink.recycled().unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES * 2));
+        let fresh = self
+            .sink
+            .recycled()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES * 2));
         let batch = std::mem::replace(&mut self.batch, Batch { buf: fresh, lines: 0 });
         match self.tx.try_send(batch) {
             Ok(()) => {}
@@ -244,7 +254,13 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
             LogField::Timestamp => timestamp(out, ex.started_wall),
             LogField::ClientIp => json::push_bytes(out, ctx.client_ip),
             LogField::Method => opt_str(out, ex.method.as_ref().map(|m| m.as_str())),
-            LogField::Path => opt_str(out, ex.target.as_deref().and_then(|t| std::str::from_utf8(t).ok()).map(path_of)),
+            LogField::Path => opt_str(
+                out,
+                ex.target
+                    .as_deref()
+                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .map(path_of),
+            ),
             LogField::Status => int(out, u64::from(ex.status)),
             LogField::DurationMs => duration_ms(out, ctx.duration),
             LogField::Route => opt_str(out, ctx.route),
@@ -257,9 +273,13 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
                 None => out.extend_from_slice(b"null"),
             },
             LogField::Host => opt_bytes(out, ex.host.as_ref().map(|h| h.as_bytes())),
-            LogField::Query => {
-                opt_str(out, ex.target.as_deref().and_then(|t| std::str::from_utf8(t).ok()).and_then(query_of))
-            }
+            LogField::Query => opt_str(
+                out,
+                ex.target
+                    .as_deref()
+                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .and_then(query_of),
+            ),
             LogField::UserAgent => opt_bytes(out, ex.user_agent.as_ref().map(|h| h.as_bytes())),
             LogField::RequestId => opt_bytes(out, ex.request_id.as_ref().map(|h| h.as_bytes())),
             LogField::Plan => json::push_str(out, ctx.plan),
@@ -270,7 +290,10 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
 
 /// Path of a request-target as received (origin- or absolute-form), without query.
 fn path_of(target: &str) -> &str {
-    let t = match target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    let t = match target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => target,
     };
@@ -361,7 +384,10 @@ mod tests {
 
     fn ts(secs: u64, millis: u64) -> String {
         let mut out = Vec::new();
-        timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis));
+        timestamp(
+            &mut out,
+            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis),
+        );
         String::from_utf8(out).unwrap_or_default()
     }
 

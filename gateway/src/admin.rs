@@ -72,10 +72,18 @@ pub fn plan_json(shared: &Shared) -> String {
     text
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>, reload: Option<Reload>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    reload: Option<Reload>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path();
     Ok(match (req.method(), path) {
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, crate::metrics::CONTENT_TYPE, crate::metrics::render(&shared)),
+        (&Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            crate::metrics::CONTENT_TYPE,
+            crate::metrics::render(&shared),
+        ),
         (&Method::GET, "/ready") => {
             if shared.draining.load(Ordering::Relaxed) {
                 reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
@@ -92,19 +100,29 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, reload: Option<Relo
             },
             None => reply(StatusCode::NOT_FOUND, "text/plain", "reload is not available\n"),
         },
-        (_, "/metrics" | "/ready" | "/plan" | "/reload") => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n"),
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "admin endpoints: /metrics /ready /plan /reload\n"),
+        (_, "/metrics" | "/ready" | "/plan" | "/reload") => {
+            reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n")
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "admin endpoints: /metrics /ready /plan /reload\n",
+        ),
     })
 }
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, reload: Option<Reload>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let (shared, reload) = (shared.clone(), reload.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, shared.clone(), reload.clone()));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -119,7 +119,10 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
     let ctx = LineContext {
         client_ip: conn.client_ip.as_bytes(),
         route: route.map(|r| r.name.as_str()),
-        cluster: ex.cluster.and_then(|c| plan.clusters.get(c as usize)).map(|c| c.name.as_str()),
+        cluster: ex
+            .cluster
+            .and_then(|c| plan.clusters.get(c as usize))
+            .map(|c| c.name.as_str()),
         upstream_url: ex.upstream.map(|id| generation.targets.get(id).url.as_str()),
         plan: &generation.short_digest,
         duration,

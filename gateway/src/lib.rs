@@ -3,6 +3,8 @@
 //! Start at [`server::run`]; a connection's life is in [`conn`], one exchange's
 //! phases in [`proxy`]. The plan and its lookups come from the `plan` crate.
 
+pub mod accesslog;
+pub mod admin;
 pub mod conn;
 pub mod demo;
 pub mod echo;
@@ -12,11 +14,9 @@ pub mod explain;
 pub mod http1;
 pub mod json;
 pub mod load;
+pub mod metrics;
 pub mod proxy;
 pub mod server;
-pub mod accesslog;
-pub mod admin;
-pub mod metrics;
 pub mod stats;
 pub mod upstream;
 pub mod worker;

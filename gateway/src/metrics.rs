@@ -68,8 +68,16 @@ impl Collector for Gateway {
             routes.push(registry.unrouted.clone());
             for r in routes {
                 for (status, n) in r.counts() {
-                    let status = if status == 0 { "other".to_owned() } else { status.to_string() };
-                    let labels = [("route", r.route.as_str()), ("cluster", r.cluster.as_str()), ("status", status.as_str())];
+                    let status = if status == 0 {
+                        "other".to_owned()
+                    } else {
+                        status.to_string()
+                    };
+                    let labels = [
+                        ("route", r.route.as_str()),
+                        ("cluster", r.cluster.as_str()),
+                        ("status", status.as_str()),
+                    ];
                     ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
                 }
             }
@@ -84,9 +92,13 @@ impl Collector for Gateway {
                 MetricType::Counter,
             )?;
             for c in &clusters {
-                for (i, kind) in [ErrorKind::ConnectTimeout, ErrorKind::UpstreamTimeout].into_iter().enumerate() {
+                for (i, kind) in [ErrorKind::ConnectTimeout, ErrorKind::UpstreamTimeout]
+                    .into_iter()
+                    .enumerate()
+                {
                     let labels = [("cluster", c.name.as_str()), ("kind", kind.as_str())];
-                    ConstCounter::new(c.upstream_timeouts[i].load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
+                    ConstCounter::new(c.upstream_timeouts[i].load(Ordering::Relaxed))
+                        .encode(m.encode_family(&labels)?)?;
                 }
             }
         }
@@ -130,7 +142,12 @@ impl Collector for Gateway {
                 h.metric_type(),
             )?)?;
         }
-        gauge(&mut encoder, "gateway_in_flight_requests", "Requests being handled", global.in_flight.load(Ordering::Relaxed))?;
+        gauge(
+            &mut encoder,
+            "gateway_in_flight_requests",
+            "Requests being handled",
+            global.in_flight.load(Ordering::Relaxed),
+        )?;
         gauge(
             &mut encoder,
             "gateway_client_connections",

@@ -77,7 +77,12 @@ pub fn reload(shared: &Shared, source: &Source) -> Result<String, String> {
         Ok(g) => g,
         Err(e) => return refused(e),
     };
-    let message = format!("reloaded {}: plan {} -> {}", source.path().display(), old.router.digest(), generation.router.digest());
+    let message = format!(
+        "reloaded {}: plan {} -> {}",
+        source.path().display(),
+        old.router.digest(),
+        generation.router.digest()
+    );
     shared.current.store(Arc::new(generation));
     global.reloads.fetch_add(1, Ordering::Relaxed);
     eprintln!("{message}");
@@ -105,7 +110,11 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let demo_upstreams = if options.demo { crate::demo::free_upstreams(plan) } else { Vec::new() };
+    let demo_upstreams = if options.demo {
+        crate::demo::free_upstreams(plan)
+    } else {
+        Vec::new()
+    };
     let base_dir = options.source.base_dir();
     let registry = Arc::new(Registry::new());
     let log = if plan.access_log.enabled {
@@ -125,7 +134,10 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         draining: Default::default(),
     });
 
-    let first = bind_reuseport(listen).map_err(|e| RunError::Bind { addr: listen, source: e })?;
+    let first = bind_reuseport(listen).map_err(|e| RunError::Bind {
+        addr: listen,
+        source: e,
+    })?;
     let bound = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..threads {

@@ -111,8 +111,9 @@ impl RouteStats {
 }
 
 /// Upper bounds (seconds) of `gateway_request_duration_seconds`.
-pub const DURATION_BUCKETS: [f64; 14] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// A fixed-bucket histogram of plain atomics.
 #[derive(Debug)]
@@ -134,7 +135,10 @@ impl Default for Histogram {
 impl Histogram {
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        let i = DURATION_BUCKETS.iter().position(|&b| secs <= b).unwrap_or(DURATION_BUCKETS.len());
+        let i = DURATION_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(DURATION_BUCKETS.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
@@ -198,7 +202,12 @@ impl Registry {
         let cluster_stats: Vec<Arc<ClusterStats>> = plan
             .clusters
             .iter()
-            .map(|c| clusters.entry(c.name.clone()).or_insert_with(|| Arc::new(ClusterStats::new(&c.name))).clone())
+            .map(|c| {
+                clusters
+                    .entry(c.name.clone())
+                    .or_insert_with(|| Arc::new(ClusterStats::new(&c.name)))
+                    .clone()
+            })
             .collect();
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let route_stats = plan
@@ -219,13 +228,25 @@ impl Registry {
     }
 
     pub fn all_clusters(&self) -> Vec<Arc<ClusterStats>> {
-        let mut v: Vec<_> = self.clusters.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
     pub fn all_routes(&self) -> Vec<Arc<RouteStats>> {
-        let mut v: Vec<_> = self.routes.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| (&a.route, &a.cluster).cmp(&(&b.route, &b.cluster)));
         v
     }

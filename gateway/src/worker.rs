@@ -18,7 +18,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::accesslog::{FLUSH_EVERY, Sink, WorkerLog};
 use crate::stats::{Registry, Stats};
-use crate::upstream::{PoolIds, Pool, Targets};
+use crate::upstream::{Pool, PoolIds, Targets};
 
 /// Idle upstream connections each worker keeps per upstream.
 const MAX_IDLE_PER_TARGET: usize = 64;
@@ -40,7 +40,11 @@ impl Generation {
         let plan = router.plan();
         let stats = registry.resolve(plan);
         let targets = Targets::new(plan, pool_ids, &stats)?;
-        let log_fields = if plan.access_log.enabled { plan.access_log.fields.clone() } else { Vec::new() };
+        let log_fields = if plan.access_log.enabled {
+            plan.access_log.fields.clone()
+        } else {
+            Vec::new()
+        };
         let short_digest = router.digest().trim_start_matches("sha256:").chars().take(12).collect();
         Ok(Self {
             router,
@@ -105,7 +109,11 @@ impl Drop for ConnGuard {
 }
 
 /// Runs one worker until shutdown and drain end.
-pub fn run_worker(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+pub fn run_worker(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     let worker = Rc::new(Worker {

@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 mod malformed;
+mod observability;
 mod proxying;
 mod routing;
 mod streaming;

@@ -158,15 +158,26 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let slow = Upstream::start("slow", Behavior::Delay(std::time::Duration::from_millis(800)));
     let mut gw = Gateway::start(&format!(
         "drainMs: 5000\n{}",
-        config("  - { name: r, pathPrefix: /, cluster: c }\n", &[cluster("c", &[(&slow, 1)])])
+        config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&slow, 1)])]
+        )
     ));
     let addr = gw.addr;
     let in_flight = std::thread::spawn(move || Client::connect(addr).and_then(|mut c| c.get("h", "/slow")));
     std::thread::sleep(std::time::Duration::from_millis(200));
     gw.signal(15);
-    let r = in_flight.join().expect("client thread").expect("in-flight request answered");
+    let r = in_flight
+        .join()
+        .expect("client thread")
+        .expect("in-flight request answered");
     assert_eq!(r.status, 200);
-    let status = gw.wait_exit(std::time::Duration::from_secs(5)).expect("exited after draining");
+    let status = gw
+        .wait_exit(std::time::Duration::from_secs(5))
+        .expect("exited after draining");
     assert_eq!(status.code(), Some(0));
-    assert!(std::net::TcpStream::connect(addr).is_err(), "still accepting after shutdown");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still accepting after shutdown"
+    );
 }

@@ -64,16 +64,41 @@ impl Gateway {
             config.to_str().unwrap_or_default(),
             "--listen",
             "127.0.0.1:0",
-            "--threads",
-            "2",
         ];
+        if !extra.contains(&"--threads") {
+            args.extend_from_slice(&["--threads", "2"]);
+        }
         args.extend_from_slice(extra);
         Self::spawn(&args, dir).unwrap_or_else(|e| panic!("gateway did not start: {e}"))
+    }
+
+    /// `GET path` on the admin listener: `(status, body)`.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let addr = self.admin.expect("gateway started with an admin listener");
+        let mut c = crate::Client::connect(addr).expect("connect admin");
+        let r = c.get("admin", path).expect("admin response");
+        (r.status, r.text())
+    }
+
+    /// The value of one sample line of `/metrics`, e.g.
+    /// `gateway_requests_total{route="a",cluster="c",status="200"}`; 0 when absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let (_, text) = self.admin_get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// Runs `gateway ARGS` and waits for its ready line; `Err` carries stderr
     /// if it exits first.
     pub fn spawn(args: &[&str], dir: PathBuf) -> Result<Gateway, String> {
+        Self::spawn_with(args, dir, true)
+    }
+
+    /// As [`Gateway::spawn`]; with `read_stdout == false` stdout is a pipe
+    /// nobody reads (a log destination that stops accepting writes).
+    pub fn spawn_with(args: &[&str], dir: PathBuf, read_stdout: bool) -> Result<Gateway, String> {
         let mut child = Command::new(gateway_bin())
             .args(args)
             .current_dir(&dir)
@@ -85,6 +110,13 @@ impl Gateway {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel::<String>();
+        if !read_stdout {
+            // Keep the pipe open and full: the child's writes block once its
+            // buffer is full.
+            if let Some(out) = child.stdout.take() {
+                std::mem::forget(out);
+            }
+        }
         if let Some(out) = child.stdout.take() {
             let sink = stdout.clone();
             std::thread::spawn(move || {

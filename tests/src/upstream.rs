@@ -268,12 +268,24 @@ async fn idle_close(stream: tokio::net::TcpStream, idle: Duration, name: &str, s
         let head = String::from_utf8_lossy(&got[..end]).into_owned();
         got.drain(..end);
         let mut line = head.split(' ');
-        let (method, uri) = (line.next().unwrap_or("").to_owned(), line.next().unwrap_or("").to_owned());
+        let (method, uri) = (
+            line.next().unwrap_or("").to_owned(),
+            line.next().unwrap_or("").to_owned(),
+        );
         if let Ok(mut s) = seen.lock() {
-            s.push(Seen { method: method.clone(), uri: uri.clone(), headers: Vec::new(), body_len: 0, body_sum: 0 });
+            s.push(Seen {
+                method: method.clone(),
+                uri: uri.clone(),
+                headers: Vec::new(),
+                body_len: 0,
+                body_sum: 0,
+            });
         }
         let body = format!("{name} {method} {uri} bytes=0 sum=0");
-        let response = format!("HTTP/1.1 200 OK\r\nx-upstream: {name}\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nx-upstream: {name}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
         if stream.write_all(response.as_bytes()).await.is_err() {
             return;
         }

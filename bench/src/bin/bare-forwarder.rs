@@ -17,7 +17,9 @@ type Upstream = Client<HttpConnector, Incoming>;
 
 async fn serve(listener: tokio::net::TcpListener, client: Upstream, upstream: String, local: bool) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (client, upstream) = (client.clone(), upstream.clone());
         let conn = async move {
@@ -28,7 +30,9 @@ async fn serve(listener: tokio::net::TcpListener, client: Upstream, upstream: St
                 *req.uri_mut() = uri;
                 async move { client.request(req).await }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         };
         if local {
             tokio::task::spawn_local(conn);
@@ -41,19 +45,31 @@ async fn serve(listener: tokio::net::TcpListener, client: Upstream, upstream: St
 fn client() -> Upstream {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector)
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(1024)
+        .build(connector)
 }
 
 fn main() {
-    let listen: SocketAddr = bench::arg("--listen", "127.0.0.1:8081").parse().unwrap_or_else(|_| ([127, 0, 0, 1], 8081).into());
+    let listen: SocketAddr = bench::arg("--listen", "127.0.0.1:8081")
+        .parse()
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 8081).into());
     let upstream = bench::arg("--upstream", "127.0.0.1:9001");
     let threads: usize = bench::arg("--threads", "1").parse().unwrap_or(1);
     let runtime = bench::arg("--runtime", "current");
     eprintln!("bare forwarder ({runtime}) listening on {listen}");
     if runtime == "multi" {
-        let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() else { return };
+        let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
         rt.block_on(async move {
-            let Ok(l) = bench::listener(listen).and_then(tokio::net::TcpListener::from_std) else { return };
+            let Ok(l) = bench::listener(listen).and_then(tokio::net::TcpListener::from_std) else {
+                return;
+            };
             serve(l, client(), upstream, false).await;
         });
         return;
@@ -64,7 +80,9 @@ fn main() {
         let upstream = upstream.clone();
         let listener = listeners.lock().ok().and_then(|mut l| l.pop());
         async move {
-            let Some(listener) = listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) else { return };
+            let Some(listener) = listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) else {
+                return;
+            };
             serve(listener, client(), upstream, true).await;
         }
     });

@@ -11,7 +11,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
 fn main() {
-    let listen: SocketAddr = bench::arg("--listen", "127.0.0.1:9001").parse().unwrap_or_else(|_| ([127, 0, 0, 1], 9001).into());
+    let listen: SocketAddr = bench::arg("--listen", "127.0.0.1:9001")
+        .parse()
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 9001).into());
     let size: usize = bench::arg("--body-bytes", "16").parse().unwrap_or(16);
     let threads: usize = bench::arg("--threads", "1").parse().unwrap_or(1);
     let body = Bytes::from(vec![b'x'; size]);
@@ -22,9 +24,13 @@ fn main() {
         let body = body.clone();
         let listener = listeners.lock().ok().and_then(|mut l| l.pop());
         async move {
-            let Some(listener) = listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) else { return };
+            let Some(listener) = listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) else {
+                return;
+            };
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let body = body.clone();
                 tokio::task::spawn_local(async move {
@@ -36,7 +42,9 @@ fn main() {
                             Ok::<_, Infallible>(hyper::Response::new(Full::new(body)))
                         }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         }

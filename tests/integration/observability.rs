@@ -1,0 +1,196 @@
+//! SPEC §8–9 through the real binary: counters read back over HTTP from the
+//! admin listener, the access log under a stuck destination, at shutdown and
+//! across log rotation.
+
+use std::time::{Duration, Instant};
+
+use gateway_tests::{Behavior, Client, Gateway, Upstream, scratch_dir};
+
+use crate::{cluster, config};
+
+fn with_admin(yaml: &str) -> Gateway {
+    Gateway::start_with(yaml, &["--admin", "127.0.0.1:0"])
+}
+
+#[test]
+fn metrics_count_timeouts_refusals_and_404s() {
+    let slow = Upstream::start("slow", Behavior::Delay(Duration::from_secs(3)));
+    let ok = Upstream::start("ok", Behavior::Echo);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let routes = "  - { name: slow, host: a.test, pathPrefix: /slow, cluster: slow, timeouts: { upstreamMs: 200 } }\n  - { name: down, host: a.test, pathPrefix: /down, cluster: down }\n  - { name: ok, host: a.test, pathPrefix: /ok, cluster: ok }\n";
+    let clusters = [
+        cluster("slow", &[(&slow, 1)]),
+        format!("  - name: down\n    upstreams:\n      - {{ url: \"{closed_url}\" }}\n"),
+        cluster("ok", &[(&ok, 1)]),
+    ];
+    let gw = with_admin(&config(routes, &clusters));
+    let mut c = Client::connect(gw.addr).expect("connect");
+    assert_eq!(c.get("a.test", "/slow").expect("504").status, 504);
+    assert_eq!(c.get("a.test", "/down").expect("502").status, 502);
+    assert_eq!(c.get("a.test", "/down").expect("502").status, 502);
+    for _ in 0..3 {
+        assert_eq!(c.get("a.test", "/ok").expect("200").status, 200);
+    }
+    assert_eq!(c.get("b.test", "/nothing").expect("404").status, 404);
+
+    let m = |s: &str| gw.metric(s);
+    assert_eq!(
+        m(r#"gateway_upstream_timeouts_total{cluster="slow",kind="upstream_timeout"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"gateway_proxy_errors_total{cluster="slow",kind="upstream_timeout"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"gateway_proxy_errors_total{cluster="down",kind="connect_failed"}"#),
+        2.0
+    );
+    assert_eq!(
+        m(r#"gateway_requests_total{route="down",cluster="down",status="502"}"#),
+        2.0
+    );
+    assert_eq!(
+        m(r#"gateway_requests_total{route="ok",cluster="ok",status="200"}"#),
+        3.0
+    );
+    assert_eq!(m(r#"gateway_requests_total{route="",cluster="",status="404"}"#), 1.0);
+    assert_eq!(m("gateway_request_duration_seconds_count"), 7.0);
+    assert!(m(r#"gateway_upstream_connections{cluster="ok",state="open"}"#) >= 1.0);
+    assert_eq!(m("gateway_in_flight_requests"), 0.0);
+
+    // The admin listener serves only admin paths; the proxy port never does.
+    assert_eq!(gw.admin_get("/ready").0, 200);
+    let (status, plan) = gw.admin_get("/plan");
+    assert_eq!(status, 200);
+    let plan: serde_json::Value = serde_json::from_str(&plan).expect("/plan is JSON");
+    for key in ["digest", "sourceDigest", "formatVersion", "routes", "clusters"] {
+        assert!(plan.get(key).is_some(), "/plan lacks {key}");
+    }
+    assert_eq!(gw.admin_get("/v1/anything").0, 404);
+    assert_eq!(ok.hits(), 3, "the admin listener proxied something");
+    let r = c.get("a.test", "/metrics").expect("response");
+    assert_eq!(r.status, 404, "the proxy port served an admin path");
+}
+
+#[test]
+fn a_stuck_log_destination_drops_lines_without_slowing_requests() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let dir = scratch_dir("stuck-log");
+    let config_path = dir.join("gateway.yaml");
+    let yaml = "accessLog: { enabled: true, path: stdout }\n".to_owned()
+        + &config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&up, 1)])],
+        )
+        .replace("accessLog: { enabled: false }\n", "");
+    std::fs::write(&config_path, yaml).expect("write");
+    let args = [
+        "run",
+        "--config",
+        config_path.to_str().expect("utf8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+    ];
+    // stdout is a pipe nobody reads: once its buffer and the queue are full,
+    // every further line must be dropped, not waited for.
+    let gw = Gateway::spawn_with(&args, dir, false).expect("gateway starts");
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = gw.addr;
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr).expect("connect");
+                let mut slowest = Duration::ZERO;
+                for i in 0..2500 {
+                    let t = Instant::now();
+                    let r = c
+                        .get("h", &format!("/padding-the-log-line-to-fill-the-pipe-sooner/{i}"))
+                        .expect("response");
+                    assert_eq!(r.status, 200);
+                    slowest = slowest.max(t.elapsed());
+                }
+                slowest
+            })
+        })
+        .collect();
+    let slowest = clients
+        .into_iter()
+        .map(|t| t.join().expect("client"))
+        .max()
+        .unwrap_or_default();
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a request took {slowest:?} with the log stuck"
+    );
+    let dropped = gw.metric("gateway_access_log_dropped_total");
+    assert!(dropped > 0.0, "no lines counted as dropped");
+    assert_eq!(up.hits(), 10_000);
+}
+
+#[test]
+fn a_clean_stop_flushes_every_line() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let yaml = config(
+        "  - { name: r, pathPrefix: /, cluster: c }\n",
+        &[cluster("c", &[(&up, 1)])],
+    )
+    .replace("accessLog: { enabled: false }\n", "");
+    let mut gw = Gateway::start(&yaml);
+    let n = 500;
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for i in 0..n {
+        assert_eq!(c.get("h", &format!("/{i}")).expect("response").status, 200);
+    }
+    drop(c);
+    gw.signal(15);
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    // The reader thread sees EOF once the process is gone.
+    let lines = gw.wait_log_lines(n + 1, Duration::from_millis(500));
+    assert_eq!(lines.len(), n, "N requests, N lines");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.starts_with('{') && line.ends_with('}'), "line {i}: {line}");
+    }
+}
+
+#[test]
+fn a_log_file_is_reopened_on_sigusr1() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let yaml = config(
+        "  - { name: r, pathPrefix: /, cluster: c }\n",
+        &[cluster("c", &[(&up, 1)])],
+    )
+    .replace("accessLog: { enabled: false }\n", "accessLog: { path: access.log }\n");
+    let gw = Gateway::start(&yaml);
+    let log = gw.dir.join("access.log");
+    let rotated = gw.dir.join("access.log.1");
+    let mut c = Client::connect(gw.addr).expect("connect");
+    let count = |p: &std::path::Path| std::fs::read_to_string(p).map(|s| s.lines().count()).unwrap_or(0);
+    let wait_for = |p: &std::path::Path, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count(p) < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        count(p)
+    };
+    for _ in 0..3 {
+        c.get("h", "/before").expect("response");
+    }
+    assert_eq!(wait_for(&log, 3), 3, "relative log path resolves beside the config");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    gw.signal(10);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.stderr_text().contains("access log reopened") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..2 {
+        c.get("h", "/after").expect("response");
+    }
+    assert_eq!(wait_for(&log, 2), 2, "new lines go to the reopened file");
+    assert_eq!(count(&rotated), 3, "the rotated file keeps its lines");
+}
