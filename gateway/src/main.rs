@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+/// glibc's per-thread arenas grow and trim with `mprotect` under this workload
+/// (hundreds of calls a second, each a TLB flush); mimalloc keeps per-thread
+/// free lists and does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gateway::load::{LoadError, Source, load};
 use gateway::server::{RunOptions, run};
 
