@@ -83,6 +83,7 @@ pub struct PolicyCfg {
     pub name: Option<Spanned<String>>,
     pub module: Option<Spanned<String>>,
     pub config: serde_json::Value,
+    pub clusters: Vec<Spanned<String>>,
     pub fuel: Option<u64>,
     pub memory_pages: Option<u64>,
     pub timeout_ms: Option<u64>,
@@ -323,12 +324,17 @@ impl Reader<'_> {
     }
 
     fn policy(&mut self, node: &Node, path: &str) -> Option<PolicyCfg> {
-        let map = self.mapping(node, path, &["name", "module", "config", "limits", "onError"])?;
+        let map = self.mapping(
+            node,
+            path,
+            &["name", "module", "config", "clusters", "limits", "onError"],
+        )?;
         let mut policy = PolicyCfg {
             loc: loc(node),
             name: None,
             module: None,
             config: serde_json::Value::Null,
+            clusters: Vec::new(),
             fuel: None,
             memory_pages: None,
             timeout_ms: None,
@@ -349,6 +355,16 @@ impl Reader<'_> {
         }
         if let Some(v) = map.get_node("config") {
             policy.config = to_json(v);
+        }
+        if let Some(v) = map.get_node("clusters") {
+            let cp = join(path, "clusters");
+            if let Some(seq) = self.sequence(v, &cp) {
+                for (i, item) in seq.iter().enumerate() {
+                    if let Some(name) = self.string(item, &format!("{cp}[{i}]")) {
+                        policy.clusters.push(name);
+                    }
+                }
+            }
         }
         if let Some(v) = map.get_node("limits") {
             let lp = join(path, "limits");

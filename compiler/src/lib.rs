@@ -8,6 +8,7 @@
 mod config;
 mod diag;
 mod lower;
+mod wasm;
 mod yaml;
 
 use std::path::Path;

@@ -127,40 +127,6 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             });
         }
     }
-    if cfg.routes.is_empty() && !cfg.routes_invalid {
-        diags.warning(
-            Loc { line: 1, col: 1 },
-            "routes",
-            "no routes: every request will be answered 404",
-        );
-    }
-    for (i, (c, used)) in cfg.clusters.iter().zip(&used_clusters).enumerate() {
-        let first =
-            |n: &crate::yaml::Spanned<String>| clusters.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
-        if let (Some(name), false) = (&c.name, used)
-            && first(name)
-        {
-            diags.warning(
-                name.loc,
-                &name.path,
-                format!("cluster {:?} is not used by any route", name.value),
-            );
-        }
-    }
-    for (i, (p, used)) in cfg.policies.iter().zip(&used_policies).enumerate() {
-        let first =
-            |n: &crate::yaml::Spanned<String>| policies.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
-        if let (Some(name), false) = (&p.name, used)
-            && first(name)
-        {
-            diags.warning(
-                name.loc,
-                &name.path,
-                format!("policy {:?} is not used by any route", name.value),
-            );
-        }
-    }
-
     let mut plan_policies = Vec::with_capacity(cfg.policies.len());
     for p in &cfg.policies {
         let Some(module) = &p.module else { continue };
@@ -195,6 +161,31 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             );
             continue;
         }
+        let problems = crate::wasm::check_module(&bytes);
+        for problem in &problems {
+            diags.error(module.loc, &module.path, format!("module {:?} {problem}", module.value));
+        }
+        if !problems.is_empty() {
+            continue;
+        }
+        let mut allowed = Vec::with_capacity(p.clusters.len());
+        for c in &p.clusters {
+            match clusters.get(c.value.as_str()) {
+                Some(&(idx, _)) => {
+                    used_clusters[idx as usize] = true;
+                    allowed.push(idx);
+                }
+                None => diags.error(
+                    c.loc,
+                    &c.path,
+                    format!(
+                        "unknown cluster {:?}{}",
+                        c.value,
+                        suggestion(&c.value, clusters.keys().copied())
+                    ),
+                ),
+            }
+        }
         let defaults = PolicyLimits::default();
         plan_policies.push(Policy {
             name: p.name.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
@@ -202,6 +193,7 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             sha256: sha256_hex(&bytes),
             wasm: base64::engine::general_purpose::STANDARD.encode(&bytes),
             config: p.config.to_string(),
+            clusters: allowed,
             limits: PolicyLimits {
                 fuel: p.fuel,
                 memory_pages: p.memory_pages.map_or(defaults.memory_pages, |v| v as u32),
@@ -209,6 +201,40 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             },
             on_error: p.on_error,
         });
+    }
+
+    if cfg.routes.is_empty() && !cfg.routes_invalid {
+        diags.warning(
+            Loc { line: 1, col: 1 },
+            "routes",
+            "no routes: every request will be answered 404",
+        );
+    }
+    for (i, (c, used)) in cfg.clusters.iter().zip(&used_clusters).enumerate() {
+        let first =
+            |n: &crate::yaml::Spanned<String>| clusters.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
+        if let (Some(name), false) = (&c.name, used)
+            && first(name)
+        {
+            diags.warning(
+                name.loc,
+                &name.path,
+                format!("cluster {:?} is not used by any route", name.value),
+            );
+        }
+    }
+    for (i, (p, used)) in cfg.policies.iter().zip(&used_policies).enumerate() {
+        let first =
+            |n: &crate::yaml::Spanned<String>| policies.get(n.value.as_str()).is_some_and(|&(f, _)| f as usize == i);
+        if let (Some(name), false) = (&p.name, used)
+            && first(name)
+        {
+            diags.warning(
+                name.loc,
+                &name.path,
+                format!("policy {:?} is not used by any route", name.value),
+            );
+        }
     }
 
     if diags.has_errors() {

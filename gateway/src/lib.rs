@@ -15,6 +15,7 @@ pub mod http1;
 pub mod json;
 pub mod load;
 pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod stats;

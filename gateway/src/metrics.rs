@@ -133,6 +133,33 @@ impl Collector for Gateway {
                 }
             }
         }
+        let policies = registry.all_policies();
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_policy_calls",
+                "Policy calls by policy",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &policies {
+                let labels = [("policy", p.name.as_str())];
+                ConstCounter::new(p.calls.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_policy_errors",
+                "Policy failures by policy and kind",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &policies {
+                for (i, f) in crate::policy::Failure::ALL.iter().enumerate() {
+                    let labels = [("policy", p.name.as_str()), ("kind", f.as_str())];
+                    ConstCounter::new(p.failures[i].load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
         {
             let h = HistogramView(&global.duration);
             h.encode(encoder.encode_descriptor(

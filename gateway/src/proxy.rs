@@ -53,6 +53,29 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
     let route = &plan.routes[m.route as usize];
     let timeouts = route.timeouts;
 
+    // Policy phase: the route's policies in order; the first decision other
+    // than continue wins.
+    let mut cluster = m.cluster;
+    if !route.policies.is_empty() {
+        match run_policies(conn, generation, route, &mut head, &path, ex) {
+            PolicyOutcome::Continue => {}
+            PolicyOutcome::Route(c) => {
+                cluster = c;
+                ex.cluster = Some(c);
+            }
+            PolicyOutcome::Deny => {
+                let reusable = head.body == BodyKind::None;
+                respond_error(conn, ex, ErrorKind::PolicyError, head_only, keep_alive && reusable).await;
+                return keep_alive && reusable;
+            }
+            PolicyOutcome::Respond(prepared) => {
+                let keep_alive = keep_alive && head.body == BodyKind::None && !conn.worker.draining();
+                return write_prepared(conn, ex, prepared, head_only, keep_alive, timeouts.write_ms).await
+                    && keep_alive;
+            }
+        }
+    }
+
     // Check the body before anything reaches an upstream.
     if let (BodyKind::Length(n), Some(max)) = (head.body, plan.limits.max_request_body_bytes)
         && n > max
@@ -84,8 +107,8 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
     }
 
     // Pick the upstream and build the forwarded request.
-    let upstream = generation.router.pick(m.cluster);
-    let id = generation.targets.id(m.cluster, upstream);
+    let upstream = generation.router.pick(cluster);
+    let id = generation.targets.id(cluster, upstream);
     ex.upstream = Some(id);
     let target_info = generation.targets.get(id);
     let uri = match forward_uri(&target_info.base_path, &path, &head, &target) {
@@ -129,7 +152,7 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
                 .and_then(|e| e.map(body_error_kind))
                 .unwrap_or(kind);
             if is_upstream_kind(kind) {
-                generation.stats.upstream_failure(m.cluster, kind);
+                generation.stats.upstream_failure(cluster, kind);
             }
             let reusable = conn
                 .reader
@@ -154,12 +177,12 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
     if let Err(kind) = outcome.upstream_error
         && ex.status == 0
     {
-        generation.stats.upstream_failure(m.cluster, kind);
+        generation.stats.upstream_failure(cluster, kind);
         respond_error(conn, ex, kind, head_only, false).await;
         let _ = take_back(conn, has_body);
         return false;
     } else if let Err(kind) = outcome.upstream_error {
-        generation.stats.upstream_failure(m.cluster, kind);
+        generation.stats.upstream_failure(cluster, kind);
         ex.error = Some(kind);
     }
     if outcome.complete {
@@ -170,6 +193,105 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
         Some(Some(_)) | None => false,
     };
     outcome.keep_alive && outcome.complete && body_ok
+}
+
+enum PolicyOutcome {
+    Continue,
+    Route(u32),
+    Respond(crate::policy::Prepared),
+    Deny,
+}
+
+/// Policy phase (after routing, before anything reaches an upstream): runs the
+/// route's policies on this worker's warm instances. A failed policy marks the
+/// exchange `policy_error` and, with `onError: deny`, ends it with 503.
+fn run_policies(
+    conn: &Conn,
+    generation: &Generation,
+    route: &plan::Route,
+    head: &mut RequestHead,
+    path: &str,
+    ex: &mut Exchange,
+) -> PolicyOutcome {
+    use crate::policy::Decision;
+    let Some(policies) = &generation.policies else {
+        return PolicyOutcome::Continue;
+    };
+    let mut view = conn.worker.policy_view.borrow_mut();
+    view.method.clear();
+    view.method.extend_from_slice(head.method.as_str().as_bytes());
+    view.authority.clear();
+    view.authority.extend_from_slice(head.host().unwrap_or("").as_bytes());
+    view.path.clear();
+    view.path.extend_from_slice(path.as_bytes());
+    match (head.query(), view.query.as_mut()) {
+        (Some(q), Some(buf)) => {
+            buf.clear();
+            buf.extend_from_slice(q.as_bytes());
+        }
+        (Some(q), None) => view.query = Some(q.as_bytes().to_vec()),
+        (None, _) => view.query = None,
+    }
+    view.client_ip.clear();
+    view.client_ip.extend_from_slice(conn.client_ip.as_bytes());
+    view.headers = std::mem::take(&mut head.headers);
+    let mut warm = conn.worker.warm.borrow_mut();
+    let mut outcome = PolicyOutcome::Continue;
+    for &p in &route.policies {
+        match warm.call(policies, p as usize, &mut view) {
+            Ok(Decision::Continue) => {}
+            Ok(Decision::Route(c)) => {
+                outcome = PolicyOutcome::Route(c);
+                break;
+            }
+            Ok(Decision::Respond(r)) => {
+                outcome = PolicyOutcome::Respond(r);
+                break;
+            }
+            Err(_) => {
+                ex.error = Some(ErrorKind::PolicyError);
+                if policies.on_error(p as usize) == plan::OnError::Deny {
+                    outcome = PolicyOutcome::Deny;
+                    break;
+                }
+            }
+        }
+    }
+    head.headers = std::mem::take(&mut view.headers);
+    outcome
+}
+
+/// Writes a response a policy prepared; false if the client is gone.
+async fn write_prepared(
+    conn: &mut Conn,
+    ex: &mut Exchange,
+    prepared: crate::policy::Prepared,
+    head_only: bool,
+    keep_alive: bool,
+    write_ms: u64,
+) -> bool {
+    let status = http::StatusCode::from_u16(prepared.status).unwrap_or(http::StatusCode::FORBIDDEN);
+    conn.wbuf.clear();
+    crate::http1::write::prepared_head(
+        &mut conn.wbuf,
+        status,
+        &prepared.headers,
+        prepared.body.len(),
+        keep_alive,
+    );
+    ex.status = status.as_u16();
+    let body: &[u8] = if head_only { &[] } else { &prepared.body };
+    let mut bufs = [IoSlice::new(&conn.wbuf), IoSlice::new(body)];
+    let total = conn.wbuf.len() + body.len();
+    let ok = matches!(
+        tokio::time::timeout(Duration::from_millis(write_ms), write_all(&conn.stream, &mut bufs)).await,
+        Ok(Ok(()))
+    );
+    if ok {
+        ex.bytes_sent += total as u64;
+    }
+    conn.wbuf.clear();
+    ok
 }
 
 /// Route phase (after the head is read): normalizes the path and finds the route.

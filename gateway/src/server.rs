@@ -73,7 +73,7 @@ pub fn reload(shared: &Shared, source: &Source) -> Result<String, String> {
     }
     let mut router = loaded.router;
     router.adopt_wrr(&old.router);
-    let generation = match Generation::new(router, &shared.registry, &shared.pool_ids) {
+    let generation = match Generation::new(router, &shared.registry, &shared.pool_ids, shared.threads) {
         Ok(g) => g,
         Err(e) => return refused(e),
     };
@@ -123,7 +123,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         None
     };
     let pool_ids = PoolIds::default();
-    let generation = Generation::new(loaded.router, &registry, &pool_ids).map_err(RunError::Plan)?;
+    let generation = Generation::new(loaded.router, &registry, &pool_ids, threads).map_err(RunError::Plan)?;
     let shared = Arc::new(Shared {
         current: arc_swap::ArcSwap::from_pointee(generation),
         registry,
@@ -132,6 +132,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         base_dir,
         connections: Default::default(),
         draining: Default::default(),
+        threads,
     });
 
     let first = bind_reuseport(listen).map_err(|e| RunError::Bind {

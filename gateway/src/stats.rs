@@ -158,6 +158,30 @@ impl Histogram {
     }
 }
 
+/// Counters of one policy: `gateway_policy_calls_total{policy}` and
+/// `gateway_policy_errors_total{policy,kind}`.
+#[derive(Debug)]
+pub struct PolicyStats {
+    pub name: String,
+    pub calls: AtomicU64,
+    pub failures: [AtomicU64; crate::policy::Failure::ALL.len()],
+}
+
+impl PolicyStats {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            calls: AtomicU64::new(0),
+            failures: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    pub fn failed(&self, f: crate::policy::Failure) {
+        let i = crate::policy::Failure::ALL.iter().position(|&x| x == f).unwrap_or(0);
+        self.failures[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Process-wide counters that belong to no route or cluster.
 #[derive(Debug, Default)]
 pub struct Global {
@@ -177,6 +201,7 @@ pub struct Registry {
     pub global: Global,
     clusters: Mutex<HashMap<String, Arc<ClusterStats>>>,
     routes: Mutex<HashMap<(String, String), Arc<RouteStats>>>,
+    policies: Mutex<HashMap<String, Arc<PolicyStats>>>,
     pub unrouted: Arc<RouteStats>,
 }
 
@@ -192,6 +217,7 @@ impl Registry {
             global: Global::default(),
             clusters: Mutex::default(),
             routes: Mutex::default(),
+            policies: Mutex::default(),
             unrouted: Arc::new(RouteStats::new("", "")),
         }
     }
@@ -225,6 +251,27 @@ impl Registry {
             clusters: cluster_stats,
             routes: route_stats,
         }
+    }
+
+    /// The counters of the policy named `name`.
+    pub fn policy(&self, name: &str) -> Arc<PolicyStats> {
+        let mut policies = self.policies.lock().unwrap_or_else(|e| e.into_inner());
+        policies
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(PolicyStats::new(name)))
+            .clone()
+    }
+
+    pub fn all_policies(&self) -> Vec<Arc<PolicyStats>> {
+        let mut v: Vec<_> = self
+            .policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     pub fn all_clusters(&self) -> Vec<Arc<ClusterStats>> {

@@ -33,11 +33,16 @@ pub struct Generation {
     pub log_fields: Vec<LogField>,
     /// First 12 hex digits of the plan digest, for the `plan` log field.
     pub short_digest: String,
+    /// Compiled and linked policy modules, when the plan has any.
+    pub policies: Option<crate::policy::Policies>,
 }
 
 impl Generation {
-    pub fn new(router: Router, registry: &Registry, pool_ids: &PoolIds) -> Result<Self, String> {
+    /// Everything a plan needs to serve; `threads` sizes the wasm instance pool.
+    pub fn new(router: Router, registry: &Registry, pool_ids: &PoolIds, threads: usize) -> Result<Self, String> {
         let plan = router.plan();
+        let instances = (threads * plan.policies.len() * 2 + 16).min(10_000) as u32;
+        let policies = crate::policy::Policies::new(plan, instances, |name| registry.policy(name))?;
         let stats = registry.resolve(plan);
         let targets = Targets::new(plan, pool_ids, &stats)?;
         let log_fields = if plan.access_log.enabled {
@@ -52,6 +57,7 @@ impl Generation {
             stats,
             log_fields,
             short_digest,
+            policies,
         })
     }
 }
@@ -68,6 +74,8 @@ pub struct Shared {
     pub base_dir: PathBuf,
     pub connections: AtomicUsize,
     pub draining: AtomicBool,
+    /// Worker threads (sizes the wasm instance pool on reload).
+    pub threads: usize,
 }
 
 /// Per-thread state.
@@ -76,6 +84,10 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     pub pool: Pool,
     pub log: RefCell<Option<WorkerLog>>,
+    /// Warm policy instances of this thread.
+    pub warm: RefCell<crate::policy::WarmSet>,
+    /// Reused request view handed to policies.
+    pub policy_view: RefCell<crate::policy::RequestView>,
     active: Cell<usize>,
     /// Woken when draining starts (idle connections close) and when the last
     /// connection of this worker ends.
@@ -120,6 +132,8 @@ pub fn run_worker(
         shared: shared.clone(),
         pool: Pool::new(MAX_IDLE_PER_TARGET),
         log: RefCell::new(shared.log.clone().and_then(WorkerLog::new)),
+        warm: RefCell::default(),
+        policy_view: RefCell::default(),
         active: Cell::new(0),
         events: Notify::new(),
     });

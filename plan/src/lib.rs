@@ -5,6 +5,7 @@
 //! borrowed `&str` and allocate nothing. This crate knows nothing of YAML, tokio, hyper
 //! or wasmtime.
 
+pub mod abi;
 mod artifact;
 mod builder;
 mod hash;

@@ -238,8 +238,20 @@ pub struct Policy {
     pub wasm: String,
     /// The policy's `config`, as canonical JSON bytes handed to the module.
     pub config: String,
+    /// Clusters this policy may route to (decision `2 + i` picks `clusters[i]`).
+    pub clusters: Vec<u32>,
     pub limits: PolicyLimits,
     pub on_error: OnError,
+}
+
+impl Policy {
+    /// The embedded module bytes.
+    pub fn module_bytes(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.wasm)
+            .map_err(|e| format!("module is not valid base64: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -115,6 +115,29 @@ pub fn error_response(out: &mut BytesMut, kind: ErrorKind, head_only: bool, keep
     }
 }
 
+/// Encodes the head of a response a policy prepared (its body follows as is).
+pub fn prepared_head(
+    out: &mut BytesMut,
+    status: StatusCode,
+    headers: &[(HeaderName, http::HeaderValue)],
+    body_len: usize,
+    keep_alive: bool,
+) {
+    status_line(out, status);
+    for (name, value) in headers {
+        if is_hop_by_hop(name) || *name == header::CONTENT_LENGTH {
+            continue;
+        }
+        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    let mut len = itoa::Buffer::new();
+    header_line(out, b"content-length", len.format(body_len).as_bytes());
+    if !keep_alive {
+        out.put_slice(b"connection: close\r\n");
+    }
+    out.put_slice(b"\r\n");
+}
+
 /// The chunk-size line for a chunk of `len` bytes.
 pub fn chunk_header(len: usize) -> ([u8; 18], usize) {
     let mut buf = [0u8; 18];
