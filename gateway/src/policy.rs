@@ -14,7 +14,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use plan::{OnError, Plan, abi};
 use wasmtime::{
     Caller, Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
-    PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc,
+    PoolingAllocationConfig, ResourceLimiter, Store, StoreContextMut, Trap, TypedFunc, UpdateDeadline,
 };
 
 use crate::stats::PolicyStats;
@@ -89,7 +89,8 @@ struct PolicyDef {
     clusters: Vec<u32>,
     cluster_names: Vec<String>,
     memory_bytes: usize,
-    timeout_ticks: u64,
+    /// CPU time one call may use.
+    timeout: Duration,
     fuel: Option<u64>,
     on_error: OnError,
 }
@@ -113,6 +114,32 @@ struct HostState {
     request: RequestView,
     response: Option<Prepared>,
     failure: Option<Failure>,
+    /// This thread's CPU time when the current call first saw an epoch tick.
+    cpu_start: Option<Duration>,
+}
+
+/// CPU time consumed by the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is
+    // supported on every Linux the gateway runs on. On failure `ts` stays zero.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// Called on every epoch tick while a call runs past one: the limit is this
+/// thread's CPU time, not wall time, so a worker preempted under load does not
+/// fail policies that are within budget. Calls shorter than a tick never get
+/// here and cost nothing.
+fn on_tick(mut ctx: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
+    let state = ctx.data_mut();
+    let now = thread_cpu_time();
+    let start = *state.cpu_start.get_or_insert(now);
+    if now.saturating_sub(start) >= state.def.timeout {
+        state.failure = Some(Failure::Timeout);
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    Ok(UpdateDeadline::Continue(1))
 }
 
 impl ResourceLimiter for HostState {
@@ -232,7 +259,7 @@ impl Policies {
                     })
                     .collect(),
                 memory_bytes: p.limits.memory_pages as usize * PAGE,
-                timeout_ticks: p.limits.timeout_ms.max(1) + 1,
+                timeout: Duration::from_millis(p.limits.timeout_ms.max(1)),
                 fuel: p.limits.fuel,
                 on_error: p.on_error,
             };
@@ -311,11 +338,12 @@ fn instantiate(policy: &Loaded, engine: &Engine) -> Result<Warm, Failure> {
         request: RequestView::default(),
         response: None,
         failure: None,
+        cpu_start: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| s as &mut dyn ResourceLimiter);
-    store.set_epoch_deadline(policy.def.timeout_ticks);
-    store.epoch_deadline_trap();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(on_tick);
     if let Some(fuel) = policy.def.fuel {
         store.set_fuel(fuel).map_err(|_| Failure::Fuel)?;
     }
@@ -392,7 +420,7 @@ impl WarmSet {
         };
         warm.calls += 1;
         let store = &mut warm.store;
-        store.set_epoch_deadline(policy.def.timeout_ticks);
+        store.set_epoch_deadline(1);
         if let Some(fuel) = policy.def.fuel {
             store.set_fuel(fuel).map_err(|_| Failure::Fuel)?;
         }
@@ -401,6 +429,7 @@ impl WarmSet {
             std::mem::swap(&mut state.request, request);
             state.response = None;
             state.failure = None;
+            state.cpu_start = None;
         }
         let outcome = warm.on_request.call(&mut *store, ());
         let state = store.data_mut();

@@ -5,6 +5,7 @@
 
 mod malformed;
 mod observability;
+mod policies;
 mod proxying;
 mod routing;
 mod streaming;
