@@ -170,19 +170,24 @@ backend b
     return path
 
 
-def gateway_conf(work, port, upstream, log, routes):
+def gateway_conf(work, port, upstream, log, routes, policy=None):
     lines = [f"listen: 127.0.0.1:{port}", "routes:"]
     for i in range(routes - 1):
         host = [f"svc{i}.example.com", f'"*.t{i}.example.com"', '"*"'][i % 3]
         prefix = "".join(f"/s{(i + d) % 97}" for d in range(1 + i % 6))
         lines.append(f"  - {{ name: r{i}, host: {host}, pathPrefix: {prefix}/r{i}, cluster: c }}")
-    lines.append("  - { name: default, pathPrefix: /, cluster: c }")
+    policies = f", policies: [{policy}]" if policy else ""
+    lines.append(f"  - {{ name: default, pathPrefix: /, cluster: c{policies} }}")
     lines += ["clusters:", "  - name: c", "    upstreams:", f'      - {{ url: "http://127.0.0.1:{upstream}" }}']
+    if policy:
+        shutil.copy(ROOT / "policies" / "build" / f"{policy}.wasm", Path(work) / f"{policy}.wasm")
+        lines += ["  - name: other", "    upstreams:", f'      - {{ url: "http://127.0.0.1:{upstream}" }}']
+        lines += ["policies:", f"  - {{ name: {policy}, module: {policy}.wasm, clusters: [other] }}"]
     if log:
         lines += ["accessLog:", f"  path: {work}/gateway-access.log"]
     else:
         lines += ["accessLog: { enabled: false }"]
-    path = Path(work) / f"gateway-{routes}-{int(log)}.yaml"
+    path = Path(work) / f"gateway-{routes}-{int(log)}-{policy}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -190,8 +195,9 @@ def gateway_conf(work, port, upstream, log, routes):
 def start_proxy(name, work, port, upstream, cpus, routes):
     """Starts proxy `name`; returns (Proc, pids to measure)."""
     if name.startswith("gateway"):
-        log = name.endswith("+log")
-        conf = gateway_conf(work, port, upstream, log, routes)
+        log = "+log" in name
+        policy = next((p for p in ("noop", "canary") if f"+{p}" in name), None)
+        conf = gateway_conf(work, port, upstream, log, routes, policy)
         p = Proc([str(TARGET / "gateway"), "run", "--config", str(conf), "--threads", "1"], cpus)
         wait_port(port)
         return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
