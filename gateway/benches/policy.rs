@@ -25,7 +25,9 @@ fn policies() -> Policies {
     let compiled = compiler::compile_str("bench.yaml", yaml, &dir);
     let plan = compiled.plan.expect("valid");
     let registry = Registry::new();
-    Policies::new(&plan, 64, |n| registry.policy(n)).expect("loads").expect("has policies")
+    Policies::new(&plan, 64, |n| registry.policy(n))
+        .expect("loads")
+        .expect("has policies")
 }
 
 fn bench(c: &mut Criterion) {
