@@ -129,6 +129,24 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
     }
     let mut plan_policies = Vec::with_capacity(cfg.policies.len());
     for p in &cfg.policies {
+        let mut allowed = Vec::with_capacity(p.clusters.len());
+        for c in &p.clusters {
+            match clusters.get(c.value.as_str()) {
+                Some(&(idx, _)) => {
+                    used_clusters[idx as usize] = true;
+                    allowed.push(idx);
+                }
+                None => diags.error(
+                    c.loc,
+                    &c.path,
+                    format!(
+                        "unknown cluster {:?}{}",
+                        c.value,
+                        suggestion(&c.value, clusters.keys().copied())
+                    ),
+                ),
+            }
+        }
         let Some(module) = &p.module else { continue };
         if Path::new(&module.value).is_absolute() {
             diags.error(
@@ -167,24 +185,6 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
         }
         if !problems.is_empty() {
             continue;
-        }
-        let mut allowed = Vec::with_capacity(p.clusters.len());
-        for c in &p.clusters {
-            match clusters.get(c.value.as_str()) {
-                Some(&(idx, _)) => {
-                    used_clusters[idx as usize] = true;
-                    allowed.push(idx);
-                }
-                None => diags.error(
-                    c.loc,
-                    &c.path,
-                    format!(
-                        "unknown cluster {:?}{}",
-                        c.value,
-                        suggestion(&c.value, clusters.keys().copied())
-                    ),
-                ),
-            }
         }
         let defaults = PolicyLimits::default();
         plan_policies.push(Policy {
