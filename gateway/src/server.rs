@@ -89,9 +89,39 @@ pub fn reload(shared: &Shared, source: &Source) -> Result<String, String> {
     Ok(message)
 }
 
-/// Serves until SIGTERM or SIGINT, then drains; returns when every worker ended
-/// and the access log is flushed.
-pub fn run(options: RunOptions) -> Result<(), RunError> {
+/// A started gateway: workers and the admin listener are serving.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+    pub source: Arc<Source>,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight exchanges finish (up to `drainMs`),
+    /// flushes the access log; returns when all of that is done.
+    pub fn stop(self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+        for w in self.workers {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("worker failed: {e}"),
+                Err(_) => eprintln!("worker panicked"),
+            }
+        }
+        if let Some(log) = &self.shared.log {
+            log.close();
+        }
+    }
+}
+
+/// Loads the plan, binds the listeners and starts the workers and the admin
+/// listener (each on threads of their own).
+pub fn start(options: &RunOptions) -> Result<Running, RunError> {
     let loaded = load(&options.source)?;
     for w in &loaded.warnings {
         eprintln!("{w}");
@@ -110,11 +140,6 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let demo_upstreams = if options.demo {
-        crate::demo::free_upstreams(plan)
-    } else {
-        Vec::new()
-    };
     let base_dir = options.source.base_dir();
     let registry = Arc::new(Registry::new());
     let log = if plan.access_log.enabled {
@@ -149,8 +174,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         None => None,
     };
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let mut workers = Vec::with_capacity(threads);
     for (i, listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
@@ -161,37 +185,63 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
                 .spawn(move || run_worker(listener, shared, rx))?,
         );
     }
-    let source = Arc::new(options.source);
+    let source = Arc::new(options.source.clone());
+    let mut admin_addr = None;
     if let Some(l) = admin_listener {
-        let addr = l.local_addr()?;
+        admin_addr = Some(l.local_addr()?);
         let (s, src) = (shared.clone(), source.clone());
         let hook: crate::admin::Reload = Arc::new(move || reload(&s, &src));
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(l)?
-        };
-        runtime.spawn(crate::admin::serve(listener, shared.clone(), Some(hook)));
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("gateway-admin".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    eprintln!("admin listener: cannot start its runtime");
+                    return;
+                };
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(l) {
+                        Ok(listener) => crate::admin::serve(listener, shared, Some(hook)).await,
+                        Err(e) => eprintln!("admin listener: {e}"),
+                    }
+                });
+            })?;
+    }
+    Ok(Running {
+        addr: bound,
+        admin: admin_addr,
+        shared,
+        source,
+        shutdown,
+        workers,
+    })
+}
+
+/// Serves until SIGTERM or SIGINT, then drains; returns when every worker ended
+/// and the access log is flushed.
+pub fn run(options: RunOptions) -> Result<(), RunError> {
+    let demo_upstreams = if options.demo {
+        let loaded = load(&options.source)?;
+        crate::demo::free_upstreams(loaded.router.plan())
+    } else {
+        Vec::new()
+    };
+    let running = start(&options)?;
+    if let Some(addr) = running.admin {
         eprintln!("admin listening on {addr}");
     }
-    eprintln!("listening on {bound}");
+    eprintln!("listening on {}", running.addr);
     if options.demo {
-        crate::demo::start(&demo_upstreams, shared.current.load().router.plan(), bound)?;
+        crate::demo::start(
+            &demo_upstreams,
+            running.shared.current.load().router.plan(),
+            running.addr,
+        )?;
     }
-
-    runtime.block_on(signals(&shared, &source));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(signals(&running.shared, &running.source));
     eprintln!("shutting down: draining connections");
-    shared.draining.store(true, Ordering::Relaxed);
-    let _ = shutdown_tx.send(true);
-    for w in workers {
-        match w.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("worker failed: {e}"),
-            Err(_) => eprintln!("worker panicked"),
-        }
-    }
-    if let Some(log) = &shared.log {
-        log.close();
-    }
+    running.stop();
     Ok(())
 }
 

@@ -141,10 +141,8 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
             return Parsed::Refused(HeadError::Malformed(why), partial(&req));
         }
     };
-    let p = partial(&req);
-    let refuse = |why: &'static str| Parsed::Refused(HeadError::Malformed(why), p.clone());
-    let Some(method) = p.method.clone() else {
-        return refuse("bad method");
+    let Some(method) = req.method.and_then(|m| Method::from_bytes(m.as_bytes()).ok()) else {
+        return Parsed::Refused(HeadError::Malformed("bad method"), partial(&req));
     };
     let version = if req.version == Some(1) {
         Version::HTTP_11
@@ -157,17 +155,38 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
         start..start + s.len()
     };
     let target_range = req.path.map(|p| frozen_range(p.as_bytes()));
-    let mut ranges: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        ranges.push((frozen_range(h.name.as_bytes()), frozen_range(h.value)));
+    // Where each header's name and value sit in the head, kept on the stack
+    // (the head is frozen into `Bytes` before the header map is built).
+    let count = req.headers.len();
+    let mut stack_spans = [[0u32; 4]; STACK_HEADERS];
+    let mut heap_spans: Vec<[u32; 4]>;
+    let spans: &mut [[u32; 4]] = if count <= STACK_HEADERS {
+        &mut stack_spans[..count]
+    } else {
+        heap_spans = vec![[0; 4]; count];
+        &mut heap_spans
+    };
+    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+        let (n, v) = (frozen_range(h.name.as_bytes()), frozen_range(h.value));
+        *span = [n.start as u32, n.end as u32, v.start as u32, v.end as u32];
     }
     let head_bytes = buf.split_to(len).freeze();
-    let target = match target_range {
-        Some(r) => head_bytes.slice(r),
-        None => return refuse("missing request target"),
+    let Some(target) = target_range.map(|r| head_bytes.slice(r)) else {
+        return Parsed::Refused(HeadError::Malformed("missing request target"), Partial::default());
+    };
+    // What a refused request's log line shows; built only when refusing.
+    let refuse = |why: &'static str| {
+        Parsed::Refused(
+            HeadError::Malformed(why),
+            Partial {
+                method: Some(method.clone()),
+                target: Some(target.clone()),
+            },
+        )
     };
 
-    let mut headers = HeaderMap::with_capacity(ranges.len());
+    // Room for the X-Forwarded-* headers the proxy adds, so the map never regrows.
+    let mut headers = HeaderMap::with_capacity(count + 3);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut saw_te = false;
@@ -175,11 +194,11 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
     let mut close = false;
     let mut keep_alive_token = false;
     let mut expect_continue = false;
-    for (name_r, value_r) in ranges {
-        let Ok(name) = HeaderName::from_bytes(&head_bytes[name_r]) else {
+    for &[ns, ne, vs, ve] in spans.iter() {
+        let Ok(name) = HeaderName::from_bytes(&head_bytes[ns as usize..ne as usize]) else {
             return refuse("bad header name");
         };
-        let Ok(value) = HeaderValue::from_maybe_shared(head_bytes.slice(value_r)) else {
+        let Ok(value) = HeaderValue::from_maybe_shared(head_bytes.slice(vs as usize..ve as usize)) else {
             return refuse("bad header value");
         };
         match name {

@@ -1,0 +1,161 @@
+//! Allocations of one complete proxied request through the real server and
+//! client stack, in-process: a counting allocator counts what the gateway's
+//! threads allocate (the upstream's and the client's threads are excluded).
+//!
+//! Budget, per request on a keep-alive connection: 10 (measured). Ours is 0:
+//! lookup, normalization, WRR pick and log formatting are proven
+//! allocation-free by `plan/tests/alloc.rs` and `tests/alloc.rs`, and head
+//! parsing allocates only the request `HeaderMap` (2) that hyper's client API
+//! takes (`head_parsing_allocates_only_the_header_map` there; plus one per
+//! non-standard header name, which the `http` crate copies). The other 8 are
+//! inside hyper's client: its dispatch channel and callback, the response
+//! head's `HeaderMap`, the response body channel. A regression fails this test.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gateway::load::Source;
+use gateway::server::{RunOptions, start};
+
+/// Allocations per proxied request the gateway may make (see the module doc).
+const BUDGET: usize = 10;
+
+struct Counting;
+
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static EXCLUDED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if !EXCLUDED.with(Cell::get) {
+        COUNTED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: delegates to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A minimal keep-alive upstream on its own (excluded) thread.
+fn upstream() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        EXCLUDED.with(|e| e.set(true));
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                EXCLUDED.with(|e| e.set(true));
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut have = Vec::new();
+                loop {
+                    while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let end = have.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                    have.drain(..end);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn per_request(log: bool) -> usize {
+    EXCLUDED.with(|e| e.set(true));
+    let up = upstream();
+    let dir = std::env::temp_dir().join(format!("gateway-alloc-{}-{log}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log_line = if log {
+        "accessLog: { path: access.log }"
+    } else {
+        "accessLog: { enabled: false }"
+    };
+    let config = dir.join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{log_line}\nroutes:\n  - {{ name: api, host: api.example.com, pathPrefix: /v1, cluster: c }}\n  - {{ name: d, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{up}\" }}] }}\n"
+        ),
+    )
+    .expect("write");
+    let running = start(&RunOptions {
+        source: Source::Config(config),
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        admin: None,
+        threads: Some(1),
+        demo: false,
+    })
+    .expect("gateway starts");
+    let mut client = TcpStream::connect(running.addr).expect("connect");
+    let request =
+        b"GET /v1/users?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: alloc-test\r\nAccept: */*\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    let mut exchange = |client: &mut TcpStream| {
+        client.write_all(request).expect("send");
+        let mut got = Vec::new();
+        while !got.ends_with(b"hello") {
+            let n = client.read(&mut buf).expect("read");
+            assert!(n > 0, "gateway closed the connection");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    };
+    for _ in 0..200 {
+        exchange(&mut client);
+    }
+    let n = 2000;
+    let before = COUNTED.load(Ordering::Relaxed);
+    for _ in 0..n {
+        exchange(&mut client);
+    }
+    let per = (COUNTED.load(Ordering::Relaxed) - before) / n;
+    drop(client);
+    running.stop();
+    per
+}
+
+#[test]
+fn one_proxied_request_stays_within_its_allocation_budget() {
+    let off = per_request(false);
+    let on = per_request(true);
+    println!("allocations per proxied request: {off} (access log off), {on} (on)");
+    assert!(off <= BUDGET, "{off} allocations per request, budget {BUDGET}");
+    assert_eq!(on, off, "the access log must not allocate per request");
+}
