@@ -193,7 +193,9 @@ def gateway_conf(work, port, upstream, log, routes, policy=None):
 
 
 def start_proxy(name, work, port, upstream, cpus, routes):
-    """Starts proxy `name`; returns (Proc, pids to measure)."""
+    """Starts proxy `name`; returns (Proc, pids to measure). `gateway@N` serves N routes."""
+    if "@" in name:
+        name, routes = name.split("@")[0], int(name.split("@")[1])
     if name.startswith("gateway"):
         log = "+log" in name
         policy = next((p for p in ("noop", "canary") if f"+{p}" in name), None)
@@ -255,8 +257,9 @@ def main():
                 port = upstream_port if name == "direct" else free_port()
                 proc, pids = start_proxy(name, work, port, upstream_port, proxy_cpus, args.routes)
                 try:
-                    host = "svc0.example.com" if args.routes > 1 else "bench.test"
-                    path = "/s0/r0/x" if args.routes > 1 else "/"
+                    many = args.routes > 1 or "@" in name
+                    host = "svc0.example.com" if many else "bench.test"
+                    path = "/s0/r0/x" if many else "/"
                     wrk(port, host, path, 1, args.connections, other_cpus, str(script))  # warm-up
                     cpu0 = cpu_seconds(pids)
                     rps, reqs, lat, bad = wrk(port, host, path, args.duration, args.connections, other_cpus, str(script))
