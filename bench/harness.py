@@ -152,7 +152,7 @@ def haproxy_conf(work, port, upstream):
     conf = f"""
 global
     nbthread 1
-    maxconn 20000
+    maxconn 8000
 defaults
     mode http
     timeout connect 5s
@@ -208,8 +208,8 @@ def start_proxy(name, work, port, upstream, cpus, routes):
         p = Proc(["nginx", "-c", str(conf), "-p", str(work), "-g", "daemon off;"], cpus)
         wait_port(port)
         time.sleep(0.1)
-        master = children(p.p.pid)[0] if cpus else p.p.pid
-        return p, children(master)
+        # taskset execs nginx, so the started process is the master either way.
+        return p, children(p.p.pid)
     if name == "haproxy":
         conf = haproxy_conf(work, port, upstream)
         p = Proc(["haproxy", "-f", str(conf)], cpus)

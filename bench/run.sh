@@ -22,6 +22,16 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 results="$out/results.jsonl"
 h() { python3 bench/harness.py --json "$results" "$@" >/dev/null; }
+# ONLY=substring reruns the scenarios whose label contains it and replaces
+# their rows in bench/results.jsonl (the raw data RESULTS.md is built from).
+only=${ONLY:-}
+scenario() {
+    local label=$1
+    shift
+    if [ -z "$only" ] || [[ "$label" == *"$only"* ]]; then
+        h --label "$label" "$@"
+    fi
+}
 
 if [ "${1:-}" = "--smoke" ]; then
     h --label "smoke" --proxies gateway+log,nginx+log --rounds 1 --duration 1
@@ -35,12 +45,26 @@ fi
 
 R=${ROUNDS:-7}
 D=${DURATION:-5}
-h --label "tiny bodies, access log on vs off" --proxies gateway+log,nginx+log,haproxy,bare,direct,gateway,nginx --rounds "$R" --duration "$D"
-h --label "tiny bodies, proxy pinned to CPU 0, wrk and upstream on CPU 1" --pin --proxies gateway+log,nginx+log,bare --rounds "$R" --duration "$D"
-h --label "1 KiB bodies" --body-bytes 1024 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
-h --label "64 KiB bodies" --body-bytes 65536 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
-h --label "1 MiB bodies" --body-bytes 1048576 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
-h --label "10,000 routes vs 1 route" --proxies gateway,gateway@10000,nginx --rounds "$R" --duration "$D"
-h --label "256 keep-alive clients" --connections 256 --proxies gateway,nginx,haproxy --rounds "$R" --duration "$D"
-h --label "wasm policy: none, no-op, canary" --proxies gateway,gateway+noop,gateway+canary,nginx --rounds "$R" --duration "$D"
-python3 bench/report.py "$results" "bench/run.sh"
+scenario "tiny bodies, access log on vs off" --proxies gateway+log,nginx+log,haproxy,bare,direct,gateway,nginx --rounds "$R" --duration "$D"
+scenario "tiny bodies, proxy pinned to CPU 0, wrk and upstream on CPU 1" --pin --proxies gateway+log,nginx+log,bare --rounds "$R" --duration "$D"
+scenario "1 KiB bodies" --body-bytes 1024 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
+scenario "64 KiB bodies" --body-bytes 65536 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
+scenario "1 MiB bodies" --body-bytes 1048576 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
+scenario "10,000 routes vs 1 route" --proxies gateway,gateway@10000,nginx --rounds "$R" --duration "$D"
+scenario "256 keep-alive clients" --connections 256 --proxies gateway,nginx,haproxy --rounds "$R" --duration "$D"
+scenario "wasm policy: none, no-op, canary" --proxies gateway,gateway+noop,gateway+canary,nginx --rounds "$R" --duration "$D"
+if [ -n "$only" ] && [ -f bench/results.jsonl ]; then
+    # Keep the other scenarios' rows, in their order, and put the new ones in place.
+    python3 - "$results" <<'PY'
+import json, sys
+new = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+labels = {r["label"] for r in new}
+old = [json.loads(l) for l in open("bench/results.jsonl") if l.strip()]
+order = list(dict.fromkeys(r["label"] for r in old + new))
+rows = [r for lab in order for r in (new if lab in labels else old) if r["label"] == lab]
+open("bench/results.jsonl", "w").write("".join(json.dumps(r) + "\n" for r in rows))
+PY
+else
+    cp "$results" bench/results.jsonl
+fi
+python3 bench/report.py bench/results.jsonl "bench/run.sh"

@@ -65,9 +65,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     };
     let mut first = true;
     loop {
-        let generation = conn.worker.shared.current.load_full();
-        let read = read_head(&mut conn, &generation, first).await;
+        let read = read_head(&mut conn, first).await;
         first = false;
+        // The plan current when the head arrived routes it, even if the
+        // connection sat idle across a reload.
+        let generation = conn.worker.shared.current.load_full();
         let keep_alive = match read {
             HeadRead::Closed => return,
             HeadRead::Refused(kind, partial, started) => {
@@ -105,6 +107,12 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
         ex.status = ErrorKind::ClientClosed.status().as_u16();
     }
     registry.global.duration.observe(duration);
+    if ex.error == Some(ErrorKind::BodyTooLarge) {
+        registry
+            .global
+            .body_limit_exceeded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     match ex.route.and_then(|r| generation.stats.routes.get(r as usize)) {
         Some(r) => r.record(ex.status),
         None => registry.unrouted.record(ex.status),
@@ -132,11 +140,16 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
 }
 
 /// Reads the next request head under the idle and read deadlines.
-async fn read_head(conn: &mut Conn, generation: &Generation, first: bool) -> HeadRead {
-    let plan = generation.router.plan();
-    let limits = plan.limits;
-    let read_ms = Duration::from_millis(plan.defaults.read_ms);
-    let idle_ms = Duration::from_millis(plan.defaults.idle_ms);
+async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
+    let (limits, read_ms, idle_ms) = {
+        let generation = conn.worker.shared.current.load();
+        let plan = generation.router.plan();
+        (
+            plan.limits,
+            Duration::from_millis(plan.defaults.read_ms),
+            Duration::from_millis(plan.defaults.idle_ms),
+        )
+    };
     let Some(reader) = conn.reader.as_mut() else {
         return HeadRead::Closed;
     };

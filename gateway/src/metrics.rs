@@ -189,6 +189,12 @@ impl Collector for Gateway {
         )?;
         counter(
             &mut encoder,
+            "gateway_request_body_limit_exceeded",
+            "Requests refused (413) or cut for exceeding maxRequestBodyBytes",
+            global.body_limit_exceeded.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
             "gateway_access_log_dropped",
             "Access-log lines dropped because the writer fell behind",
             global.access_log_dropped.load(Ordering::Relaxed),

@@ -190,7 +190,13 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
     }
     let body_ok = match take_back(conn, has_body) {
         Some(None) => true,
-        Some(Some(_)) | None => false,
+        Some(Some(e)) => {
+            // The request body failed after the response had started (e.g. a
+            // chunked body grew past maxRequestBodyBytes): the stream is cut.
+            ex.error.get_or_insert(body_error_kind(e));
+            false
+        }
+        None => false,
     };
     outcome.keep_alive && outcome.complete && body_ok
 }
@@ -335,11 +341,8 @@ async fn prefetch(reader: &mut crate::http1::body::ClientReader) -> Result<(), B
         Err(_) => Err(BodyError::Timeout),
         Ok(Err(e)) => Err(e),
         Ok(Ok(data)) => {
+            // Counted against maxRequestBodyBytes now; delivered later as is.
             reader.pending = data.filter(|d| !d.is_empty());
-            if let Some(d) = &reader.pending {
-                // poll_data counted it; it will be counted again when delivered.
-                reader.received -= d.len() as u64;
-            }
             Ok(())
         }
     }

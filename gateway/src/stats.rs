@@ -189,6 +189,8 @@ pub struct Global {
     pub access_log_dropped: AtomicU64,
     pub access_log_written: AtomicU64,
     pub connections_rejected: AtomicU64,
+    /// Requests refused or cut for exceeding `maxRequestBodyBytes`.
+    pub body_limit_exceeded: AtomicU64,
     pub reload_failures: AtomicU64,
     pub reloads: AtomicU64,
     pub duration: Histogram,

@@ -20,8 +20,11 @@ use crate::accesslog::{FLUSH_EVERY, Sink, WorkerLog};
 use crate::stats::{Registry, Stats};
 use crate::upstream::{Pool, PoolIds, Targets};
 
-/// Idle upstream connections each worker keeps per upstream.
-const MAX_IDLE_PER_TARGET: usize = 64;
+/// Idle upstream connections each worker keeps per upstream. Below the number
+/// of concurrent requests a worker serves, the excess connections are closed
+/// after each response and reopened for the next (measured: at 256 clients a
+/// bound of 64 cost a third of the throughput).
+const MAX_IDLE_PER_TARGET: usize = 512;
 
 /// A plan with everything derived from it at load time.
 #[derive(Debug)]

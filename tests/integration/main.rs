@@ -7,6 +7,7 @@ mod malformed;
 mod observability;
 mod policies;
 mod proxying;
+mod reliability;
 mod routing;
 mod streaming;
 mod timeouts;

@@ -44,6 +44,10 @@ impl Client {
         })
     }
 
+    pub fn set_read_timeout(&self, wait: Duration) {
+        let _ = self.stream.set_read_timeout(Some(wait));
+    }
+
     pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)
     }

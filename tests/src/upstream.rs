@@ -66,7 +66,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(name: &str, behavior: Behavior) -> Upstream {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        Self::start_at(name, "127.0.0.1:0".parse().expect("addr"), behavior).expect("bind upstream")
+    }
+
+    /// As [`Upstream::start`] on a given address (to restart one in place).
+    pub fn start_at(name: &str, addr: SocketAddr, behavior: Behavior) -> std::io::Result<Upstream> {
+        let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -108,13 +113,13 @@ impl Upstream {
                 }
             });
         });
-        Upstream {
+        Ok(Upstream {
             addr,
             name: name.to_owned(),
             seen,
             connections,
             shutdown: Some(tx),
-        }
+        })
     }
 
     pub fn url(&self) -> String {

@@ -5,6 +5,7 @@
 //! refused instead of silently resolved.
 
 pub mod body;
+pub mod chunked;
 pub mod head;
 pub mod io;
 pub mod write;
