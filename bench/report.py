@@ -125,6 +125,9 @@ def main():
             svg(sc, [s for s in stats if s["proxy"] != "direct"], HERE / "results.svg")
             lines += ["", "![ratios and latency](results.svg)"]
         lines.append("")
+    findings = HERE / "FINDINGS.md"
+    if findings.exists():
+        lines += ["", findings.read_text()]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
