@@ -96,6 +96,7 @@ def svg(scenario, stats, path):
 def main():
     src = Path(sys.argv[1])
     command = sys.argv[2] if len(sys.argv) > 2 else "bench/run.sh"
+    out_dir = Path(sys.argv[3]) if len(sys.argv) > 3 else HERE
     rows = [json.loads(l) for l in src.read_text().splitlines() if l.strip()]
     scenarios = list(dict.fromkeys(r["label"] for r in rows))
     lines = [
@@ -122,13 +123,13 @@ def main():
                 f"| {fmt(s['p50'], '.2f')} | {fmt(s['p99'], '.2f')} | {fmt(s['p999'], '.2f')} | {fmt(s['p99_x'], '.2f')} | {fmt(s['rss'], '.1f')} | {s['errors']} |"
             )
         if i == 0:
-            svg(sc, [s for s in stats if s["proxy"] != "direct"], HERE / "results.svg")
+            svg(sc, [s for s in stats if s["proxy"] != "direct"], out_dir / "results.svg")
             lines += ["", "![ratios and latency](results.svg)"]
         lines.append("")
     findings = HERE / "FINDINGS.md"
     if findings.exists():
         lines += ["", findings.read_text()]
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

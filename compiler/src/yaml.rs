@@ -168,7 +168,9 @@ impl Reader<'_> {
     }
 }
 
+/// `path.key`; an empty key is shown as `""` so every diagnostic has a path.
 pub fn join(path: &str, key: &str) -> String {
+    let key = if key.is_empty() { "\"\"" } else { key };
     if path.is_empty() {
         key.to_owned()
     } else {

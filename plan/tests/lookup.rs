@@ -47,6 +47,10 @@ fn wildcards_match_one_or_more_labels_never_the_apex_longest_suffix_first() {
             ("eu.example.com", "/", Some(0)),
             ("A.EU.Example.com:80", "/", Some(1)),
             ("aexample.com", "/", None),
+            // Regression (found by fuzz/run.sh, normalize_lookup): an empty
+            // leftmost label matched the wildcard.
+            (".example.com", "/", None),
+            ("a..example.com", "/", None),
         ],
     );
 }
