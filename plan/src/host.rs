@@ -85,7 +85,10 @@ impl HostTrie {
         buf.make_ascii_lowercase();
         // An empty label is no label: `.com` is not under `*.com`.
         if buf.split(|&b| b == b'.').any(<[u8]>::is_empty) {
-            return HostWalk { exact: NONE, wildcard_node: NONE };
+            return HostWalk {
+                exact: NONE,
+                wildcard_node: NONE,
+            };
         }
         let mut node = 0u32;
         let mut wildcard_node = NONE;

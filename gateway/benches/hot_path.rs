@@ -1,0 +1,67 @@
+//! The gateway's own per-request work outside routing: parsing a request head
+//! (and building the header map hyper's client takes) and formatting an
+//! access-log line into a reused buffer.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // bench code: a failed expectation is a failed run
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{Criterion, criterion_group, criterion_main};
+use gateway::accesslog::{LineContext, format_line};
+use gateway::exchange::Exchange;
+use gateway::http1::head::{Parsed, parse};
+use http::{HeaderValue, Method};
+use plan::LogField;
+
+const HEAD: &[u8] = b"GET /v1/users/42?expand=orders HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: application/json\r\nAccept-Encoding: gzip, br\r\nX-Request-Id: 7f3c2a\r\nConnection: keep-alive\r\n\r\n";
+
+fn bench(c: &mut Criterion) {
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    c.bench_function("hot/parse-request-head", |b| {
+        b.iter(|| {
+            if buf.capacity() - buf.len() < HEAD.len() {
+                buf = BytesMut::with_capacity(1 << 20);
+            }
+            buf.extend_from_slice(HEAD);
+            let parsed = parse(&mut buf, 16_384, 100);
+            black_box(matches!(parsed, Parsed::Complete(_)))
+        })
+    });
+
+    let mut ex = Exchange::new(Instant::now());
+    ex.method = Some(Method::GET);
+    ex.target = Some(Bytes::from_static(b"/v1/users/42?expand=orders"));
+    ex.host = Some(HeaderValue::from_static("api.example.com"));
+    ex.status = 200;
+    ex.route = Some(0);
+    ex.upstream_status = Some(200);
+    ex.bytes_sent = 512;
+    let ctx = LineContext {
+        client_ip: b"127.0.0.1",
+        route: Some("api"),
+        cluster: Some("api"),
+        upstream_url: Some("http://127.0.0.1:9001"),
+        plan: "0123456789ab",
+        duration: Duration::from_micros(1_734),
+    };
+    let mut out = Vec::with_capacity(64 * 1024);
+    c.bench_function("hot/format-access-log-line-default-fields", |b| {
+        b.iter(|| {
+            out.clear();
+            format_line(&mut out, &LogField::DEFAULT, &ex, &ctx);
+            black_box(out.len())
+        })
+    });
+    c.bench_function("hot/format-access-log-line-all-fields", |b| {
+        b.iter(|| {
+            out.clear();
+            format_line(&mut out, &LogField::ALL, &ex, &ctx);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
