@@ -73,23 +73,31 @@ impl HostTrie {
     /// Walks `host` (already without port) from its last label.
     #[inline]
     pub fn walk(&self, host: &str) -> HostWalk {
-        // Labels are stored lowercase; lowercase the host once, on the stack.
-        let mut lower = [0u8; 253];
-        let Some(buf) = lower.get_mut(..host.len()) else {
-            return HostWalk {
-                exact: NONE,
-                wildcard_node: NONE,
-            };
+        const NO_MATCH: HostWalk = HostWalk {
+            exact: NONE,
+            wildcard_node: NONE,
         };
-        buf.copy_from_slice(host.as_bytes());
-        buf.make_ascii_lowercase();
+        let bytes = host.as_bytes();
         // An empty label is no label: `.com` is not under `*.com`.
-        if buf.split(|&b| b == b'.').any(<[u8]>::is_empty) {
-            return HostWalk {
-                exact: NONE,
-                wildcard_node: NONE,
-            };
+        if bytes.len() > 253
+            || bytes.first().is_none_or(|&b| b == b'.')
+            || bytes.last() == Some(&b'.')
+            || bytes.windows(2).any(|w| w == b"..")
+        {
+            return NO_MATCH;
         }
+        // Labels are stored lowercase; only a host with capitals is copied
+        // (onto the stack) to lowercase it.
+        let mut lower: [u8; 253];
+        let buf: &[u8] = if bytes.iter().any(u8::is_ascii_uppercase) {
+            lower = [0u8; 253];
+            let dest = &mut lower[..bytes.len()];
+            dest.copy_from_slice(bytes);
+            dest.make_ascii_lowercase();
+            dest
+        } else {
+            bytes
+        };
         let mut node = 0u32;
         let mut wildcard_node = NONE;
         for label in buf.rsplit(|&b| b == b'.') {

@@ -35,6 +35,12 @@ fn metrics_count_timeouts_refusals_and_404s() {
     }
     assert_eq!(c.get("b.test", "/nothing").expect("404").status, 404);
 
+    // Exchanges are counted when they end, just after their response.
+    assert_eq!(gw.wait_metric("gateway_request_duration_seconds_count", 7.0), 7.0);
+    assert_eq!(
+        gw.wait_metric(r#"gateway_requests_total{route="",cluster="",status="404"}"#, 1.0),
+        1.0
+    );
     let m = |s: &str| gw.metric(s);
     assert_eq!(
         m(r#"gateway_upstream_timeouts_total{cluster="slow",kind="upstream_timeout"}"#),

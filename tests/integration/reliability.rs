@@ -309,7 +309,7 @@ fn request_bodies_beyond_the_limit_get_413_and_are_counted() {
     if let Ok(r) = c.read_response(false) {
         assert_eq!(r.status, 413);
     }
-    assert_eq!(gw.metric("gateway_request_body_limit_exceeded_total"), 2.0);
+    assert_eq!(gw.wait_metric("gateway_request_body_limit_exceeded_total", 2.0), 2.0);
     assert_eq!(up.requests().iter().filter(|s| s.body_len > 1000).count(), 0);
 }
 

@@ -80,6 +80,19 @@ impl Gateway {
         (r.status, r.text())
     }
 
+    /// Waits (up to 5 s) for a sample to reach `want` and returns its last
+    /// value: exchanges are counted when they end, just after their response.
+    pub fn wait_metric(&self, sample: &str, want: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.metric(sample);
+            if v >= want || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The value of one sample line of `/metrics`, e.g.
     /// `gateway_requests_total{route="a",cluster="c",status="200"}`; 0 when absent.
     pub fn metric(&self, sample: &str) -> f64 {
