@@ -112,6 +112,18 @@ impl ErrorKind {
         )
     }
 
+    /// Failures on the upstream side (counted per cluster).
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ConnectTimeout
+                | ErrorKind::UpstreamTimeout
+                | ErrorKind::ConnectFailed
+                | ErrorKind::UpstreamReset
+                | ErrorKind::BadResponse
+        )
+    }
+
     /// Index into per-kind counter arrays.
     pub fn index(self) -> usize {
         self as usize

@@ -112,7 +112,7 @@ impl Collector for Gateway {
             for c in &clusters {
                 for kind in ErrorKind::ALL {
                     let n = c.errors[kind.index()].load(Ordering::Relaxed);
-                    if n > 0 || is_upstream(kind) {
+                    if n > 0 || kind.is_upstream() {
                         let labels = [("cluster", c.name.as_str()), ("kind", kind.as_str())];
                         ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
                     }
@@ -219,17 +219,6 @@ impl Collector for Gateway {
         )?;
         Ok(())
     }
-}
-
-fn is_upstream(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::ConnectTimeout
-            | ErrorKind::UpstreamTimeout
-            | ErrorKind::ConnectFailed
-            | ErrorKind::UpstreamReset
-            | ErrorKind::BadResponse
-    )
 }
 
 /// The whole exposition, OpenMetrics text format.

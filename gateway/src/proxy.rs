@@ -151,7 +151,7 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
             let kind = take_back(conn, has_body)
                 .and_then(|e| e.map(body_error_kind))
                 .unwrap_or(kind);
-            if is_upstream_kind(kind) {
+            if kind.is_upstream() {
                 generation.stats.upstream_failure(cluster, kind);
             }
             let reusable = conn
@@ -355,17 +355,6 @@ fn body_error_kind(e: BodyError) -> ErrorKind {
         BodyError::TooLarge => ErrorKind::BodyTooLarge,
         BodyError::Closed => ErrorKind::ClientClosed,
     }
-}
-
-fn is_upstream_kind(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::ConnectTimeout
-            | ErrorKind::UpstreamTimeout
-            | ErrorKind::ConnectFailed
-            | ErrorKind::UpstreamReset
-            | ErrorKind::BadResponse
-    )
 }
 
 /// Takes the reader back after an exchange with a body. `None`: the body is

@@ -78,7 +78,8 @@ impl HostTrie {
             wildcard_node: NONE,
         };
         let bytes = host.as_bytes();
-        // An empty label is no label: `.com` is not under `*.com`.
+        // Not a DNS name (longer than 253 bytes, or an empty label: `.com` is
+        // not under `*.com`): only catch-all routes can match.
         if bytes.len() > 253
             || bytes.first().is_none_or(|&b| b == b'.')
             || bytes.last() == Some(&b'.')

@@ -56,6 +56,17 @@ fn wildcards_match_one_or_more_labels_never_the_apex_longest_suffix_first() {
 }
 
 #[test]
+fn hosts_that_are_not_dns_names_match_only_catch_all_routes() {
+    // Regression (found by fuzz/run.sh, normalize_lookup): the trie and the
+    // reference disagreed on hosts longer than 253 bytes.
+    let r = router(&[(Some("*.com"), "/"), (None, "/any")]);
+    let long = format!("{}.com", "a".repeat(260));
+    assert_eq!(r.lookup(&long, "/"), None);
+    assert_eq!(r.lookup(&long, "/any").map(|m| m.route), Some(1));
+    assert_eq!(r.lookup("a..com", "/").map(|m| m.route), None);
+}
+
+#[test]
 fn prefixes_match_segment_wise_longest_first() {
     check(
         &[(None, "/api"), (None, "/api/v1"), (None, "/static/"), (None, "/a//b")],

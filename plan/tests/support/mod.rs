@@ -60,9 +60,9 @@ pub fn reference_host_tier(pattern: &str, host: &str) -> Option<(u8, usize)> {
     if pattern == "*" {
         return Some((2, 0));
     }
-    // A host with an empty label (`.com`, `a..b`) is not a DNS name: only the
-    // catch-all matches it.
-    if host.split('.').any(str::is_empty) {
+    // A host with an empty label (`.com`, `a..b`) or longer than 253 bytes is
+    // not a DNS name: only the catch-all matches it.
+    if host.len() > 253 || host.split('.').any(str::is_empty) {
         return None;
     }
     if let Some(suffix) = pattern.strip_prefix("*.") {
