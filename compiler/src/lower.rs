@@ -49,6 +49,35 @@ fn index_names<'a>(
     names
 }
 
+/// Looks `name` up among the declared `names`, marking it used; an unknown name
+/// is an error at its location, with the closest declared name suggested.
+fn resolve(
+    diags: &mut Diagnostics,
+    what: &str,
+    names: &HashMap<&str, (u32, Loc)>,
+    used: &mut [bool],
+    name: &crate::yaml::Spanned<String>,
+) -> Option<u32> {
+    match names.get(name.value.as_str()) {
+        Some(&(idx, _)) => {
+            used[idx as usize] = true;
+            Some(idx)
+        }
+        None => {
+            diags.error(
+                name.loc,
+                &name.path,
+                format!(
+                    "unknown {what} {:?}{}",
+                    name.value,
+                    suggestion(&name.value, names.keys().copied())
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// Checks references and builds the plan; `None` when any error was reported.
 pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir: &Path) -> Option<Plan> {
     let clusters = index_names(diags, "cluster", cfg.clusters.iter().map(|c| c.name.as_ref()));
@@ -62,40 +91,14 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
     let mut used_policies = vec![false; cfg.policies.len()];
     let mut routes = Vec::with_capacity(cfg.routes.len());
     for (i, r) in cfg.routes.iter().enumerate() {
-        let cluster = r.cluster.as_ref().and_then(|c| match clusters.get(c.value.as_str()) {
-            Some(&(idx, _)) => {
-                used_clusters[idx as usize] = true;
-                Some(idx)
-            }
-            None => {
-                diags.error(
-                    c.loc,
-                    &c.path,
-                    format!(
-                        "unknown cluster {:?}{}",
-                        c.value,
-                        suggestion(&c.value, clusters.keys().copied())
-                    ),
-                );
-                None
-            }
-        });
+        let cluster = r
+            .cluster
+            .as_ref()
+            .and_then(|c| resolve(diags, "cluster", &clusters, &mut used_clusters, c));
         let mut route_policies = Vec::with_capacity(r.policies.len());
         for p in &r.policies {
-            match policies.get(p.value.as_str()) {
-                Some(&(idx, _)) => {
-                    used_policies[idx as usize] = true;
-                    route_policies.push(idx);
-                }
-                None => diags.error(
-                    p.loc,
-                    &p.path,
-                    format!(
-                        "unknown policy {:?}{}",
-                        p.value,
-                        suggestion(&p.value, policies.keys().copied())
-                    ),
-                ),
+            if let Some(idx) = resolve(diags, "policy", &policies, &mut used_policies, p) {
+                route_policies.push(idx);
             }
         }
         if let (Some(host), Some(prefix)) = (&r.host, &r.prefix)
@@ -131,20 +134,8 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
     for p in &cfg.policies {
         let mut allowed = Vec::with_capacity(p.clusters.len());
         for c in &p.clusters {
-            match clusters.get(c.value.as_str()) {
-                Some(&(idx, _)) => {
-                    used_clusters[idx as usize] = true;
-                    allowed.push(idx);
-                }
-                None => diags.error(
-                    c.loc,
-                    &c.path,
-                    format!(
-                        "unknown cluster {:?}{}",
-                        c.value,
-                        suggestion(&c.value, clusters.keys().copied())
-                    ),
-                ),
+            if let Some(idx) = resolve(diags, "cluster", &clusters, &mut used_clusters, c) {
+                allowed.push(idx);
             }
         }
         let Some(module) = &p.module else { continue };
