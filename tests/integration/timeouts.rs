@@ -113,3 +113,33 @@ fn client_stalling_mid_head_gets_408() {
     assert!(c.is_closed(Duration::from_secs(2)));
     assert_eq!(up.hits(), 0);
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_after_write_ms_and_logged() {
+    let big = Upstream::start(
+        "big",
+        Behavior::Stream {
+            chunks: 4096,
+            size: 64 * 1024,
+        },
+    );
+    let yaml = config(
+        "  - { name: r, pathPrefix: /, cluster: c, timeouts: { writeMs: 300 } }\n",
+        &[cluster("c", &[(&big, 1)])],
+    )
+    .replace(
+        "accessLog: { enabled: false }\n",
+        "accessLog: { json: { fields: [status, error] } }\n",
+    );
+    let gw = Gateway::start(&yaml);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    // Ask for 256 MiB and never read: once the socket buffers are full, each
+    // write waits, and writeMs ends the exchange.
+    c.send(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n").expect("send");
+    let lines = gw.wait_log_lines(1, Duration::from_secs(10));
+    assert_eq!(
+        lines,
+        [r#"{"status":200,"error":"write_timeout"}"#],
+        "the cut exchange is logged with the status sent"
+    );
+}
