@@ -105,17 +105,24 @@ fn print_load_error(e: &LoadError) {
     }
 }
 
-fn check(config: PathBuf) -> ExitCode {
-    let compiled = match compiler::compile_file(&config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", config.display());
-            return ExitCode::from(2);
-        }
-    };
+/// Compiles `config` and prints its diagnostics; `Err` is the exit code of an
+/// unreadable file.
+fn compile_and_report(config: &std::path::Path) -> Result<compiler::Compiled, ExitCode> {
+    let compiled = compiler::compile_file(config).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", config.display());
+        ExitCode::from(2)
+    })?;
     for d in &compiled.diagnostics {
         eprintln!("{d}");
     }
+    Ok(compiled)
+}
+
+fn check(config: PathBuf) -> ExitCode {
+    let compiled = match compile_and_report(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let errors = compiled.errors().count();
     let warnings = compiled.warnings().count();
     match &compiled.plan {
@@ -137,16 +144,10 @@ fn check(config: PathBuf) -> ExitCode {
 }
 
 fn compile(config: PathBuf, output: Option<PathBuf>) -> ExitCode {
-    let compiled = match compiler::compile_file(&config) {
+    let compiled = match compile_and_report(&config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", config.display());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    for d in &compiled.diagnostics {
-        eprintln!("{d}");
-    }
     let Some(plan) = &compiled.plan else {
         eprintln!(
             "{}: {} error(s); no plan written",
