@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::accesslog::{LineContext, format_line};
 use crate::error::ErrorKind;
 use crate::exchange::Exchange;
-use crate::http1::body::{ClientReader, Decoder, Handoff};
+use crate::http1::body::{ClientReader, Decoder};
 use crate::http1::head::{self, HeadError, Parsed, RequestHead};
 use crate::http1::io::{read_buf, write_all};
 use crate::http1::write::error_response;
@@ -25,9 +25,10 @@ pub struct Conn {
     pub stream: Rc<TcpStream>,
     /// The read side; lent to the request body while it streams.
     pub reader: Option<ClientReader>,
-    pub handoff: Rc<Handoff>,
     /// Reused buffer for encoding response heads.
     pub wbuf: BytesMut,
+    /// Reused buffer for encoding the forwarded request head.
+    pub reqbuf: BytesMut,
     pub peer: SocketAddr,
     pub client_ip: HeaderValue,
     pub worker: Rc<Worker>,
@@ -57,7 +58,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
             read_timeout: Duration::from_secs(15),
         }),
         stream,
-        handoff: Rc::new(Handoff::default()),
+        reqbuf: BytesMut::with_capacity(4 * 1024),
         wbuf: BytesMut::with_capacity(4 * 1024),
         peer,
         client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),

@@ -1,5 +1,5 @@
-//! Upstream targets (parsed once per plan) and the per-thread connection pool on
-//! hyper's client connection API: no lock, no cross-thread traffic.
+//! Upstream targets (parsed once per plan) and the per-thread pool of upstream
+//! connections: no lock, no cross-thread traffic, no task per connection.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -8,13 +8,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
 use plan::Plan;
 use tokio::net::TcpStream;
 
 use crate::error::ErrorKind;
-use crate::http1::body::ProxyBody;
 use crate::stats::{ClusterStats, Stats};
 
 /// One upstream, as the hot path needs it.
@@ -109,12 +109,45 @@ fn parse_target(url: &str, ids: &PoolIds, stats: Arc<ClusterStats>) -> Result<Ta
     })
 }
 
-pub type Sender = SendRequest<ProxyBody>;
+/// One upstream connection: the socket and what has been read from it but not
+/// yet consumed. Idle in the pool between exchanges.
+#[derive(Debug)]
+pub struct UpstreamConn {
+    pub stream: TcpStream,
+    pub rbuf: BytesMut,
+    /// It has carried an exchange before (a failure before any response byte
+    /// may then be the upstream closing it while idle, and is retried once).
+    pub reused: bool,
+    stats: Arc<ClusterStats>,
+}
+
+impl Drop for UpstreamConn {
+    fn drop(&mut self) {
+        self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl UpstreamConn {
+    /// Whether the idle connection is still usable: the upstream has neither
+    /// closed it nor sent unsolicited bytes. Costs a syscall only when the
+    /// reactor has seen the socket become readable.
+    fn is_alive(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+}
 
 /// Idle upstream connections of one worker thread, by [`Target::pool_id`].
 #[derive(Debug)]
 pub struct Pool {
-    idle: RefCell<Vec<Vec<Sender>>>,
+    idle: RefCell<Vec<Vec<UpstreamConn>>>,
     max_idle: usize,
 }
 
@@ -127,38 +160,38 @@ impl Pool {
     }
 
     /// A live idle connection to `target`, if any; dead ones are dropped on the way.
-    pub fn checkout(&self, target: &Target) -> Option<Sender> {
+    pub fn checkout(&self, target: &Target) -> Option<UpstreamConn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(target.pool_id)?;
-        while let Some(sender) = list.pop() {
-            target.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
-            if sender.is_ready() && !sender.is_closed() {
-                return Some(sender);
+        while let Some(mut conn) = list.pop() {
+            conn.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
+            if conn.is_alive() {
+                return Some(conn);
             }
         }
         None
     }
 
-    /// Returns a connection whose exchange is complete.
-    pub fn checkin(&self, target: &Target, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    /// Returns a connection whose exchange is complete and that may carry another.
+    pub fn checkin(&self, target: &Target, mut conn: UpstreamConn) {
         let mut idle = self.idle.borrow_mut();
         if idle.len() <= target.pool_id {
             idle.resize_with(target.pool_id + 1, Vec::new);
         }
         let list = &mut idle[target.pool_id];
         if list.len() < self.max_idle {
-            list.push(sender);
-            target.stats.connections_idle.fetch_add(1, Ordering::Relaxed);
+            conn.reused = true;
+            conn.stats.connections_idle.fetch_add(1, Ordering::Relaxed);
+            list.push(conn);
         }
     }
 }
 
-/// Opens a connection to `target` within `timeout` and starts its hyper driver
-/// on this thread.
-pub async fn connect(target: &Target, timeout: Duration) -> Result<Sender, ErrorKind> {
+/// Read buffer of an upstream connection (a response head must fit in it).
+const UPSTREAM_BUF: usize = 32 * 1024;
+
+/// Opens a connection to `target` within `timeout`.
+pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn, ErrorKind> {
     let connecting = async {
         match target.addr {
             Some(addr) => TcpStream::connect(addr).await,
@@ -171,17 +204,11 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Sender, Error
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| ErrorKind::ConnectFailed)?;
-    let stats = target.stats.clone();
-    stats.connections_open.fetch_add(1, Ordering::Relaxed);
-    tokio::task::spawn_local(async move {
-        // The driver ends when the connection closes; its error, if any, has
-        // already reached the request that was using it.
-        let _ = conn.await;
-        stats.connections_open.fetch_sub(1, Ordering::Relaxed);
-    });
-    Ok(sender)
+    target.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+    Ok(UpstreamConn {
+        stream,
+        rbuf: BytesMut::with_capacity(UPSTREAM_BUF),
+        reused: false,
+        stats: target.stats.clone(),
+    })
 }

@@ -153,6 +153,119 @@ fn pooled_connections_closed_by_the_upstream_are_replaced_without_failing_reques
     assert_eq!(up.hits(), 20);
 }
 
+fn opened(up: &Upstream) -> usize {
+    up.connections.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn interim_responses_are_skipped_and_the_final_one_forwarded() {
+    let up = Upstream::start(
+        "u",
+        Behavior::Raw {
+            response: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+                       HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            close: false,
+        },
+    );
+    let gw = one_route(&up);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..3 {
+        let r = c.get("h", "/").expect("response");
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    }
+    assert_eq!(opened(&up), 1, "the upstream connection was not reused");
+}
+
+#[test]
+fn a_close_delimited_response_is_forwarded_chunked_and_its_connection_not_reused() {
+    let up = Upstream::start(
+        "u",
+        Behavior::Raw {
+            response: "HTTP/1.1 200 OK\r\nx-kind: eof\r\n\r\nthe body runs until the upstream closes",
+            close: true,
+        },
+    );
+    let gw = one_route(&up);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..2 {
+        let r = c.get("h", "/").expect("response");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(r.text(), "the body runs until the upstream closes");
+    }
+    assert_eq!(opened(&up), 2);
+}
+
+#[test]
+fn an_upstream_saying_connection_close_is_not_reused() {
+    let up = Upstream::start(
+        "u",
+        Behavior::Raw {
+            response: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+            close: false,
+        },
+    );
+    let gw = one_route(&up);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..3 {
+        let r = c.get("h", "/").expect("response");
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+        assert_eq!(r.header("connection"), None, "the upstream's close is hop-by-hop");
+    }
+    assert_eq!(opened(&up), 3);
+}
+
+#[test]
+fn invalid_upstream_responses_get_502_bad_response() {
+    for response in [
+        "SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+    ] {
+        let up = Upstream::start("u", Behavior::Raw { response, close: true });
+        let gw = one_route(&up);
+        let r = Client::connect(gw.addr)
+            .expect("connect")
+            .get("h", "/")
+            .expect("response");
+        assert_eq!(r.status, 502, "{response:?}");
+        assert_eq!(r.header("x-gateway-error"), Some("bad_response"), "{response:?}");
+    }
+}
+
+#[test]
+fn an_upstream_answering_before_reading_the_body_is_forwarded_and_the_client_closed() {
+    let up = Upstream::start(
+        "u",
+        Behavior::Raw {
+            response: "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbig!",
+            close: true,
+        },
+    );
+    let gw = one_route(&up);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    let body_len = 32 * 1024 * 1024;
+    c.send(format!("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {body_len}\r\n\r\n").as_bytes())
+        .expect("send head");
+    let mut writer = c.try_clone().expect("clone");
+    let sending = std::thread::spawn(move || {
+        let block = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < body_len && writer.send(&block).is_ok() {
+            sent += block.len();
+        }
+        sent
+    });
+    let r = c.read_response(false).expect("response");
+    assert_eq!((r.status, r.text().as_str()), (413, "big!"));
+    assert!(
+        c.is_closed(std::time::Duration::from_secs(5)),
+        "the unread body's connection stayed open"
+    );
+    let sent = sending.join().expect("sender");
+    assert!(sent < body_len, "the whole body was read although nobody wanted it");
+}
+
 #[test]
 fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let slow = Upstream::start("slow", Behavior::Delay(std::time::Duration::from_millis(800)));

@@ -44,6 +44,14 @@ impl Client {
         })
     }
 
+    /// A second handle on the same connection (to write from another thread).
+    pub fn try_clone(&self) -> std::io::Result<Client> {
+        Ok(Client {
+            stream: self.stream.try_clone()?,
+            buf: Vec::new(),
+        })
+    }
+
     pub fn set_read_timeout(&self, wait: Duration) {
         let _ = self.stream.set_read_timeout(Some(wait));
     }

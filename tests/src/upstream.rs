@@ -33,6 +33,9 @@ pub enum Behavior {
     /// Answer each request on a keep-alive connection, then close the
     /// connection after it has been idle this long (an upstream idle timeout).
     IdleClose(Duration),
+    /// Read each request head (never a body), answer with these exact bytes,
+    /// then close the connection if `close`, else wait for the next head.
+    Raw { response: &'static str, close: bool },
 }
 
 /// A request as the upstream saw it.
@@ -98,6 +101,10 @@ impl Upstream {
                             tokio::spawn(async move {
                                 if let Behavior::CutBody = b {
                                     cut_body(stream).await;
+                                    return;
+                                }
+                                if let Behavior::Raw { response, close } = b {
+                                    raw(stream, response, close).await;
                                     return;
                                 }
                                 if let Behavior::IdleClose(idle) = b {
@@ -190,7 +197,9 @@ async fn handle(
             .unwrap_or_default()
     };
     Ok(match behavior {
-        Behavior::Echo | Behavior::Reset | Behavior::CutBody | Behavior::IdleClose(_) => echo(&name),
+        Behavior::Echo | Behavior::Reset | Behavior::CutBody | Behavior::IdleClose(_) | Behavior::Raw { .. } => {
+            echo(&name)
+        }
         Behavior::Delay(d) => {
             tokio::time::sleep(d).await;
             echo(&name)
@@ -237,6 +246,24 @@ impl http_body::Body for Chunks {
         let data: Vec<u8> = (start..start + self.size).map(pattern_byte).collect();
         self.offset += self.size;
         std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
+    }
+}
+
+async fn raw(mut stream: tokio::net::TcpStream, response: &str, close: bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = Vec::new();
+    loop {
+        while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            got.drain(..end + 4);
+            if stream.write_all(response.as_bytes()).await.is_err() || close {
+                return;
+            }
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
     }
 }
 

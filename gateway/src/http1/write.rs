@@ -1,26 +1,24 @@
 //! Response encoding: status line, filtered headers and body framing.
 
 use bytes::{BufMut, BytesMut};
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderName};
 use http::{Method, StatusCode, Version};
 
 use crate::error::ErrorKind;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    )
-}
-
-/// Whether `name` is listed in any `Connection` header of `headers`.
-pub fn listed_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_str().as_bytes()))
-    })
+/// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction;
+/// `name` in any case.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    const HOP: [&[u8]; 7] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// How the response body is framed towards the client.
@@ -52,7 +50,7 @@ pub fn framing(method: &Method, status: StatusCode, has_length: bool, version: V
     }
 }
 
-fn status_line(out: &mut BytesMut, status: StatusCode) {
+pub(crate) fn status_line(out: &mut BytesMut, status: StatusCode) {
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_u8(b' ');
@@ -60,41 +58,10 @@ fn status_line(out: &mut BytesMut, status: StatusCode) {
     out.put_slice(b"\r\n");
 }
 
-fn header_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+pub(crate) fn header_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");
     out.put_slice(value);
-    out.put_slice(b"\r\n");
-}
-
-/// Encodes a proxied response head: upstream headers minus hop-by-hop ones, then
-/// framing and connection headers.
-pub fn response_head(
-    out: &mut BytesMut,
-    status: StatusCode,
-    headers: &HeaderMap,
-    framing: Framing,
-    keep_alive: bool,
-    client_version: Version,
-) {
-    status_line(out, status);
-    for (name, value) in headers {
-        if is_hop_by_hop(name) || listed_in_connection(headers, name) {
-            continue;
-        }
-        if framing == Framing::Chunked && name == header::CONTENT_LENGTH {
-            continue;
-        }
-        header_line(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    if framing == Framing::Chunked {
-        out.put_slice(b"transfer-encoding: chunked\r\n");
-    }
-    if !keep_alive {
-        out.put_slice(b"connection: close\r\n");
-    } else if client_version == Version::HTTP_10 {
-        out.put_slice(b"connection: keep-alive\r\n");
-    }
     out.put_slice(b"\r\n");
 }
 
@@ -125,7 +92,7 @@ pub fn prepared_head(
 ) {
     status_line(out, status);
     for (name, value) in headers {
-        if is_hop_by_hop(name) || *name == header::CONTENT_LENGTH {
+        if is_hop_by_hop(name.as_str().as_bytes()) || *name == header::CONTENT_LENGTH {
             continue;
         }
         header_line(out, name.as_str().as_bytes(), value.as_bytes());
