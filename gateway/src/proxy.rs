@@ -18,7 +18,7 @@ use crate::error::ErrorKind;
 use crate::exchange::Exchange;
 use crate::http1::body::{BodyError, ClientReader, Decoder};
 use crate::http1::head::{BodyKind, RequestHead};
-use crate::http1::io::{read_buf, write_all};
+use crate::http1::io::{read_buf, try_read_buf, write_all};
 use crate::http1::upstream::{Answering, ParsedResponse, ResponseHead, UpstreamBody, request_head, response_head};
 use crate::http1::write::{Framing, chunk_header};
 use crate::upstream::{Target, UpstreamConn, connect};
@@ -551,7 +551,7 @@ async fn stream_response(
             // Nothing to write yet: read more. While the head waits, only what
             // is readable right now is taken.
             let read = if head_pending {
-                match up.stream.try_read_buf(&mut up.rbuf) {
+                match try_read_buf(&up.stream, &mut up.rbuf) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
                     other => Some(other),
                 }

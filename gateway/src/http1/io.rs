@@ -6,6 +6,7 @@ use std::io::{self, IoSlice};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Bytes to reserve before each read.
@@ -14,17 +15,31 @@ pub const READ_CHUNK: usize = 16 * 1024;
 /// One non-blocking read into `buf`; `Ready(Ok(0))` is end of stream.
 pub fn poll_read_buf(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
     loop {
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
-        match stream.try_read_buf(buf) {
-            Ok(n) => return Poll::Ready(Ok(n)),
+        match try_read_buf(stream, buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 std::task::ready!(stream.poll_read_ready(cx))?;
             }
-            Err(e) => return Poll::Ready(Err(e)),
+            other => return Poll::Ready(other),
         }
     }
+}
+
+/// Reads what the socket holds now, without waiting. A read that returned less
+/// than it had room for drained the socket, so the readiness tokio caches is
+/// cleared then (as tokio's own `AsyncRead` does on epoll): the next read waits
+/// for the reactor instead of spending a syscall on `EAGAIN`.
+pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    let room = buf.capacity() - buf.len();
+    let n = stream.try_read_buf(buf)?;
+    if n > 0 && n < room {
+        // No reactor turn can happen between the read and this call, so only
+        // the readiness the read consumed is cleared.
+        let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+    }
+    Ok(n)
 }
 
 pub async fn read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
@@ -38,8 +53,16 @@ pub async fn write_all(stream: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> io::
             bufs = &mut bufs[1..];
             continue;
         }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
         match stream.try_write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) if n < total => {
+                // A short write filled the socket: wait for room rather than
+                // spend a syscall on `EAGAIN` (tokio's `AsyncWrite` does the same).
+                IoSlice::advance_slices(&mut bufs, n);
+                let _ = stream.try_io(Interest::WRITABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                stream.writable().await?;
+            }
             Ok(n) => IoSlice::advance_slices(&mut bufs, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
             Err(e) => return Err(e),
