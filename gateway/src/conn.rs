@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -29,6 +29,8 @@ pub struct Conn {
     pub wbuf: BytesMut,
     /// Reused buffer for encoding the forwarded request head.
     pub reqbuf: BytesMut,
+    /// The last request's header map, emptied and reused by the next head.
+    pub spare_headers: HeaderMap,
     pub peer: SocketAddr,
     pub client_ip: HeaderValue,
     pub worker: Rc<Worker>,
@@ -59,6 +61,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         }),
         stream,
         reqbuf: BytesMut::with_capacity(4 * 1024),
+        spare_headers: HeaderMap::new(),
         wbuf: BytesMut::with_capacity(4 * 1024),
         peer,
         client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
@@ -81,12 +84,16 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
                 finish(&conn, &generation, &mut ex);
                 return;
             }
-            HeadRead::Head(head, started) => {
+            HeadRead::Head(mut head, started) => {
                 let mut ex = Exchange::new(started.into_std());
                 let worker = conn.worker.clone();
                 let in_flight = &worker.shared.registry.global.in_flight;
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let keep_alive = crate::proxy::handle(&mut conn, &generation, head, &mut ex).await;
+                let keep_alive = crate::proxy::handle(&mut conn, &generation, &mut head, &mut ex).await;
+                // Emptied now, so that no header value keeps the read
+                // buffer's storage shared while the next head is read.
+                head.headers.clear();
+                conn.spare_headers = std::mem::take(&mut head.headers);
                 in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 finish(&conn, &generation, &mut ex);
                 keep_alive
@@ -158,10 +165,11 @@ async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
     let idle_deadline = Instant::now() + if first { read_ms } else { idle_ms };
     loop {
         if let Some(t) = started {
-            match head::parse(
+            match head::parse_into(
                 &mut reader.buf,
                 limits.max_header_bytes as usize,
                 limits.max_headers as usize,
+                std::mem::take(&mut conn.spare_headers),
             ) {
                 Parsed::Complete(h) => return HeadRead::Head(h, t),
                 Parsed::Refused(HeadError::TooLarge, p) => return HeadRead::Refused(ErrorKind::HeadersTooLarge, p, t),

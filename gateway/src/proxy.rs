@@ -26,7 +26,7 @@ use crate::worker::Generation;
 
 /// Runs one exchange whose head has been read; returns whether the client
 /// connection can carry another request.
-pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestHead, ex: &mut Exchange) -> bool {
+pub async fn handle(conn: &mut Conn, generation: &Generation, head: &mut RequestHead, ex: &mut Exchange) -> bool {
     ex.method = Some(head.method.clone());
     ex.target = Some(head.target.clone());
     ex.host = head.headers.get(header::HOST).cloned();
@@ -37,7 +37,7 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
 
     // Route: normalize the path, look up host + path.
     let target = head.target.clone();
-    let routed = route(generation, &head, &target);
+    let routed = route(generation, head, &target);
     let (m, path) = match routed {
         Ok(r) => r,
         Err(kind) => {
@@ -56,7 +56,7 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
     // than continue wins.
     let mut cluster = m.cluster;
     if !route.policies.is_empty() {
-        match run_policies(conn, generation, route, &mut head, &path, ex) {
+        match run_policies(conn, generation, route, head, &path, ex) {
             PolicyOutcome::Continue => {}
             PolicyOutcome::Route(c) => {
                 cluster = c;
@@ -118,7 +118,7 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, mut head: RequestH
     request_head(
         &mut conn.reqbuf,
         &head.method,
-        &forward_target(&target_info.base_path, &path, &head),
+        &forward_target(&target_info.base_path, &path, head),
         &head.headers,
         conn.client_ip.as_bytes(),
         host.as_ref().map(HeaderValue::as_bytes),
@@ -459,16 +459,8 @@ async fn pump_body(
             Some(data) => (data, false),
             None => (Bytes::new(), true),
         };
-        let framed = chunked && !data.is_empty();
-        let (size, size_len) = chunk_header(data.len());
-        let terminal: &[u8] = if end && chunked { b"0\r\n\r\n" } else { b"" };
-        let mut bufs = [
-            IoSlice::new(head),
-            IoSlice::new(if framed { &size[..size_len] } else { &[] }),
-            IoSlice::new(&data),
-            IoSlice::new(if framed { b"\r\n" } else { &[] }),
-            IoSlice::new(terminal),
-        ];
+        let size = chunk_header(data.len());
+        let mut bufs = write_slices(head, &size, &data, chunked, end);
         match tokio::time::timeout(upstream_ms, write_all(stream, &mut bufs)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(PumpError::Upstream),
@@ -479,6 +471,26 @@ async fn pump_body(
             return Ok(());
         }
     }
+}
+
+/// The pieces of one vectored write: a head not yet sent (or empty), then
+/// `data`, as a chunk when `chunked`, followed at `end` by the last chunk.
+fn write_slices<'a>(
+    head: &'a [u8],
+    size: &'a ([u8; 18], usize),
+    data: &'a [u8],
+    chunked: bool,
+    end: bool,
+) -> [IoSlice<'a>; 5] {
+    let framed = chunked && !data.is_empty();
+    let terminal: &[u8] = if end && chunked { b"0\r\n\r\n" } else { b"" };
+    [
+        IoSlice::new(head),
+        IoSlice::new(if framed { &size.0[..size.1] } else { &[] }),
+        IoSlice::new(data),
+        IoSlice::new(if framed { b"\r\n" } else { &[] }),
+        IoSlice::new(terminal),
+    ]
 }
 
 struct StreamOutcome {
@@ -576,20 +588,8 @@ async fn stream_response(
         let data: &[u8] = if chunk.is_empty() { &up.rbuf[..take] } else { &chunk };
         let headb: &[u8] = if head_pending { &conn.wbuf } else { &[] };
         let data: &[u8] = if framing == Framing::NoBody { &[] } else { data };
-        let framed = framing == Framing::Chunked && !data.is_empty();
-        let (size, size_len) = chunk_header(data.len());
-        let terminal: &[u8] = if end && framing == Framing::Chunked {
-            b"0\r\n\r\n"
-        } else {
-            b""
-        };
-        let mut bufs = [
-            IoSlice::new(headb),
-            IoSlice::new(if framed { &size[..size_len] } else { &[] }),
-            IoSlice::new(data),
-            IoSlice::new(if framed { b"\r\n" } else { &[] }),
-            IoSlice::new(terminal),
-        ];
+        let size = chunk_header(data.len());
+        let mut bufs = write_slices(headb, &size, data, framing == Framing::Chunked, end);
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if head_pending {
             ex.status = head.status.as_u16();

@@ -66,6 +66,35 @@ fn head_parsing_allocates_only_the_header_map() {
 }
 
 #[test]
+fn head_parsing_into_a_reused_map_allocates_nothing() {
+    use gateway::http1::head::{Parsed, parse_into};
+    let raw = b"GET /v1/users?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+    let mut map = http::HeaderMap::new();
+    // The first head sizes the map (and promotes the buffer to shared storage).
+    buf.extend_from_slice(raw);
+    if let Parsed::Complete(head) = parse_into(&mut buf, 16_384, 100, map) {
+        map = head.headers;
+    } else {
+        panic!("first head refused");
+    }
+    let n = 1000;
+    let before = ALLOCATIONS.with(Cell::get);
+    for _ in 0..n {
+        buf.extend_from_slice(raw);
+        match parse_into(&mut buf, 16_384, 100, map) {
+            Parsed::Complete(head) => map = head.headers,
+            _ => panic!("head refused"),
+        }
+    }
+    let allocations = ALLOCATIONS.with(Cell::get) - before;
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for {n} heads into a reused map"
+    );
+}
+
+#[test]
 fn formatting_a_log_line_allocates_nothing() {
     let mut ex = Exchange::new(Instant::now());
     ex.method = Some(Method::POST);

@@ -2,15 +2,16 @@
 //! client stack, in-process: a counting allocator counts what the gateway's
 //! threads allocate (the upstream's and the client's threads are excluded).
 //!
-//! Budget, per request on a keep-alive connection: 2 (measured), and both are
-//! the request's `HeaderMap` (its index and entry tables), which policies read
-//! and edit. Lookup, normalization, WRR pick and log formatting are proven
-//! allocation-free by `plan/tests/alloc.rs` and `tests/alloc.rs`; head parsing
-//! allocates only that map (`head_parsing_allocates_only_the_header_map`
-//! there; plus one per non-standard header name, which the `http` crate
-//! copies). The upstream side (pool, request head encoding, response head
-//! parsing, body copy) allocates nothing: it is our own HTTP/1 codec over
-//! reused per-connection buffers. A regression fails this test.
+//! Budget, per request on a keep-alive connection: 0 (measured). Lookup,
+//! normalization, WRR pick and log formatting are proven allocation-free by
+//! `plan/tests/alloc.rs` and `tests/alloc.rs`; the request head is parsed into
+//! the connection's reused `HeaderMap` (`head_parsing_into_a_reused_map_
+//! allocates_nothing` there). The one exception the budget does not cover is
+//! a non-standard header name (`X-Request-Id`, ...): the `http` crate copies
+//! each into an allocation of its own; this test's request has none. The
+//! upstream side (pool, request head encoding, response head parsing, body
+//! copy) is our own HTTP/1 codec over reused per-connection buffers and
+//! allocates nothing. A regression fails this test.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
@@ -24,7 +25,7 @@ use gateway::load::Source;
 use gateway::server::{RunOptions, start};
 
 /// Allocations per proxied request the gateway may make (see the module doc).
-const BUDGET: usize = 2;
+const BUDGET: usize = 0;
 
 struct Counting;
 
@@ -94,7 +95,7 @@ fn upstream() -> SocketAddr {
     addr
 }
 
-fn per_request(log: bool) -> usize {
+fn per_request(log: bool) -> f64 {
     EXCLUDED.with(|e| e.set(true));
     let up = upstream();
     let dir = std::env::temp_dir().join(format!("gateway-alloc-{}-{log}", std::process::id()));
@@ -146,17 +147,23 @@ fn per_request(log: bool) -> usize {
     for _ in 0..n {
         exchange(&mut client);
     }
-    let per = (COUNTED.load(Ordering::Relaxed) - before) / n;
+    let total = COUNTED.load(Ordering::Relaxed) - before;
     drop(client);
     running.stop();
-    per
+    total as f64 / n as f64
 }
 
 #[test]
 fn one_proxied_request_stays_within_its_allocation_budget() {
     let off = per_request(false);
     let on = per_request(true);
-    println!("allocations per proxied request: {off} (access log off), {on} (on)");
-    assert!(off <= BUDGET, "{off} allocations per request, budget {BUDGET}");
-    assert_eq!(on, off, "the access log must not allocate per request");
+    println!("allocations per proxied request: {off:.4} (access log off), {on:.4} (on)");
+    // Amortized growth (a log batch swapped, a timer slab grown) is allowed
+    // once in a hundred requests; anything per request fails.
+    let slack = 0.01;
+    assert!(
+        off <= BUDGET as f64 + slack,
+        "{off} allocations per request, budget {BUDGET}"
+    );
+    assert!(on <= off + slack, "the access log allocates per request: {on} vs {off}");
 }

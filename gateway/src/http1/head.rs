@@ -99,6 +99,12 @@ const STACK_HEADERS: usize = 128;
 
 /// Parses one head from the front of `buf`, consuming it when complete.
 pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed {
+    parse_into(buf, max_bytes, max_headers, HeaderMap::new())
+}
+
+/// As [`parse`], filling `headers` (emptied first), so a connection can reuse
+/// one map's storage for all its requests.
+pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map: HeaderMap) -> Parsed {
     // Leading empty lines before a request line are allowed (RFC 9112 §2.2).
     while buf.starts_with(b"\r\n") {
         let _ = buf.split_to(2);
@@ -185,8 +191,10 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
         )
     };
 
-    // Room for the X-Forwarded-* headers the proxy adds, so the map never regrows.
-    let mut headers = HeaderMap::with_capacity(count + 3);
+    // Room for a policy's added headers without regrowing, in the common case.
+    let mut headers = map;
+    headers.clear();
+    headers.reserve(count + 3);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut saw_te = false;

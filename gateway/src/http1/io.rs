@@ -9,8 +9,8 @@ use bytes::BytesMut;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-/// Bytes to reserve before each read.
-pub const READ_CHUNK: usize = 16 * 1024;
+/// Room a read needs at least; below it, the buffer is reclaimed (or grown).
+pub const MIN_READ_ROOM: usize = 4 * 1024;
 
 /// One non-blocking read into `buf`; `Ready(Ok(0))` is end of stream.
 pub fn poll_read_buf(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
@@ -29,8 +29,11 @@ pub fn poll_read_buf(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut BytesMu
 /// cleared then (as tokio's own `AsyncRead` does on epoll): the next read waits
 /// for the reactor instead of spending a syscall on `EAGAIN`.
 pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+    if buf.capacity() - buf.len() < MIN_READ_ROOM {
+        // Asking for no more than the buffer's own size lets `BytesMut` move
+        // unread bytes to the front of its allocation instead of allocating,
+        // once the data before them has been consumed and released.
+        buf.reserve(MIN_READ_ROOM);
     }
     let room = buf.capacity() - buf.len();
     let n = stream.try_read_buf(buf)?;

@@ -3,6 +3,8 @@
 //! head. Header values are copied once, from the upstream's read buffer into the
 //! client's write buffer; no header map is built.
 
+use std::mem::MaybeUninit;
+
 use bytes::{BufMut, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Version};
@@ -131,9 +133,10 @@ pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// client's response head into `out` (upstream headers minus hop-by-hop ones,
 /// then framing and connection headers).
 pub fn response_head(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut) -> ParsedResponse {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    let len = match res.parse(buf) {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut headers);
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => return ParsedResponse::Incomplete,
         Ok(httparse::Status::Partial) | Err(_) => return ParsedResponse::Invalid,
@@ -152,17 +155,14 @@ pub fn response_head(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut) 
             ParsedResponse::Interim(len)
         };
     }
-    let connection = || {
-        res.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .map(|h| h.value)
-    };
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut te = false;
+    let mut has_connection = false;
     for h in res.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
+        if h.name.eq_ignore_ascii_case("connection") {
+            has_connection = true;
+        } else if h.name.eq_ignore_ascii_case("content-length") {
             for v in h.value.split(|&b| b == b',') {
                 let Some(n) = parse_length(v) else {
                     return ParsedResponse::Invalid;
@@ -190,9 +190,16 @@ pub fn response_head(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut) 
         (false, false, _, Some(n)) => UpstreamBody::Length(n),
         (false, false, _, None) => UpstreamBody::Close,
     };
-    let close = connection().any(|v| has_token(v, b"close"));
-    let reusable =
-        body != UpstreamBody::Close && !close && (minor == 1 || connection().any(|v| has_token(v, b"keep-alive")));
+    // Tokens of the `Connection` headers (rarely present: checked only then).
+    let connection = |token: &[u8]| {
+        has_connection
+            && res
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("connection") && has_token(h.value, token))
+    };
+    let close = connection(b"close");
+    let reusable = body != UpstreamBody::Close && !close && (minor == 1 || connection(b"keep-alive"));
     let framing = framing(
         answering.method,
         status,
@@ -205,7 +212,7 @@ pub fn response_head(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut) 
     let mut wrote_length = false;
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
-        if is_hop_by_hop(name) || connection().any(|v| has_token(v, name)) {
+        if is_hop_by_hop(name) || connection(name) {
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-length") {
