@@ -32,15 +32,28 @@ pub fn request_head(
     out.put_slice(b" HTTP/1.1\r\n");
     let mut wrote_host = false;
     let mut wrote_length = false;
+    let connection = headers.get_all(header::CONNECTION);
+    let names_headers = connection
+        .iter()
+        .any(|v| v.as_bytes().trim_ascii() != b"keep-alive" && !v.is_empty());
     for (name, value) in headers {
         let n = name.as_str();
-        if is_hop_by_hop(n.as_bytes())
-            || matches!(
-                n,
-                "expect" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host"
-            )
-            || listed_in_connection(headers.get_all(header::CONNECTION).iter().map(HeaderValue::as_bytes), n)
-        {
+        // `HeaderName`s are lowercase: exact matches suffice.
+        let dropped = matches!(
+            n,
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "expect"
+                | "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+        );
+        if dropped || (names_headers && listed_in_connection(connection.iter().map(HeaderValue::as_bytes), n)) {
             continue;
         }
         if *name == header::CONTENT_LENGTH {
