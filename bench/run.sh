@@ -46,6 +46,10 @@ fi
 R=${ROUNDS:-7}
 D=${DURATION:-5}
 scenario "tiny bodies, access log on vs off" --proxies gateway+log,nginx+log,haproxy,bare,direct,gateway,nginx --rounds "$R" --duration "$D"
+# The headline pairs again, alone: with two proxies per round the two
+# measurements of a round are seconds apart, so drift cancels in the ratio.
+scenario "tiny bodies, log on both, pair only" --proxies gateway+log,nginx+log --rounds 15 --duration 4
+scenario "tiny bodies, log off both, pair only" --proxies gateway,nginx --rounds 15 --duration 4
 scenario "tiny bodies, proxy pinned to CPU 0, wrk and upstream on CPU 1" --pin --proxies gateway+log,nginx+log,bare --rounds "$R" --duration "$D"
 scenario "1 KiB bodies" --body-bytes 1024 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
 scenario "64 KiB bodies" --body-bytes 65536 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"

@@ -351,8 +351,9 @@ enum PumpError {
 
 /// Forward phase: a pooled (or new) connection, the request, the response head
 /// within `upstreamMs` of the request's end. A pooled connection that turns out
-/// dead before any response byte (the upstream closed it while idle) is
-/// replaced once when the request has no body, as NGINX does.
+/// dead (the upstream closed it while idle) is replaced once when the request
+/// has no body: when writing fails, or, for an idempotent method, when the
+/// upstream closes without a byte of response.
 async fn send(
     conn: &mut Conn,
     target: &Target,
@@ -370,7 +371,11 @@ async fn send(
             Some(c) => c,
             None => connect(target, connect_ms).await?,
         };
+        // Nothing of the request reached the upstream when the write fails; when
+        // it closes without a byte of answer instead, an idempotent request
+        // is safe to send again.
         let retry = up.reused && body == BodyKind::None && attempt == 1;
+        let retry_unanswered = retry && answering.method.is_idempotent();
         let mut request_complete = true;
         if body == BodyKind::None {
             let mut bufs = [IoSlice::new(&conn.reqbuf)];
@@ -419,7 +424,7 @@ async fn send(
             }
             match tokio::time::timeout_at(deadline, read_buf(&up.stream, &mut up.rbuf)).await {
                 Ok(Ok(n)) if n > 0 => {}
-                Ok(_) if retry && up.rbuf.is_empty() => break,
+                Ok(_) if retry_unanswered && up.rbuf.is_empty() => break,
                 Ok(_) => return Err(ErrorKind::UpstreamReset),
                 Err(_) => return Err(ErrorKind::UpstreamTimeout),
             }

@@ -144,13 +144,21 @@ fn pooled_connections_closed_by_the_upstream_are_replaced_without_failing_reques
     let up = Upstream::start("u", Behavior::IdleClose(std::time::Duration::from_millis(30)));
     let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
-    for i in 0..20 {
+    for i in 0..21 {
         // Wait past the upstream's idle timeout, so the pooled connection is dead.
         std::thread::sleep(std::time::Duration::from_millis(60));
-        let r = c.get("h", &format!("/{i}")).expect("response");
+        // A body cannot be sent twice, and a POST is not retried after being
+        // sent: the dead connection must be seen before anything is written.
+        let request = match i % 3 {
+            0 => format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n"),
+            1 => format!("POST /{i} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"),
+            _ => format!("POST /{i} HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
+        };
+        c.send(request.as_bytes()).expect("send");
+        let r = c.read_response(false).expect("response");
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
     }
-    assert_eq!(up.hits(), 20);
+    assert_eq!(up.hits(), 21);
 }
 
 fn opened(up: &Upstream) -> usize {
