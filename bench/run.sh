@@ -60,11 +60,13 @@ scenario "wasm policy: none, no-op, canary" --proxies gateway,gateway+noop,gatew
 if [ -n "$only" ] && [ -f bench/results.jsonl ]; then
     # Keep the other scenarios' rows, in their order, and put the new ones in place.
     python3 - "$results" <<'PY'
-import json, sys
+import json, re, sys
 new = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 labels = {r["label"] for r in new}
 old = [json.loads(l) for l in open("bench/results.jsonl") if l.strip()]
-order = list(dict.fromkeys(r["label"] for r in old + new))
+# Scenarios in the order this script runs them, then any others.
+script = [m for m in re.findall(r'^scenario "([^"]+)"', open("bench/run.sh").read(), re.M)]
+order = list(dict.fromkeys(script + [r["label"] for r in old + new]))
 rows = [r for lab in order for r in (new if lab in labels else old) if r["label"] == lab]
 open("bench/results.jsonl", "w").write("".join(json.dumps(r) + "\n" for r in rows))
 PY
