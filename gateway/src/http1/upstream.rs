@@ -229,11 +229,18 @@ pub fn response_head(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut) 
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-length") {
-            // Kept (once) for a length-framed body and for HEAD/204/304.
-            if wrote_length || matches!(framing, Framing::Chunked | Framing::Close) {
+            // Kept once, as the single number it was validated to be, for a
+            // length-framed body and for HEAD/204/304.
+            let (Some(n), false, false) = (
+                length,
+                wrote_length,
+                matches!(framing, Framing::Chunked | Framing::Close),
+            ) else {
                 continue;
-            }
+            };
             wrote_length = true;
+            header_line(out, name, itoa::Buffer::new().format(n).as_bytes());
+            continue;
         }
         header_line(out, name, h.value);
     }
@@ -355,11 +362,17 @@ mod tests {
 
     #[test]
     fn client_head_drops_hop_by_hop_headers() {
-        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: x-secret\r\n\
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\nConnection: x-secret\r\n\
                    X-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: a\r\n\r\nok";
         let (h, out) = complete(raw, &Method::GET, Version::HTTP_11);
         assert_eq!(h.len, raw.len() - 2);
         assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Upstream: a\r\n\r\n");
+        let (_, out) = complete(
+            "HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\n\r\n",
+            &Method::GET,
+            Version::HTTP_11,
+        );
+        assert_eq!(out, "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n");
         let (_, out) = complete("HTTP/1.1 200 OK\r\n\r\n", &Method::GET, Version::HTTP_10);
         assert_eq!(out, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
     }
