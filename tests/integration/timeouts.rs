@@ -31,6 +31,37 @@ fn slow_upstream_gets_504_within_its_bound_and_route_override_wins() {
 }
 
 #[test]
+fn an_upstream_that_stops_reading_the_body_gets_504_after_upstream_ms() {
+    let stalled = Upstream::start("stalled", Behavior::Stall);
+    let yaml = format!(
+        "defaults: {{ timeouts: {{ upstreamMs: 500 }} }}\n{}",
+        config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&stalled, 1)])]
+        )
+    );
+    let gw = Gateway::start(&yaml);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    let body_len = 64 * 1024 * 1024;
+    c.send(format!("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {body_len}\r\n\r\n").as_bytes())
+        .expect("send head");
+    let mut writer = c.try_clone().expect("clone");
+    std::thread::spawn(move || {
+        let block = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < body_len && writer.send(&block).is_ok() {
+            sent += block.len();
+        }
+    });
+    let t = Instant::now();
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 504);
+    assert_eq!(r.header("x-gateway-error"), Some("upstream_timeout"));
+    // Buffers fill within a second or so; then one write waits upstreamMs.
+    assert!(t.elapsed() < Duration::from_secs(10), "504 after {:?}", t.elapsed());
+}
+
+#[test]
 fn refused_and_reset_upstreams_get_502() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closed_url = format!("http://{}", closed.local_addr().expect("addr"));

@@ -33,6 +33,8 @@ pub enum Behavior {
     /// Answer each request on a keep-alive connection, then close the
     /// connection after it has been idle this long (an upstream idle timeout).
     IdleClose(Duration),
+    /// Accept the connection and never read from it (nor answer).
+    Stall,
     /// Read each request head (never a body), answer with these exact bytes,
     /// then close the connection if `close`, else wait for the next head.
     Raw { response: &'static str, close: bool },
@@ -101,6 +103,12 @@ impl Upstream {
                             tokio::spawn(async move {
                                 if let Behavior::CutBody = b {
                                     cut_body(stream).await;
+                                    return;
+                                }
+                                if let Behavior::Stall = b {
+                                    // Held open, unread, until the upstream stops.
+                                    let _held = stream;
+                                    std::future::pending::<()>().await;
                                     return;
                                 }
                                 if let Behavior::Raw { response, close } = b {
@@ -197,9 +205,12 @@ async fn handle(
             .unwrap_or_default()
     };
     Ok(match behavior {
-        Behavior::Echo | Behavior::Reset | Behavior::CutBody | Behavior::IdleClose(_) | Behavior::Raw { .. } => {
-            echo(&name)
-        }
+        Behavior::Echo
+        | Behavior::Reset
+        | Behavior::CutBody
+        | Behavior::IdleClose(_)
+        | Behavior::Raw { .. }
+        | Behavior::Stall => echo(&name),
         Behavior::Delay(d) => {
             tokio::time::sleep(d).await;
             echo(&name)
