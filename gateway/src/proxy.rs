@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Buf as _, Bytes};
 use http::Method;
-use http::header::{self, HeaderValue};
+use http::header;
 use plan::{PathError, normalize_path};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -110,9 +110,10 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, head: &mut Request
     let id = generation.targets.id(cluster, upstream);
     ex.upstream = Some(id);
     let target_info = generation.targets.get(id);
+    // Host as received for origin-form; the authority of an absolute-form target.
     let host = match head.headers.get(header::HOST) {
-        Some(h) if !head.target.starts_with(b"http") => Some(h.clone()),
-        _ => head.host().and_then(|h| HeaderValue::from_str(h).ok()),
+        Some(h) if !head.target.starts_with(b"http") => Some(h.as_bytes()),
+        _ => head.host().map(str::as_bytes),
     };
     conn.reqbuf.clear();
     request_head(
@@ -121,7 +122,7 @@ pub async fn handle(conn: &mut Conn, generation: &Generation, head: &mut Request
         &forward_target(&target_info.base_path, &path, head),
         &head.headers,
         conn.client_ip.as_bytes(),
-        host.as_ref().map(HeaderValue::as_bytes),
+        host,
         head.body,
     );
 

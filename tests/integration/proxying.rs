@@ -161,21 +161,24 @@ fn pooled_connections_closed_by_the_upstream_are_replaced_without_failing_reques
     assert_eq!(up.hits(), 21);
 }
 
+/// A route to an upstream answering every request head with `response`.
+fn raw_upstream(response: &'static str, close: bool) -> (Upstream, Gateway) {
+    let up = Upstream::start("u", Behavior::Raw { response, close });
+    let gw = one_route(&up);
+    (up, gw)
+}
+
 fn opened(up: &Upstream) -> usize {
     up.connections.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 #[test]
 fn interim_responses_are_skipped_and_the_final_one_forwarded() {
-    let up = Upstream::start(
-        "u",
-        Behavior::Raw {
-            response: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+    let (up, gw) = raw_upstream(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
                        HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
-            close: false,
-        },
+        false,
     );
-    let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
     for _ in 0..3 {
         let r = c.get("h", "/").expect("response");
@@ -186,14 +189,10 @@ fn interim_responses_are_skipped_and_the_final_one_forwarded() {
 
 #[test]
 fn a_close_delimited_response_is_forwarded_chunked_and_its_connection_not_reused() {
-    let up = Upstream::start(
-        "u",
-        Behavior::Raw {
-            response: "HTTP/1.1 200 OK\r\nx-kind: eof\r\n\r\nthe body runs until the upstream closes",
-            close: true,
-        },
+    let (up, gw) = raw_upstream(
+        "HTTP/1.1 200 OK\r\nx-kind: eof\r\n\r\nthe body runs until the upstream closes",
+        true,
     );
-    let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
     for _ in 0..2 {
         let r = c.get("h", "/").expect("response");
@@ -206,14 +205,10 @@ fn a_close_delimited_response_is_forwarded_chunked_and_its_connection_not_reused
 
 #[test]
 fn an_upstream_saying_connection_close_is_not_reused() {
-    let up = Upstream::start(
-        "u",
-        Behavior::Raw {
-            response: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-            close: false,
-        },
+    let (up, gw) = raw_upstream(
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+        false,
     );
-    let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
     for _ in 0..3 {
         let r = c.get("h", "/").expect("response");
@@ -230,8 +225,7 @@ fn invalid_upstream_responses_get_502_bad_response() {
         "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok",
         "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
     ] {
-        let up = Upstream::start("u", Behavior::Raw { response, close: true });
-        let gw = one_route(&up);
+        let (_up, gw) = raw_upstream(response, true);
         let r = Client::connect(gw.addr)
             .expect("connect")
             .get("h", "/")
@@ -243,27 +237,15 @@ fn invalid_upstream_responses_get_502_bad_response() {
 
 #[test]
 fn an_upstream_answering_before_reading_the_body_is_forwarded_and_the_client_closed() {
-    let up = Upstream::start(
-        "u",
-        Behavior::Raw {
-            response: "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbig!",
-            close: true,
-        },
+    let (_up, gw) = raw_upstream(
+        "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbig!",
+        true,
     );
-    let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
     let body_len = 32 * 1024 * 1024;
     c.send(format!("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {body_len}\r\n\r\n").as_bytes())
         .expect("send head");
-    let mut writer = c.try_clone().expect("clone");
-    let sending = std::thread::spawn(move || {
-        let block = vec![b'x'; 64 * 1024];
-        let mut sent = 0;
-        while sent < body_len && writer.send(&block).is_ok() {
-            sent += block.len();
-        }
-        sent
-    });
+    let sending = c.send_body_in_background(body_len).expect("clone");
     let r = c.read_response(false).expect("response");
     assert_eq!((r.status, r.text().as_str()), (413, "big!"));
     assert!(

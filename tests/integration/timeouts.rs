@@ -45,14 +45,7 @@ fn an_upstream_that_stops_reading_the_body_gets_504_after_upstream_ms() {
     let body_len = 64 * 1024 * 1024;
     c.send(format!("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {body_len}\r\n\r\n").as_bytes())
         .expect("send head");
-    let mut writer = c.try_clone().expect("clone");
-    std::thread::spawn(move || {
-        let block = vec![b'x'; 64 * 1024];
-        let mut sent = 0;
-        while sent < body_len && writer.send(&block).is_ok() {
-            sent += block.len();
-        }
-    });
+    let _sending = c.send_body_in_background(body_len).expect("clone");
     let t = Instant::now();
     let r = c.read_response(false).expect("response");
     assert_eq!(r.status, 504);

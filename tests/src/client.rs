@@ -44,12 +44,18 @@ impl Client {
         })
     }
 
-    /// A second handle on the same connection (to write from another thread).
-    pub fn try_clone(&self) -> std::io::Result<Client> {
-        Ok(Client {
-            stream: self.stream.try_clone()?,
-            buf: Vec::new(),
-        })
+    /// Writes `len` body bytes from another thread, in 64 KiB blocks, until
+    /// done or the connection fails; the handle yields how many were sent.
+    pub fn send_body_in_background(&self, len: usize) -> std::io::Result<std::thread::JoinHandle<usize>> {
+        let mut stream = self.stream.try_clone()?;
+        Ok(std::thread::spawn(move || {
+            let block = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < len && stream.write_all(&block).is_ok() {
+                sent += block.len();
+            }
+            sent
+        }))
     }
 
     pub fn set_read_timeout(&self, wait: Duration) {
