@@ -48,6 +48,33 @@ X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ev
 }
 
 #[test]
+fn an_absolute_form_target_is_forwarded_in_origin_form_with_its_authority() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let gw = one_route(&up);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    // No Host header: the authority becomes Host and X-Forwarded-Host.
+    c.send(b"GET http://api.example.com/v1/x?q=1 HTTP/1.1\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response(false).expect("response").status, 200);
+    // With one, Host passes through unchanged; the authority is X-Forwarded-Host.
+    c.send(b"GET http://api.example.com/v1/y HTTP/1.1\r\nHost: front.example\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response(false).expect("response").status, 200);
+    let seen = up.requests();
+    let hosts: Vec<_> = seen
+        .iter()
+        .map(|s| (s.uri.as_str(), s.header("host"), s.header("x-forwarded-host")))
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("/v1/x?q=1", Some("api.example.com"), Some("api.example.com")),
+            ("/v1/y", Some("front.example"), Some("api.example.com")),
+        ]
+    );
+}
+
+#[test]
 fn head_204_and_304_have_no_body() {
     let up = Upstream::start("u", Behavior::Echo);
     let s204 = Upstream::start("s204", Behavior::Status(204));
