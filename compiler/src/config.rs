@@ -19,6 +19,7 @@ pub struct Config {
     pub admin_listen: Option<Spanned<SocketAddr>>,
     pub limits: LimitsCfg,
     pub drain_ms: Option<u64>,
+    pub shutdown_delay_ms: Option<u64>,
     pub defaults: TimeoutsCfg,
     pub routes: Vec<RouteCfg>,
     /// `routes` was present but not a list (already reported).
@@ -62,6 +63,7 @@ pub struct ClusterCfg {
     pub loc: Loc,
     pub name: Option<Spanned<String>>,
     pub upstreams: Vec<UpstreamCfg>,
+    pub pool_idle_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -99,6 +101,7 @@ const TOP: &[&str] = &[
     "clusters",
     "accessLog",
     "policies",
+    "shutdownDelayMs",
     "drainMs",
 ];
 const TIMEOUT_KEYS: &[&str] = &["readMs", "writeMs", "upstreamMs", "connectMs", "idleMs"];
@@ -238,12 +241,23 @@ impl Reader<'_> {
     }
 
     fn cluster(&mut self, node: &Node, path: &str) -> Option<ClusterCfg> {
-        let map = self.mapping(node, path, &["name", "lb", "upstreams"])?;
+        let map = self.mapping(node, path, &["name", "lb", "upstreams", "pool"])?;
         let mut cluster = ClusterCfg {
             loc: loc(node),
             name: None,
             upstreams: Vec::new(),
+            pool_idle_ms: None,
         };
+        if let Some(v) = map.get_node("pool") {
+            let pp = join(path, "pool");
+            if let Some(pool) = self.mapping(v, &pp, &["idleMs"])
+                && let Some(idle) = pool.get_node("idleMs")
+            {
+                cluster.pool_idle_ms = self
+                    .integer(idle, &join(&pp, "idleMs"), 1, MAX_TIMEOUT_MS, " ms")
+                    .map(|v| v.value);
+            }
+        }
         match map.get_node("name") {
             Some(v) => cluster.name = self.string(v, &join(path, "name")),
             None => self
@@ -439,6 +453,9 @@ impl Reader<'_> {
                     }
                 }
                 "drainMs" => cfg.drain_ms = self.integer(value, k, 0, 3_600_000, " ms").map(|v| v.value),
+                "shutdownDelayMs" => {
+                    cfg.shutdown_delay_ms = self.integer(value, k, 0, 3_600_000, " ms").map(|v| v.value);
+                }
                 "defaults" => {
                     if let Some(d) = self.mapping(value, k, &["timeouts"])
                         && let Some(t) = d.get_node("timeouts")

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 use plan::{
-    AccessLog, Cluster, Limits, LogDestination, Plan, PlanBuilder, Policy, PolicyLimits, Route, Timeouts, Upstream,
-    sha256_hex, smooth_wrr_sequence,
+    AccessLog, Cluster, Limits, LogDestination, Plan, PlanBuilder, Policy, PolicyLimits, PoolSettings, Route, Timeouts,
+    Upstream, sha256_hex, smooth_wrr_sequence,
 };
 
 use crate::config::{Config, TimeoutsCfg};
@@ -247,6 +247,9 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
                     })
                     .collect(),
                 wrr: smooth_wrr_sequence(&weights).unwrap_or_default(),
+                pool: PoolSettings {
+                    idle_ms: c.pool_idle_ms.unwrap_or(PoolSettings::default().idle_ms),
+                },
             }
         })
         .collect();
@@ -269,6 +272,7 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             max_connections: cfg.limits.max_connections.map_or(limits.max_connections, |v| v as u32),
             max_request_body_bytes: cfg.limits.max_request_body_bytes,
         },
+        shutdown_delay_ms: cfg.shutdown_delay_ms.unwrap_or(0),
         drain_ms: cfg.drain_ms.unwrap_or(30_000),
         defaults,
         access_log: AccessLog {

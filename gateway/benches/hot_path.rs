@@ -11,9 +11,8 @@ use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gateway::accesslog::{LineContext, format_line};
 use gateway::exchange::Exchange;
-use gateway::http1::head::{Parsed, parse_into};
-use gateway::http1::upstream::request_head;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
+use http1::{Forward, Parsed, RequestTarget, encode_request, parse_into};
 use plan::LogField;
 
 const HEAD: &[u8] = b"GET /v1/users/42?expand=orders HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: application/json\r\nAccept-Encoding: gzip, br\r\nX-Request-Id: 7f3c2a\r\nConnection: keep-alive\r\n\r\n";
@@ -47,14 +46,18 @@ fn bench(c: &mut Criterion) {
     c.bench_function("hot/encode-forwarded-request-head", |b| {
         b.iter(|| {
             out.clear();
-            request_head(
+            encode_request(
                 &mut out,
-                &head.method,
-                &[b"/base", b"/v1/users/42", b"?", b"expand=orders"],
-                &head.headers,
-                b"127.0.0.1",
-                Some(b"api.example.com"),
-                head.body,
+                &Forward {
+                    method: &head.method,
+                    target: [b"/base", b"/v1/users/42", b"?", b"expand=orders"],
+                    headers: &head.headers,
+                    host: &head.host,
+                    forwarded_host: &head.host,
+                    client_ip: b"127.0.0.1",
+                    proto: b"http",
+                    body: head.body,
+                },
             );
             black_box(out.len())
         })
@@ -62,8 +65,8 @@ fn bench(c: &mut Criterion) {
 
     let mut ex = Exchange::new(Instant::now());
     ex.method = Some(Method::GET);
-    ex.target = Some(Bytes::from_static(b"/v1/users/42?expand=orders"));
-    ex.host = Some(HeaderValue::from_static("api.example.com"));
+    ex.target = Some(RequestTarget::parse(Bytes::from_static(b"/v1/users/42?expand=orders")).expect("target"));
+    ex.host = Some(Bytes::from_static(b"api.example.com"));
     ex.status = 200;
     ex.route = Some(0);
     ex.upstream_status = Some(200);

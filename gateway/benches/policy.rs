@@ -25,7 +25,7 @@ fn policies() -> Policies {
     let compiled = compiler::compile_str("bench.yaml", yaml, &dir);
     let plan = compiled.plan.expect("valid");
     let registry = Registry::new();
-    Policies::new(&plan, 64, |n| registry.policy(n))
+    Policies::new(&plan, 1, 64, |n| registry.policy(n))
         .expect("loads")
         .expect("has policies")
 }

@@ -6,7 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,14 +34,26 @@ pub struct Batch {
 }
 
 /// Where lines go.
-enum Output {
+pub enum Output {
     Stdout,
     Stderr,
     File { path: PathBuf, file: File },
 }
 
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Stdout => f.write_str("stdout"),
+            Output::Stderr => f.write_str("stderr"),
+            Output::File { path, .. } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 impl Output {
-    fn open(dest: &LogDestination, base: &Path) -> std::io::Result<Output> {
+    /// Opens `dest` (a file relative to `base`); a reload opens the new
+    /// destination before it commits, so a bad path refuses the reload.
+    pub fn open(dest: &LogDestination, base: &Path) -> std::io::Result<Output> {
         Ok(match dest {
             LogDestination::Stdout => Output::Stdout,
             LogDestination::Stderr => Output::Stderr,
@@ -65,60 +77,100 @@ impl Output {
         }
     }
 
+    fn flush(&mut self) {
+        let _ = match self {
+            Output::Stdout => std::io::stdout().lock().flush(),
+            Output::Stderr => std::io::stderr().lock().flush(),
+            Output::File { file, .. } => file.flush(),
+        };
+    }
+
     /// Reopens a file destination (after log rotation moved it away).
     fn reopen(&mut self) {
         if let Output::File { path, file } = self {
             match OpenOptions::new().create(true).append(true).open(&*path) {
                 Ok(f) => {
                     *file = f;
-                    eprintln!("access log reopened: {}", path.display());
+                    tracing::info!(path = %path.display(), "access log reopened");
                 }
-                Err(e) => eprintln!("access log: cannot reopen {}: {e}", path.display()),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "access log: cannot reopen"),
             }
         }
     }
 }
 
+/// What travels to the writer thread, in order.
+enum Message {
+    Lines(Batch),
+    /// From here on, write to this destination (the old one is flushed and
+    /// closed first).
+    Switch(Output),
+}
+
 /// The writer side, shared by all workers.
 #[derive(Debug)]
 pub struct Sink {
-    queue: Mutex<Option<SyncSender<Batch>>>,
+    queue: Mutex<Option<SyncSender<Message>>>,
     returned: Mutex<Receiver<Vec<u8>>>,
     reopen: Arc<AtomicBool>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Lines handed to the writer and not yet written (or dropped).
+    pending: Arc<AtomicU64>,
+    /// The destination being written (none while the log is off), for
+    /// reload to compare against.
+    destination: Mutex<Option<LogDestination>>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Lines(b) => write!(f, "Lines({})", b.lines),
+            Message::Switch(o) => write!(f, "Switch({o:?})"),
+        }
+    }
 }
 
 impl Sink {
-    /// Opens the destination and starts the writer thread.
+    /// Starts the writer thread on an opened destination.
     pub fn start(
-        dest: &LogDestination,
-        base: &Path,
+        output: Output,
+        destination: Option<LogDestination>,
         global: Arc<crate::stats::Registry>,
     ) -> std::io::Result<Arc<Sink>> {
-        let mut output = Output::open(dest, base)?;
-        let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
+        let mut output = output;
+        let (tx, rx) = sync_channel::<Message>(QUEUE_BATCHES);
         let (back_tx, back_rx) = sync_channel::<Vec<u8>>(QUEUE_BATCHES);
         let reopen = Arc::new(AtomicBool::new(false));
-        let flag = reopen.clone();
+        let pending = Arc::new(AtomicU64::new(0));
+        let (flag, left) = (reopen.clone(), pending.clone());
         let writer = std::thread::Builder::new().name("access-log".into()).spawn(move || {
             let g: &Global = &global.global;
             loop {
-                let batch = match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(b) => Some(b),
+                let message = match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
                 if flag.swap(false, Ordering::AcqRel) {
                     output.reopen();
                 }
-                let Some(mut batch) = batch else { continue };
-                match output.write(&batch.buf) {
-                    Ok(()) => g.access_log_written.fetch_add(batch.lines, Ordering::Relaxed),
-                    Err(_) => g.access_log_dropped.fetch_add(batch.lines, Ordering::Relaxed),
-                };
-                batch.buf.clear();
-                // Recycle the buffer; if enough are in circulation, let it go.
-                let _ = back_tx.try_send(batch.buf);
+                match message {
+                    None => {}
+                    Some(Message::Switch(next)) => {
+                        output.flush();
+                        output = next;
+                    }
+                    Some(Message::Lines(mut batch)) => {
+                        match output.write(&batch.buf) {
+                            Ok(()) => g.access_log_written.fetch_add(batch.lines, Ordering::Relaxed),
+                            Err(_) => g.access_log_dropped.fetch_add(batch.lines, Ordering::Relaxed),
+                        };
+                        left.fetch_sub(batch.lines, Ordering::Relaxed);
+                        batch.buf.clear();
+                        // Recycle the buffer; if enough are in circulation, let it go.
+                        let _ = back_tx.try_send(batch.buf);
+                    }
+                }
             }
         })?;
         Ok(Arc::new(Sink {
@@ -126,11 +178,12 @@ impl Sink {
             returned: Mutex::new(back_rx),
             reopen,
             writer: Mutex::new(Some(writer)),
+            pending,
+            destination: Mutex::new(destination),
         }))
     }
 
-    /// A sender for one worker.
-    pub fn sender(&self) -> Option<SyncSender<Batch>> {
+    fn sender(&self) -> Option<SyncSender<Message>> {
         self.queue.lock().ok()?.clone()
     }
 
@@ -144,15 +197,43 @@ impl Sink {
         self.reopen.store(true, Ordering::Release);
     }
 
-    /// Stops the writer once every worker's sender is gone and the queue drained.
-    pub fn close(&self) {
+    /// The destination lines go to now.
+    pub fn destination(&self) -> Option<LogDestination> {
+        self.destination.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Lines queued before this call go to the old destination, which is then
+    /// flushed and closed; later ones go to `output`.
+    pub fn switch(&self, output: Output, destination: LogDestination) -> Result<(), String> {
+        let tx = self.sender().ok_or("the access-log writer has stopped")?;
+        tx.send(Message::Switch(output))
+            .map_err(|_| "the access-log writer has stopped".to_owned())?;
+        if let Ok(mut d) = self.destination.lock() {
+            *d = Some(destination);
+        }
+        Ok(())
+    }
+
+    /// Stops the writer once every worker's sender is gone and the queue is
+    /// written, but waits no longer than `deadline`: a destination that does
+    /// not take writes (a pipe nobody reads) never keeps the process alive.
+    /// Returns how many lines could not be written (counted as dropped).
+    pub fn close(&self, deadline: Instant, global: &Global) -> u64 {
         if let Ok(mut q) = self.queue.lock() {
             q.take();
         }
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(h) = handle {
-            let _ = h.join();
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
         }
+        let lost = self.pending.load(Ordering::Relaxed);
+        global.access_log_dropped.fetch_add(lost, Ordering::Relaxed);
+        lost
     }
 }
 
@@ -160,7 +241,7 @@ impl Sink {
 #[derive(Debug)]
 pub struct WorkerLog {
     sink: Arc<Sink>,
-    tx: SyncSender<Batch>,
+    tx: SyncSender<Message>,
     batch: Batch,
 }
 
@@ -199,29 +280,39 @@ impl WorkerLog {
             .recycled()
             .unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES * 2));
         let batch = std::mem::replace(&mut self.batch, Batch { buf: fresh, lines: 0 });
-        match self.tx.try_send(batch) {
+        let lines = batch.lines;
+        self.sink.pending.fetch_add(lines, Ordering::Relaxed);
+        match self.tx.try_send(Message::Lines(batch)) {
             Ok(()) => {}
-            Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) => {
-                global.access_log_dropped.fetch_add(b.lines, Ordering::Relaxed);
-                b.buf.clear();
-                self.batch.buf = b.buf;
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => {
+                self.sink.pending.fetch_sub(lines, Ordering::Relaxed);
+                global.access_log_dropped.fetch_add(lines, Ordering::Relaxed);
+                if let Message::Lines(mut b) = m {
+                    b.buf.clear();
+                    self.batch.buf = b.buf;
+                }
             }
         }
     }
 
-    /// At shutdown: hands the last batch over, waiting up to `wait` for room.
+    /// At shutdown: hands the last batch over, waiting up to `wait` for room;
+    /// what finds none is counted as dropped.
     pub fn flush_final(&mut self, global: &Global, wait: Duration) {
         let deadline = Instant::now() + wait;
         while self.batch.lines > 0 {
             let batch = std::mem::take(&mut self.batch);
-            match self.tx.try_send(batch) {
+            let lines = batch.lines;
+            self.sink.pending.fetch_add(lines, Ordering::Relaxed);
+            match self.tx.try_send(Message::Lines(batch)) {
                 Ok(()) => return,
-                Err(TrySendError::Full(b)) if Instant::now() < deadline => {
+                Err(TrySendError::Full(Message::Lines(b))) if Instant::now() < deadline => {
+                    self.sink.pending.fetch_sub(lines, Ordering::Relaxed);
                     self.batch = b;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
-                    global.access_log_dropped.fetch_add(b.lines, Ordering::Relaxed);
+                Err(_) => {
+                    self.sink.pending.fetch_sub(lines, Ordering::Relaxed);
+                    global.access_log_dropped.fetch_add(lines, Ordering::Relaxed);
                     return;
                 }
             }
@@ -254,13 +345,7 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
             LogField::Timestamp => timestamp(out, ex.started_wall),
             LogField::ClientIp => json::push_bytes(out, ctx.client_ip),
             LogField::Method => opt_str(out, ex.method.as_ref().map(|m| m.as_str())),
-            LogField::Path => opt_str(
-                out,
-                ex.target
-                    .as_deref()
-                    .and_then(|t| std::str::from_utf8(t).ok())
-                    .map(path_of),
-            ),
+            LogField::Path => opt_str(out, ex.path()),
             LogField::Status => int(out, u64::from(ex.status)),
             LogField::DurationMs => duration_ms(out, ctx.duration),
             LogField::Route => opt_str(out, ctx.route),
@@ -272,36 +357,14 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
                 Some(s) => int(out, u64::from(s)),
                 None => out.extend_from_slice(b"null"),
             },
-            LogField::Host => opt_bytes(out, ex.host.as_ref().map(|h| h.as_bytes())),
-            LogField::Query => opt_str(
-                out,
-                ex.target
-                    .as_deref()
-                    .and_then(|t| std::str::from_utf8(t).ok())
-                    .and_then(query_of),
-            ),
+            LogField::Host => opt_bytes(out, ex.host.as_deref()),
+            LogField::Query => opt_str(out, ex.query()),
             LogField::UserAgent => opt_bytes(out, ex.user_agent.as_ref().map(|h| h.as_bytes())),
             LogField::RequestId => opt_bytes(out, ex.request_id.as_ref().map(|h| h.as_bytes())),
             LogField::Plan => json::push_str(out, ctx.plan),
         }
     }
     out.extend_from_slice(b"}\n");
-}
-
-/// Path of a request-target as received (origin- or absolute-form), without query.
-fn path_of(target: &str) -> &str {
-    let t = match target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-    {
-        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => target,
-    };
-    t.split_once('?').map_or(t, |(p, _)| p)
-}
-
-fn query_of(target: &str) -> Option<&str> {
-    target.split_once('?').map(|(_, q)| q)
 }
 
 fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
@@ -340,11 +403,17 @@ fn two(out: &mut Vec<u8>, n: u32) {
 
 /// RFC 3339 UTC with milliseconds: `"2026-11-25T16:40:00.123Z"`.
 fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
+    out.push(b'"');
+    timestamp_unquoted(out, t);
+    out.push(b'"');
+}
+
+/// RFC 3339 UTC with milliseconds, without quotes.
+pub fn timestamp_unquoted(out: &mut Vec<u8>, t: SystemTime) {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = (secs % 86_400) as u32;
-    out.push(b'"');
     int(out, y.max(0) as u64);
     out.push(b'-');
     two(out, m);
@@ -360,7 +429,7 @@ fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
     let ms = since.subsec_millis();
     out.push(b'0' + (ms / 100) as u8);
     two(out, ms % 100);
-    out.extend_from_slice(b"Z\"");
+    out.push(b'Z');
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -406,14 +475,5 @@ mod tests {
             duration_ms(&mut out, Duration::from_micros(micros));
             assert_eq!(String::from_utf8(out).unwrap_or_default(), expected);
         }
-    }
-
-    #[test]
-    fn paths_and_queries_as_received() {
-        assert_eq!(path_of("/a/../b?x=1"), "/a/../b");
-        assert_eq!(path_of("http://h/p?q"), "/p");
-        assert_eq!(path_of("http://h"), "/");
-        assert_eq!(query_of("/a?x=1&y"), Some("x=1&y"));
-        assert_eq!(query_of("/a"), None);
     }
 }

@@ -1,30 +1,31 @@
-//! The life of one client connection: read a head, run the exchange, repeat while
-//! keep-alive allows. See ARCHITECTURE.md for the phase diagram.
+//! The life of one client connection: read a head, run the exchange, repeat
+//! while keep-alive allows; at the drain deadline, whatever is in flight is
+//! cut and still logged. See ARCHITECTURE.md for the phase diagram.
 
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderValue};
+use http1::{Parsed, Partial, RequestHead};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::accesslog::{LineContext, format_line};
-use crate::error::ErrorKind;
+use crate::body::ClientReader;
+use crate::error::{ErrorKind, Failure, write_error};
 use crate::exchange::Exchange;
-use crate::http1::body::{ClientReader, Decoder};
-use crate::http1::head::{self, HeadError, Parsed, RequestHead};
-use crate::http1::io::{read_buf, write_all};
-use crate::http1::write::error_response;
+use crate::io::read_buf;
 use crate::worker::{Generation, Worker, client_ip};
 
 /// A client connection's state between exchanges.
 pub struct Conn {
     pub stream: Rc<TcpStream>,
-    /// The read side; lent to the request body while it streams.
-    pub reader: Option<ClientReader>,
+    /// The read side: buffer and the current request body's decoder.
+    pub reader: ClientReader,
     /// Reused buffer for encoding response heads.
     pub wbuf: BytesMut,
     /// Reused buffer for encoding the forwarded request head.
@@ -41,7 +42,14 @@ enum HeadRead {
     Head(RequestHead, Instant),
     /// Clean end: EOF or idle timeout between requests, or draining.
     Closed,
-    Refused(ErrorKind, head::Partial, Instant),
+    Refused(Failure, Partial, Instant),
+}
+
+/// The exchange in progress, kept outside the connection's future so that
+/// the drain deadline, which drops that future, can still log it.
+struct InFlight {
+    ex: Exchange,
+    generation: Arc<Generation>,
 }
 
 /// Serves `stream` until the client or the gateway ends the connection.
@@ -49,60 +57,84 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
     let ip = client_ip(&peer);
     let mut conn = Conn {
-        reader: Some(ClientReader {
-            stream: stream.clone(),
-            buf: BytesMut::with_capacity(8 * 1024),
-            decoder: Decoder::Done,
-            pending: None,
-            error: None,
-            received: 0,
-            max_body: None,
-            read_timeout: Duration::from_secs(15),
-        }),
+        reader: ClientReader::new(stream.clone()),
         stream,
         reqbuf: BytesMut::with_capacity(4 * 1024),
         spare_headers: HeaderMap::new(),
         wbuf: BytesMut::with_capacity(4 * 1024),
         peer,
         client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
-        worker,
+        worker: worker.clone(),
     };
+    let mut in_flight: Option<InFlight> = None;
+    let cut = tokio::select! {
+        biased;
+        () = serve_requests(&mut conn, &mut in_flight) => false,
+        () = worker.cut() => true,
+    };
+    if cut && let Some(InFlight { mut ex, generation }) = in_flight.take() {
+        cut_exchange(&mut conn, &mut ex).await;
+        worker.shared.registry.global.in_flight.fetch_sub(1, Ordering::Relaxed);
+        finish(&conn, &generation, &mut ex);
+    }
+}
+
+async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
     let mut first = true;
     loop {
-        let read = read_head(&mut conn, first).await;
+        let read = read_head(conn, first).await;
         first = false;
         // The plan current when the head arrived routes it, even if the
         // connection sat idle across a reload.
         let generation = conn.worker.shared.current.load_full();
-        let keep_alive = match read {
+        match read {
             HeadRead::Closed => return,
-            HeadRead::Refused(kind, partial, started) => {
+            HeadRead::Refused(failure, partial, started) => {
                 let mut ex = Exchange::new(started.into_std());
-                ex.method = partial.method;
-                ex.target = partial.target;
-                respond_error(&mut conn, &mut ex, kind, false, false).await;
-                finish(&conn, &generation, &mut ex);
+                ex.record_partial(partial);
+                ex.record_failure(failure);
+                write_error(conn, &mut ex, failure, false, true, generation.defaults.write).await;
+                finish(conn, &generation, &mut ex);
                 return;
             }
             HeadRead::Head(mut head, started) => {
-                let mut ex = Exchange::new(started.into_std());
-                let worker = conn.worker.clone();
-                let in_flight = &worker.shared.registry.global.in_flight;
-                in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let keep_alive = crate::proxy::handle(&mut conn, &generation, &mut head, &mut ex).await;
+                let in_flight_gauge = &conn.worker.shared.registry.global.in_flight;
+                in_flight_gauge.fetch_add(1, Ordering::Relaxed);
+                let InFlight { ex, generation } = in_flight.insert(InFlight {
+                    ex: Exchange::new(started.into_std()),
+                    generation,
+                });
+                let keep_alive = crate::proxy::exchange(conn, generation, &mut head, ex).await;
                 // Emptied now, so that no header value keeps the read
                 // buffer's storage shared while the next head is read.
                 head.headers.clear();
                 conn.spare_headers = std::mem::take(&mut head.headers);
-                in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                finish(&conn, &generation, &mut ex);
-                keep_alive
+                if let Some(InFlight { mut ex, generation }) = in_flight.take() {
+                    conn.worker
+                        .shared
+                        .registry
+                        .global
+                        .in_flight
+                        .fetch_sub(1, Ordering::Relaxed);
+                    finish(conn, &generation, &mut ex);
+                }
+                if !keep_alive {
+                    return;
+                }
             }
-        };
-        if !keep_alive || conn.worker.draining() {
-            return;
         }
     }
+}
+
+/// The drain deadline cut this exchange: a `503 shutdown` if nothing was
+/// sent yet (without waiting on a client that does not read), else the
+/// status sent, with error `shutdown`.
+async fn cut_exchange(conn: &mut Conn, ex: &mut Exchange) {
+    let failure = Failure::from(ErrorKind::Shutdown);
+    if ex.status == 0 {
+        write_error(conn, ex, failure, false, true, Duration::from_millis(100)).await;
+    }
+    ex.record_failure(failure);
 }
 
 /// Log phase (after the last response byte, or after the client went away):
@@ -113,17 +145,19 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
     if ex.status == 0 {
         // Nothing reached the client: logged as NGINX does, 499.
         ex.status = ErrorKind::ClientClosed.status().as_u16();
+        ex.error.get_or_insert(ErrorKind::ClientClosed);
     }
-    registry.global.duration.observe(duration);
+    if let (Some(d), Some(c)) = (ex.upstream_duration, ex.cluster)
+        && let Some(stats) = generation.stats.clusters.get(c as usize)
+    {
+        stats.upstream_duration.observe(d);
+    }
     if ex.error == Some(ErrorKind::BodyTooLarge) {
-        registry
-            .global
-            .body_limit_exceeded
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        registry.global.body_limit_exceeded.fetch_add(1, Ordering::Relaxed);
     }
     match ex.route.and_then(|r| generation.stats.routes.get(r as usize)) {
-        Some(r) => r.record(ex.status),
-        None => registry.unrouted.record(ex.status),
+        Some(r) => r.record(ex.status, duration),
+        None => registry.unrouted.record(ex.status, duration),
     }
     if generation.log_fields.is_empty() {
         return;
@@ -151,29 +185,27 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
 async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
     let (limits, read_ms, idle_ms) = {
         let generation = conn.worker.shared.current.load();
-        let plan = generation.router.plan();
         (
-            plan.limits,
-            Duration::from_millis(plan.defaults.read_ms),
-            Duration::from_millis(plan.defaults.idle_ms),
+            generation.router.plan().limits,
+            generation.defaults.read,
+            generation.defaults.idle,
         )
     };
-    let Some(reader) = conn.reader.as_mut() else {
-        return HeadRead::Closed;
-    };
+    let reader = &mut conn.reader;
     let mut started = (!reader.buf.is_empty()).then(Instant::now);
     let idle_deadline = Instant::now() + if first { read_ms } else { idle_ms };
     loop {
         if let Some(t) = started {
-            match head::parse_into(
+            match http1::parse_into(
                 &mut reader.buf,
                 limits.max_header_bytes as usize,
                 limits.max_headers as usize,
                 std::mem::take(&mut conn.spare_headers),
             ) {
                 Parsed::Complete(h) => return HeadRead::Head(h, t),
-                Parsed::Refused(HeadError::TooLarge, p) => return HeadRead::Refused(ErrorKind::HeadersTooLarge, p, t),
-                Parsed::Refused(HeadError::Malformed(_), p) => return HeadRead::Refused(ErrorKind::BadRequest, p, t),
+                Parsed::Refused(e, p) => {
+                    return HeadRead::Refused(Failure::from(e), p, t);
+                }
                 Parsed::Incomplete => {}
             }
         }
@@ -195,26 +227,10 @@ async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
             }
             Err(_) => {
                 return match started {
-                    Some(t) => HeadRead::Refused(ErrorKind::RequestTimeout, head::Partial::default(), t),
+                    Some(t) => HeadRead::Refused(ErrorKind::RequestTimeout.into(), Partial::default(), t),
                     None => HeadRead::Closed,
                 };
             }
         }
     }
-}
-
-/// Writes a gateway-generated error response and records it.
-pub async fn respond_error(conn: &mut Conn, ex: &mut Exchange, kind: ErrorKind, head_only: bool, keep_alive: bool) {
-    let keep_alive = keep_alive && !kind.closes_connection();
-    ex.error = Some(kind);
-    ex.status = kind.status().as_u16();
-    conn.wbuf.clear();
-    error_response(&mut conn.wbuf, kind, head_only, keep_alive);
-    let write_ms = Duration::from_millis(conn.worker.shared.current.load().router.plan().defaults.write_ms);
-    let mut bufs = [IoSlice::new(&conn.wbuf)];
-    // If the client is gone or not reading, the exchange keeps its original kind.
-    if let Ok(Ok(())) = tokio::time::timeout(write_ms, write_all(&conn.stream, &mut bufs)).await {
-        ex.bytes_sent += conn.wbuf.len() as u64;
-    }
-    conn.wbuf.clear();
 }

@@ -1,7 +1,18 @@
-//! The one place where failures become HTTP statuses and `x-gateway-error` kinds
-//! (SPEC §7).
+//! The one place where failures become HTTP statuses and `x-gateway-error`
+//! kinds (SPEC §7), and where a failed exchange is answered ([`fail`]).
 
 use http::StatusCode;
+use http1::HeadError;
+use plan::PathError;
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use crate::body::BodyError;
+use crate::conn::Conn;
+use crate::exchange::Exchange;
+use crate::io::write_all;
+use crate::proxy::Session;
 
 /// Why the gateway answered a request itself (or why an exchange ended badly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -9,15 +20,20 @@ pub enum ErrorKind {
     NoRoute,
     BadRequest,
     BadPath,
+    BadHost,
     HeadersTooLarge,
     RequestTimeout,
     BodyTooLarge,
+    MethodNotAllowed,
+    ExpectationFailed,
     ConnectTimeout,
     UpstreamTimeout,
     ConnectFailed,
     UpstreamReset,
     BadResponse,
     PolicyError,
+    /// The drain deadline cut the exchange.
+    Shutdown,
     /// The client went away before the response was complete (log only).
     ClientClosed,
     /// Writing the response to the client timed out (log only).
@@ -25,19 +41,23 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::NoRoute,
         ErrorKind::BadRequest,
         ErrorKind::BadPath,
+        ErrorKind::BadHost,
         ErrorKind::HeadersTooLarge,
         ErrorKind::RequestTimeout,
         ErrorKind::BodyTooLarge,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::ExpectationFailed,
         ErrorKind::ConnectTimeout,
         ErrorKind::UpstreamTimeout,
         ErrorKind::ConnectFailed,
         ErrorKind::UpstreamReset,
         ErrorKind::BadResponse,
         ErrorKind::PolicyError,
+        ErrorKind::Shutdown,
         ErrorKind::ClientClosed,
         ErrorKind::WriteTimeout,
     ];
@@ -48,15 +68,19 @@ impl ErrorKind {
             ErrorKind::NoRoute => "no_route",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::BadPath => "bad_path",
+            ErrorKind::BadHost => "bad_host",
             ErrorKind::HeadersTooLarge => "headers_too_large",
             ErrorKind::RequestTimeout => "request_timeout",
             ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::ExpectationFailed => "expectation_failed",
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::ConnectFailed => "connect_failed",
             ErrorKind::UpstreamReset => "upstream_reset",
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::PolicyError => "policy_error",
+            ErrorKind::Shutdown => "shutdown",
             ErrorKind::ClientClosed => "client_closed",
             ErrorKind::WriteTimeout => "write_timeout",
         }
@@ -65,13 +89,15 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
-            ErrorKind::BadRequest | ErrorKind::BadPath => StatusCode::BAD_REQUEST,
+            ErrorKind::BadRequest | ErrorKind::BadPath | ErrorKind::BadHost => StatusCode::BAD_REQUEST,
             ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
             ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::ConnectFailed | ErrorKind::UpstreamReset | ErrorKind::BadResponse => StatusCode::BAD_GATEWAY,
-            ErrorKind::PolicyError => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::PolicyError | ErrorKind::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
             // Never sent: the client is gone or not reading. 499 is what NGINX logs.
             ErrorKind::ClientClosed | ErrorKind::WriteTimeout => {
                 StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
@@ -79,21 +105,25 @@ impl ErrorKind {
         }
     }
 
-    /// The short plain-text body of the error response.
-    pub fn body(self) -> &'static str {
+    /// The short plain-text body of the error response (a cause follows for 400s).
+    pub fn message(self) -> &'static str {
         match self {
-            ErrorKind::NoRoute => "no route for this host and path\n",
-            ErrorKind::BadRequest => "bad request\n",
-            ErrorKind::BadPath => "bad path: encoded slash, backslash or NUL\n",
-            ErrorKind::HeadersTooLarge => "request header section too large\n",
-            ErrorKind::RequestTimeout => "request timeout\n",
-            ErrorKind::BodyTooLarge => "request body too large\n",
-            ErrorKind::ConnectTimeout => "upstream connect timeout\n",
-            ErrorKind::UpstreamTimeout => "upstream response timeout\n",
-            ErrorKind::ConnectFailed => "upstream connection failed\n",
-            ErrorKind::UpstreamReset => "upstream connection reset\n",
-            ErrorKind::BadResponse => "bad upstream response\n",
-            ErrorKind::PolicyError => "policy error\n",
+            ErrorKind::NoRoute => "no route for this host and path",
+            ErrorKind::BadRequest => "bad request",
+            ErrorKind::BadPath => "bad path",
+            ErrorKind::BadHost => "bad host",
+            ErrorKind::HeadersTooLarge => "request header section too large",
+            ErrorKind::RequestTimeout => "request timeout",
+            ErrorKind::BodyTooLarge => "request body too large",
+            ErrorKind::MethodNotAllowed => "method not allowed",
+            ErrorKind::ExpectationFailed => "expectation failed: only 100-continue is supported",
+            ErrorKind::ConnectTimeout => "upstream connect timeout",
+            ErrorKind::UpstreamTimeout => "upstream response timeout",
+            ErrorKind::ConnectFailed => "upstream connection failed",
+            ErrorKind::UpstreamReset => "upstream connection reset",
+            ErrorKind::BadResponse => "bad upstream response",
+            ErrorKind::PolicyError => "policy error",
+            ErrorKind::Shutdown => "shutting down",
             ErrorKind::ClientClosed | ErrorKind::WriteTimeout => "",
         }
     }
@@ -104,12 +134,22 @@ impl ErrorKind {
         matches!(
             self,
             ErrorKind::BadRequest
+                | ErrorKind::BadPath
+                | ErrorKind::BadHost
                 | ErrorKind::HeadersTooLarge
                 | ErrorKind::RequestTimeout
                 | ErrorKind::BodyTooLarge
+                | ErrorKind::MethodNotAllowed
+                | ErrorKind::ExpectationFailed
+                | ErrorKind::Shutdown
                 | ErrorKind::ClientClosed
                 | ErrorKind::WriteTimeout
         )
+    }
+
+    /// Whether a response is written for this failure (the client is there).
+    pub fn answers(self) -> bool {
+        !matches!(self, ErrorKind::ClientClosed | ErrorKind::WriteTimeout)
     }
 
     /// Failures on the upstream side (counted per cluster).
@@ -124,8 +164,146 @@ impl ErrorKind {
         )
     }
 
+    /// Timeouts, counted in `gateway_upstream_timeouts_total` (and only there).
+    pub fn is_timeout(self) -> bool {
+        matches!(self, ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout)
+    }
+
     /// Index into per-kind counter arrays.
     pub fn index(self) -> usize {
         self as usize
     }
+}
+
+/// A failed exchange: the kind and, for a `400`, what exactly was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub detail: Option<&'static str>,
+}
+
+impl From<ErrorKind> for Failure {
+    fn from(kind: ErrorKind) -> Self {
+        Failure { kind, detail: None }
+    }
+}
+
+impl Failure {
+    pub fn with(kind: ErrorKind, detail: &'static str) -> Self {
+        Failure {
+            kind,
+            detail: Some(detail),
+        }
+    }
+
+    /// The response body, in pieces: `bad request: <cause>\n`.
+    pub fn body(&self) -> [&'static str; 3] {
+        match self.detail {
+            Some(d) => [self.kind.message(), ": ", d],
+            None => [self.kind.message(), "", ""],
+        }
+    }
+}
+
+impl From<HeadError> for Failure {
+    fn from(e: HeadError) -> Self {
+        match e {
+            HeadError::Malformed(why) => Failure::with(ErrorKind::BadRequest, why),
+            HeadError::BadHost(why) => Failure::with(ErrorKind::BadHost, why),
+            HeadError::TooLarge => ErrorKind::HeadersTooLarge.into(),
+            HeadError::MethodNotAllowed => ErrorKind::MethodNotAllowed.into(),
+            HeadError::ExpectationFailed => ErrorKind::ExpectationFailed.into(),
+        }
+    }
+}
+
+impl From<PathError> for Failure {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::NotAbsolute => Failure::with(ErrorKind::BadRequest, e.reason()),
+            _ => Failure::with(ErrorKind::BadPath, e.reason()),
+        }
+    }
+}
+
+impl From<BodyError> for Failure {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Malformed(why) => Failure::with(ErrorKind::BadRequest, why),
+            BodyError::Timeout => ErrorKind::RequestTimeout.into(),
+            BodyError::TooLarge => ErrorKind::BodyTooLarge.into(),
+            BodyError::Closed => ErrorKind::ClientClosed.into(),
+        }
+    }
+}
+
+/// Methods the gateway forwards, for the `Allow` of a 405.
+pub const ALLOW: &[u8] = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
+
+/// Extra headers of an error response.
+pub fn extra_headers(kind: ErrorKind) -> &'static [(&'static str, &'static [u8])] {
+    match kind {
+        ErrorKind::MethodNotAllowed => &[("allow", ALLOW)],
+        _ => &[],
+    }
+}
+
+/// The one failure path of an exchange: records the failure, counts it,
+/// answers the client if nothing was sent yet, and decides whether the
+/// connection survives (it does not after a framing error, a timeout, or a
+/// response that was cut).
+pub async fn fail(s: &mut Session<'_>, ex: &mut Exchange, failure: Failure) {
+    ex.record_failure(failure);
+    let kind = failure.kind;
+    if kind.is_upstream()
+        && let Some(cluster) = ex.cluster
+    {
+        s.generation.stats.upstream_failure(cluster, kind);
+    }
+    if kind.closes_connection() || ex.status != 0 || !kind.answers() {
+        // A response already under way cannot be replaced: the client sees
+        // the connection close instead of the rest.
+        s.ka.disable();
+    }
+    if ex.status != 0 || !kind.answers() {
+        return;
+    }
+    let close = !s.may_keep_alive();
+    if close {
+        s.ka.disable();
+    }
+    let write_timeout = s.write_timeout();
+    write_error(s.conn, ex, failure, s.head_only, close, write_timeout).await;
+}
+
+/// Writes the error response for `failure` and records its status. A client
+/// that is gone or not reading leaves the exchange with its original kind.
+pub async fn write_error(
+    conn: &mut Conn,
+    ex: &mut Exchange,
+    failure: Failure,
+    head_only: bool,
+    close: bool,
+    write_timeout: Duration,
+) {
+    let kind = failure.kind;
+    let body = failure.body();
+    conn.wbuf.clear();
+    http1::encode_synthesized(
+        &mut conn.wbuf,
+        &http1::Synthesized {
+            status: kind.status(),
+            kind: Some(kind.as_str()),
+            body: &[body[0], body[1], body[2], "\n"],
+            extra: extra_headers(kind),
+            head_only,
+            close,
+        },
+    );
+    ex.status = kind.status().as_u16();
+    let mut bufs = [IoSlice::new(&conn.wbuf)];
+    if let Ok(Ok(())) = tokio::time::timeout(write_timeout, write_all(&conn.stream, &mut bufs)).await {
+        ex.bytes_sent += conn.wbuf.len() as u64;
+    }
+    conn.wbuf.clear();
 }

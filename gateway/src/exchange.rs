@@ -4,9 +4,10 @@
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method};
+use http::{HeaderValue, Method, header};
+use http1::{Partial, RequestHead, RequestTarget};
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Failure};
 
 #[derive(Debug)]
 pub struct Exchange {
@@ -14,9 +15,12 @@ pub struct Exchange {
     pub started: Instant,
     pub started_wall: SystemTime,
     pub method: Option<Method>,
-    /// The request-target as received (path and query are cut from it).
-    pub target: Option<Bytes>,
-    pub host: Option<HeaderValue>,
+    /// The request-target as parsed once for routing, forwarding and the log.
+    pub target: Option<RequestTarget>,
+    /// The raw target of a refused head whose target did not parse.
+    pub raw_target: Option<Bytes>,
+    /// The host the request was for (absolute-form authority, else `Host`).
+    pub host: Option<Bytes>,
     pub user_agent: Option<HeaderValue>,
     pub request_id: Option<HeaderValue>,
     /// Status sent to the client (0 until a head is written).
@@ -27,8 +31,12 @@ pub struct Exchange {
     pub upstream: Option<usize>,
     pub upstream_status: Option<u16>,
     pub error: Option<ErrorKind>,
+    /// What exactly was wrong, for a `400`.
+    pub error_detail: Option<&'static str>,
     /// Bytes written to the client, head included.
     pub bytes_sent: u64,
+    /// Request sent upstream → response head received.
+    pub upstream_duration: Option<std::time::Duration>,
 }
 
 impl Exchange {
@@ -38,6 +46,7 @@ impl Exchange {
             started_wall: SystemTime::now(),
             method: None,
             target: None,
+            raw_target: None,
             host: None,
             user_agent: None,
             request_id: None,
@@ -47,7 +56,50 @@ impl Exchange {
             upstream: None,
             upstream_status: None,
             error: None,
+            error_detail: None,
             bytes_sent: 0,
+            upstream_duration: None,
         }
+    }
+
+    /// Records what the access log needs of a head that was read.
+    pub fn record_head(&mut self, head: &RequestHead) {
+        self.method = Some(head.method.clone());
+        self.target = Some(head.target.clone());
+        self.host = Some(head.host.clone());
+        self.user_agent = head.headers.get(header::USER_AGENT).cloned();
+        self.request_id = head.headers.get("x-request-id").cloned();
+    }
+
+    /// Records what is known of a refused head.
+    pub fn record_partial(&mut self, partial: Partial) {
+        self.method = partial.method;
+        if let Some(raw) = partial.target {
+            match RequestTarget::parse(raw.clone()) {
+                Ok(t) => self.target = Some(t),
+                Err(_) => self.raw_target = Some(raw),
+            }
+        }
+    }
+
+    pub fn record_failure(&mut self, failure: Failure) {
+        self.error = Some(failure.kind);
+        self.error_detail = failure.detail;
+    }
+
+    /// The path as received, without query, for the log.
+    pub fn path(&self) -> Option<&str> {
+        match (&self.target, &self.raw_target) {
+            (Some(t), _) => Some(t.path()),
+            (None, Some(raw)) => {
+                let raw = std::str::from_utf8(raw).ok()?;
+                Some(raw.split_once('?').map_or(raw, |(p, _)| p))
+            }
+            (None, None) => None,
+        }
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.target.as_ref().and_then(RequestTarget::query)
     }
 }

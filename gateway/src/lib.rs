@@ -5,17 +5,20 @@
 
 pub mod accesslog;
 pub mod admin;
+pub mod body;
 pub mod conn;
 pub mod demo;
 pub mod echo;
 pub mod error;
 pub mod exchange;
 pub mod explain;
-pub mod http1;
+pub mod io;
 pub mod json;
 pub mod load;
+pub mod logging;
 pub mod metrics;
 pub mod policy;
+pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod stats;

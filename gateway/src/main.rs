@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gateway::load::{LoadError, Source, load};
+use gateway::logging::LogFormat;
 use gateway::server::{RunOptions, run};
 
 #[derive(Parser)]
@@ -24,6 +25,12 @@ use gateway::server::{RunOptions, run};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The gateway's own log level (`RUST_LOG` wins when set): error, warn, info, debug, trace
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    /// The gateway's own log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +207,7 @@ fn explain(args: Vec<String>, plan: Option<PathBuf>) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    gateway::logging::init(&cli.log_level, cli.log_format);
     match cli.command {
         Command::Check { config } => check(config),
         Command::Compile { config, output } => compile(config, output),

@@ -1,6 +1,7 @@
 //! `/metrics`: the counters of `stats.rs` encoded with `prometheus-client` at
 //! scrape time (a `Collector` reads the atomics; nothing is registered per
-//! request).
+//! request), in OpenMetrics text when the scraper asks for it and in the
+//! Prometheus text format 0.0.4 otherwise (SPEC §9).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,8 +17,30 @@ use crate::error::ErrorKind;
 use crate::stats::Histogram;
 use crate::worker::Shared;
 
-/// The content type of [`render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The exposition formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    /// Prometheus text format 0.0.4.
+    Text,
+}
+
+impl Format {
+    /// OpenMetrics when `accept` asks for it, the 0.0.4 text format otherwise.
+    pub fn negotiate(accept: &[u8]) -> Format {
+        let wants = accept
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii_start().starts_with(b"application/openmetrics-text"));
+        if wants { Format::OpenMetrics } else { Format::Text }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Gateway(Arc<Shared>);
@@ -112,7 +135,7 @@ impl Collector for Gateway {
             for c in &clusters {
                 for kind in ErrorKind::ALL {
                     let n = c.errors[kind.index()].load(Ordering::Relaxed);
-                    if n > 0 || kind.is_upstream() {
+                    if n > 0 || (kind.is_upstream() && !kind.is_timeout()) {
                         let labels = [("cluster", c.name.as_str()), ("kind", kind.as_str())];
                         ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
                     }
@@ -161,14 +184,68 @@ impl Collector for Gateway {
             }
         }
         {
-            let h = HistogramView(&global.duration);
-            h.encode(encoder.encode_descriptor(
+            let mut m = encoder.encode_descriptor(
                 "gateway_request_duration_seconds",
-                "From the first byte of the request head to the last byte of the response",
+                "From the first byte of the request head to the last byte of the response, by route (empty when none matched)",
                 None,
-                h.metric_type(),
-            )?)?;
+                MetricType::Histogram,
+            )?;
+            let mut routes = registry.all_routes();
+            routes.push(registry.unrouted.clone());
+            for r in routes {
+                let labels = [("route", r.route.as_str())];
+                HistogramView(&r.duration).encode(m.encode_family(&labels)?)?;
+            }
         }
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_upstream_duration_seconds",
+                "From the request sent upstream to the response head received, by cluster",
+                None,
+                MetricType::Histogram,
+            )?;
+            for c in &clusters {
+                let labels = [("cluster", c.name.as_str())];
+                HistogramView(&c.upstream_duration).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let generation = shared.current.load();
+            let mut m = encoder.encode_descriptor(
+                "gateway_plan_info",
+                "The plan being served (value 1)",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [
+                ("digest", generation.router.digest()),
+                ("source_digest", generation.router.source_digest()),
+            ];
+            ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_build_info",
+                "The gateway build (value 1)",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [("version", env!("CARGO_PKG_VERSION"))];
+            ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
+        }
+        gauge(
+            &mut encoder,
+            "gateway_reload_last_success_timestamp_seconds",
+            "Unix time of the last successful plan load (start or reload)",
+            global.reload_last_success.load(Ordering::Relaxed) as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "gateway_admin_connections_rejected",
+            "Admin connections closed at once because the admin connection cap was reached",
+            global.admin_connections_rejected.load(Ordering::Relaxed),
+        )?;
+        crate::process::encode(&mut encoder)?;
         gauge(
             &mut encoder,
             "gateway_in_flight_requests",
@@ -221,12 +298,74 @@ impl Collector for Gateway {
     }
 }
 
-/// The whole exposition, OpenMetrics text format.
-pub fn render(shared: &Arc<Shared>) -> String {
+/// The whole exposition in `format`.
+pub fn render(shared: &Arc<Shared>, format: Format) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Gateway(shared.clone())));
     let mut out = String::with_capacity(8 * 1024);
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    match format {
+        Format::OpenMetrics => out,
+        Format::Text => to_text_format(&out),
+    }
+}
+
+/// Rewrites OpenMetrics text as Prometheus text 0.0.4: a counter family is
+/// named after its samples (`x_total`, not `x`), and OpenMetrics-only lines
+/// (`# EOF`, `# UNIT`) go. Everything else is the same in both formats.
+fn to_text_format(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut lines = openmetrics.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let counter = lines
+                .peek()
+                .is_some_and(|next| next.strip_prefix("# TYPE ") == Some(&format!("{name} counter")));
+            let suffix = if counter { "_total" } else { "" };
+            out.push_str(&format!("# HELP {name}{suffix} {help}\n"));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            out.push_str(&format!("# TYPE {name}_total counter\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(Format::negotiate(b""), Format::Text);
+        assert_eq!(Format::negotiate(b"text/plain;version=0.0.4"), Format::Text);
+        assert_eq!(
+            Format::negotiate(b"application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(b"text/plain, application/openmetrics-text"),
+            Format::OpenMetrics
+        );
+    }
+
+    #[test]
+    fn counters_are_renamed_for_the_text_format() {
+        let om = "# HELP a_b Things.\n# TYPE a_b counter\na_b_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n# EOF\n";
+        assert_eq!(
+            to_text_format(om),
+            "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n"
+        );
+    }
 }

@@ -166,6 +166,8 @@ struct Loaded {
 
 /// All policies of one plan generation.
 pub struct Policies {
+    /// The plan generation these belong to (warm instances are keyed by it).
+    generation: u64,
     engine: Engine,
     loaded: Vec<Loaded>,
     ticker_stop: Arc<AtomicBool>,
@@ -204,6 +206,7 @@ impl Policies {
     /// for replacements).
     pub fn new(
         plan: &Plan,
+        generation: u64,
         instances: u32,
         stats: impl Fn(&str) -> Arc<PolicyStats>,
     ) -> Result<Option<Policies>, String> {
@@ -282,6 +285,7 @@ impl Policies {
             })
             .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
         Ok(Some(Policies {
+            generation,
             engine,
             loaded,
             ticker_stop,
@@ -307,8 +311,10 @@ struct Warm {
 /// One worker's warm instances, for one generation's policies.
 #[derive(Default)]
 pub struct WarmSet {
-    /// Identity of the `Policies` these instances belong to.
-    owner: usize,
+    /// The plan generation these instances belong to. A number, never an
+    /// address: after reloads a new generation's `Policies` may sit where an
+    /// old one did (the regression of issue 11, item 9).
+    generation: u64,
     instances: Vec<Option<Warm>>,
 }
 
@@ -382,10 +388,9 @@ impl WarmSet {
     /// Runs policy `index` of `policies` on `request` (moved in and handed
     /// back through the same `&mut`).
     pub fn call(&mut self, policies: &Policies, index: usize, request: &mut RequestView) -> Result<Decision, Failure> {
-        let owner = policies as *const Policies as usize;
-        if self.owner != owner {
+        if self.generation != policies.generation {
             self.instances.clear();
-            self.owner = owner;
+            self.generation = policies.generation;
         }
         if self.instances.len() < policies.loaded.len() {
             self.instances.resize_with(policies.loaded.len(), || None);
@@ -669,12 +674,12 @@ fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let mem = memory(&c)?;
             let (data, state) = mem.data_and_store_mut(&mut c);
             let msg = read_in(data, state, msg, len.min(4096))?;
-            let level = match level {
-                0 => "error",
-                1 => "warn",
-                _ => "info",
-            };
-            eprintln!("policy {}: {level}: {}", state.def.name, String::from_utf8_lossy(msg));
+            let (policy, msg) = (&state.def.name, String::from_utf8_lossy(msg));
+            match level {
+                0 => tracing::error!(policy = %policy, "{msg}"),
+                1 => tracing::warn!(policy = %policy, "{msg}"),
+                _ => tracing::info!(policy = %policy, "{msg}"),
+            }
             Ok(())
         },
     )?;

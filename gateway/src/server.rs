@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
-use crate::accesslog::Sink;
+use crate::accesslog::{Output, Sink};
 use crate::load::{LoadError, Source, load};
 use crate::stats::Registry;
 use crate::upstream::PoolIds;
@@ -52,16 +53,46 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(socket.into())
 }
 
+/// Fails with `AddrInUse` when anything else listens on `addr`. `SO_REUSEPORT`
+/// lets a second process bind an address in use and silently share its
+/// traffic; a socket without it cannot bind beside any listener, so it tells.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())
+}
+
+/// Binds `addr` for `count` workers: one `SO_REUSEPORT` listener each, after
+/// checking that no other process serves the address.
+fn bind_workers(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>, RunError> {
+    let bind_error = |addr, e| RunError::Bind { addr, source: e };
+    ensure_free(addr).map_err(|e| bind_error(addr, e))?;
+    let first = bind_reuseport(addr).map_err(|e| bind_error(addr, e))?;
+    let bound = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(bind_reuseport(bound).map_err(|e| bind_error(bound, e))?);
+    }
+    Ok(listeners)
+}
+
 /// Reloads the config or plan the process was started with. The new plan is
-/// fully loaded and checked before it replaces the old one; on any error the
-/// old plan keeps serving.
-pub fn reload(shared: &Shared, source: &Source) -> Result<String, String> {
+/// fully loaded and checked before it replaces the old one; on any error,
+/// or a change that cannot be applied without a restart, the old plan keeps
+/// serving.
+pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String, String> {
     let global = &shared.registry.global;
     let old = shared.current.load_full();
     let refused = |text: String| {
         global.reload_failures.fetch_add(1, Ordering::Relaxed);
-        eprintln!("{text}");
-        eprintln!("reload refused: still serving plan {}", old.router.digest());
+        // One event per error, each in the §3 shape.
+        for line in text.lines() {
+            tracing::error!("{line}");
+        }
+        tracing::error!("reload refused: still serving plan {}", old.router.digest());
         Err(text)
     };
     let loaded = match load(source) {
@@ -69,24 +100,72 @@ pub fn reload(shared: &Shared, source: &Source) -> Result<String, String> {
         Err(e) => return refused(e.to_string()),
     };
     for w in &loaded.warnings {
-        eprintln!("{w}");
+        tracing::warn!("{w}");
     }
+    let plan = loaded.router.plan();
+    let mut unapplied = Vec::new();
+    if fixed.listen.is_none() && plan.listen != old.router.plan().listen {
+        unapplied.push(format!(
+            "listen: changed from {} to {}; a new listen address needs a restart",
+            old.router.plan().listen,
+            plan.listen
+        ));
+    }
+    if fixed.admin.is_none() && plan.admin != old.router.plan().admin {
+        unapplied.push(format!(
+            "admin.listen: changed from {} to {}; a new admin address needs a restart",
+            old.router.plan().admin.as_deref().unwrap_or("none"),
+            plan.admin.as_deref().unwrap_or("none")
+        ));
+    }
+    if !unapplied.is_empty() {
+        return refused(format!("{}: {}", source.path().display(), unapplied.join("; ")));
+    }
+    // A new log destination is opened before anything is swapped, so one that
+    // cannot be opened refuses the reload.
+    let new_destination = plan.access_log.enabled.then(|| plan.access_log.destination.clone());
+    let switch = match &new_destination {
+        Some(dest) if Some(dest) != shared.log.destination().as_ref() => match Output::open(dest, &shared.base_dir) {
+            Ok(output) => Some((output, dest.clone())),
+            Err(e) => return refused(format!("accessLog.path: cannot open {dest:?}: {e}")),
+        },
+        _ => None,
+    };
     let mut router = loaded.router;
     router.adopt_wrr(&old.router);
     let generation = match Generation::new(router, &shared.registry, &shared.pool_ids, shared.threads) {
         Ok(g) => g,
         Err(e) => return refused(e),
     };
+    if let Some((output, dest)) = switch
+        && let Err(e) = shared.log.switch(output, dest)
+    {
+        return refused(format!("accessLog.path: {e}"));
+    }
     let message = format!(
         "reloaded {}: plan {} -> {}",
         source.path().display(),
         old.router.digest(),
         generation.router.digest()
     );
+    tracing::info!(old = %old.router.digest(), new = %generation.router.digest(), "{message}");
     shared.current.store(Arc::new(generation));
     global.reloads.fetch_add(1, Ordering::Relaxed);
-    eprintln!("{message}");
+    global.reload_last_success.store(unix_seconds(), Ordering::Relaxed);
     Ok(message)
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What the command line fixed, so reloads leave it alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fixed {
+    pub listen: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
 }
 
 /// A started gateway: workers and the admin listener are serving.
@@ -96,25 +175,57 @@ pub struct Running {
     pub admin: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     pub source: Arc<Source>,
-    shutdown: watch::Sender<bool>,
+    pub fixed: Fixed,
+    shutdown: watch::Sender<Option<Instant>>,
     workers: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight exchanges finish (up to `drainMs`),
-    /// flushes the access log; returns when all of that is done.
+    /// Stops as SPEC §12 says: `/ready` answers 503 and responses say
+    /// `Connection: close` at once; the listeners keep accepting for
+    /// `shutdownDelayMs`; then they close and in-flight exchanges get up to
+    /// `drainMs`; exchanges still running then are cut (and logged); the
+    /// access log is flushed within the same deadline. Returns when done.
     pub fn stop(self) {
+        let plan_times = {
+            let generation = self.shared.current.load();
+            let plan = generation.router.plan();
+            (
+                Duration::from_millis(plan.shutdown_delay_ms),
+                Duration::from_millis(plan.drain_ms),
+            )
+        };
+        let (delay, drain) = plan_times;
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "stopping: /ready answers 503, still accepting"
+            );
+            std::thread::sleep(delay);
+        }
+        tracing::info!(drain_ms = drain.as_millis() as u64, "draining connections");
+        let deadline = Instant::now() + drain;
         self.shared.draining.store(true, Ordering::Relaxed);
-        let _ = self.shutdown.send(true);
+        let _ = self.shutdown.send(Some(deadline));
         for w in self.workers {
             match w.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => eprintln!("worker failed: {e}"),
-                Err(_) => eprintln!("worker panicked"),
+                Ok(Err(e)) => tracing::error!(error = %e, "worker failed"),
+                Err(_) => tracing::error!("worker panicked"),
             }
         }
-        if let Some(log) = &self.shared.log {
-            log.close();
+        // Room for the writer to finish what it holds, never past the deadline
+        // by more than a moment.
+        let lost = self.shared.log.close(
+            deadline.max(Instant::now() + Duration::from_millis(200)),
+            &self.shared.registry.global,
+        );
+        if lost > 0 {
+            tracing::warn!(
+                lines = lost,
+                "access log: lines not written before the drain deadline were dropped"
+            );
         }
     }
 }
@@ -124,7 +235,7 @@ impl Running {
 pub fn start(options: &RunOptions) -> Result<Running, RunError> {
     let loaded = load(&options.source)?;
     for w in &loaded.warnings {
-        eprintln!("{w}");
+        tracing::warn!("{w}");
     }
     let plan = loaded.router.plan();
     let listen = match options.listen {
@@ -142,11 +253,17 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         .max(1);
     let base_dir = options.source.base_dir();
     let registry = Arc::new(Registry::new());
-    let log = if plan.access_log.enabled {
-        Some(Sink::start(&plan.access_log.destination, &base_dir, registry.clone()).map_err(RunError::AccessLog)?)
+    let (output, destination) = if plan.access_log.enabled {
+        let dest = plan.access_log.destination.clone();
+        (Output::open(&dest, &base_dir).map_err(RunError::AccessLog)?, Some(dest))
     } else {
-        None
+        (Output::Stderr, None)
     };
+    let log = Sink::start(output, destination, registry.clone()).map_err(RunError::AccessLog)?;
+    registry
+        .global
+        .reload_last_success
+        .store(unix_seconds(), Ordering::Relaxed);
     let pool_ids = PoolIds::default();
     let generation = Generation::new(loaded.router, &registry, &pool_ids, threads).map_err(RunError::Plan)?;
     let shared = Arc::new(Shared {
@@ -156,25 +273,22 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         log,
         base_dir,
         connections: Default::default(),
+        stopping: Default::default(),
         draining: Default::default(),
         threads,
     });
 
-    let first = bind_reuseport(listen).map_err(|e| RunError::Bind {
-        addr: listen,
-        source: e,
-    })?;
-    let bound = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..threads {
-        listeners.push(bind_reuseport(bound).map_err(|e| RunError::Bind { addr: bound, source: e })?);
-    }
+    let listeners = bind_workers(listen, threads)?;
+    let bound = listeners.first().map(|l| l.local_addr()).transpose()?.unwrap_or(listen);
     let admin_listener = match admin {
-        Some(addr) => Some(bind_reuseport(addr).map_err(|e| RunError::Bind { addr, source: e })?),
+        Some(addr) => {
+            ensure_free(addr).map_err(|e| RunError::Bind { addr, source: e })?;
+            Some(bind_reuseport(addr).map_err(|e| RunError::Bind { addr, source: e })?)
+        }
         None => None,
     };
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (shutdown, shutdown_rx) = watch::channel(None);
     let mut workers = Vec::with_capacity(threads);
     for (i, listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
@@ -186,23 +300,28 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         );
     }
     let source = Arc::new(options.source.clone());
+    let fixed = Fixed {
+        listen: options.listen,
+        admin: options.admin,
+    };
     let mut admin_addr = None;
     if let Some(l) = admin_listener {
         admin_addr = Some(l.local_addr()?);
         let (s, src) = (shared.clone(), source.clone());
-        let hook: crate::admin::Reload = Arc::new(move || reload(&s, &src));
+        let hook: crate::admin::Reload = Arc::new(move || reload(&s, &src, &fixed));
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("gateway-admin".into())
             .spawn(move || {
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                    eprintln!("admin listener: cannot start its runtime");
+                    tracing::error!("admin listener: cannot start its runtime");
                     return;
                 };
-                rt.block_on(async move {
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, async move {
                     match tokio::net::TcpListener::from_std(l) {
                         Ok(listener) => crate::admin::serve(listener, shared, Some(hook)).await,
-                        Err(e) => eprintln!("admin listener: {e}"),
+                        Err(e) => tracing::error!(error = %e, "admin listener"),
                     }
                 });
             })?;
@@ -212,6 +331,7 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         admin: admin_addr,
         shared,
         source,
+        fixed,
         shutdown,
         workers,
     })
@@ -228,9 +348,9 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     };
     let running = start(&options)?;
     if let Some(addr) = running.admin {
-        eprintln!("admin listening on {addr}");
+        crate::logging::announce(&format!("admin listening on {addr}"));
     }
-    eprintln!("listening on {}", running.addr);
+    crate::logging::announce(&format!("listening on {}", running.addr));
     if options.demo {
         crate::demo::start(
             &demo_upstreams,
@@ -239,14 +359,14 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         )?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(signals(&running.shared, &running.source));
-    eprintln!("shutting down: draining connections");
+    runtime.block_on(signals(&running.shared, &running.source, running.fixed));
+    tracing::info!("shutting down");
     running.stop();
     Ok(())
 }
 
 /// Handles signals until SIGTERM or SIGINT.
-async fn signals(shared: &Arc<Shared>, source: &Arc<Source>) {
+async fn signals(shared: &Arc<Shared>, source: &Arc<Source>, fixed: Fixed) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
@@ -254,7 +374,7 @@ async fn signals(shared: &Arc<Shared>, source: &Arc<Source>) {
         signal(SignalKind::hangup()),
         signal(SignalKind::user_defined1()),
     ) else {
-        eprintln!("cannot install signal handlers; stop the gateway with SIGKILL");
+        tracing::error!("cannot install signal handlers; stop the gateway with SIGKILL");
         std::future::pending::<()>().await;
         return;
     };
@@ -264,13 +384,9 @@ async fn signals(shared: &Arc<Shared>, source: &Arc<Source>) {
             _ = int.recv() => return,
             _ = hup.recv() => {
                 let (s, src) = (shared.clone(), source.clone());
-                let _ = tokio::task::spawn_blocking(move || reload(&s, &src)).await;
+                let _ = tokio::task::spawn_blocking(move || reload(&s, &src, &fixed)).await;
             }
-            _ = usr1.recv() => {
-                if let Some(log) = &shared.log {
-                    log.reopen();
-                }
-            }
+            _ = usr1.recv() => shared.log.reopen(),
         }
     }
 }

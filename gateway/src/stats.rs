@@ -25,6 +25,8 @@ pub struct ClusterStats {
     pub connections_open: AtomicI64,
     /// Idle pooled upstream connections, all workers together.
     pub connections_idle: AtomicI64,
+    /// `gateway_upstream_duration_seconds{cluster}`: request sent → response head.
+    pub upstream_duration: Histogram,
 }
 
 impl ClusterStats {
@@ -35,16 +37,17 @@ impl ClusterStats {
             upstream_timeouts: std::array::from_fn(|_| AtomicU64::new(0)),
             connections_open: AtomicI64::new(0),
             connections_idle: AtomicI64::new(0),
+            upstream_duration: Histogram::default(),
         }
     }
 
-    /// Counts an upstream-side failure.
+    /// Counts an upstream-side failure, once: a timeout in
+    /// `upstream_timeouts`, anything else in `errors`.
     pub fn failure(&self, kind: ErrorKind) {
-        self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
         match kind {
             ErrorKind::ConnectTimeout => self.upstream_timeouts[0].fetch_add(1, Ordering::Relaxed),
             ErrorKind::UpstreamTimeout => self.upstream_timeouts[1].fetch_add(1, Ordering::Relaxed),
-            _ => 0,
+            _ => self.errors[kind.index()].fetch_add(1, Ordering::Relaxed),
         };
     }
 }
@@ -61,6 +64,8 @@ pub struct RouteStats {
     pub cluster: String,
     slots: [(AtomicU16, AtomicU64); STATUS_SLOTS],
     other: AtomicU64,
+    /// `gateway_request_duration_seconds{route}`.
+    pub duration: Histogram,
 }
 
 impl RouteStats {
@@ -70,12 +75,15 @@ impl RouteStats {
             cluster: cluster.to_owned(),
             slots: std::array::from_fn(|_| (AtomicU16::new(0), AtomicU64::new(0))),
             other: AtomicU64::new(0),
+            duration: Histogram::default(),
         }
     }
 
-    /// Counts one response with `status`: a scan of at most 16 slots, claiming
-    /// an empty one with a CAS the first time a code is seen.
-    pub fn record(&self, status: u16) {
+    /// Counts one response with `status` that took `duration`: a scan of at
+    /// most 16 slots, claiming an empty one with a CAS the first time a code
+    /// is seen.
+    pub fn record(&self, status: u16, duration: Duration) {
+        self.duration.observe(duration);
         for (code, count) in &self.slots {
             let mut seen = code.load(Ordering::Acquire);
             if seen == 0 {
@@ -193,7 +201,10 @@ pub struct Global {
     pub body_limit_exceeded: AtomicU64,
     pub reload_failures: AtomicU64,
     pub reloads: AtomicU64,
-    pub duration: Histogram,
+    /// Unix seconds of the last successful load (start or reload).
+    pub reload_last_success: AtomicU64,
+    /// Admin connections closed at once because the admin cap was reached.
+    pub admin_connections_rejected: AtomicU64,
 }
 
 /// Every counter ever resolved, by name, so a reloaded plan finds its
@@ -325,11 +336,11 @@ mod tests {
     fn statuses_are_counted_per_code_with_overflow() {
         let r = RouteStats::new("r", "c");
         for _ in 0..3 {
-            r.record(200);
+            r.record(200, Duration::ZERO);
         }
-        r.record(404);
+        r.record(404, Duration::ZERO);
         for code in 300..320 {
-            r.record(code);
+            r.record(code, Duration::ZERO);
         }
         let counts = r.counts();
         assert_eq!(counts[0], (200, 3));

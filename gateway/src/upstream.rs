@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::task::{Context, Poll, Waker};
 
@@ -30,6 +30,8 @@ pub struct Target {
     pub base_path: String,
     /// Index into every worker's pool; stable across reloads for one authority.
     pub pool_id: usize,
+    /// Idle pooled connections are closed after this long (`pool.idleMs`).
+    pub idle_timeout: Duration,
     pub stats: Arc<ClusterStats>,
 }
 
@@ -60,8 +62,9 @@ impl Targets {
         for (c, cluster) in plan.clusters.iter().enumerate() {
             offsets.push(targets.len());
             let cluster_stats = stats.clusters.get(c).cloned().ok_or("cluster without counters")?;
+            let idle_timeout = Duration::from_millis(cluster.pool.idle_ms);
             for u in &cluster.upstreams {
-                targets.push(parse_target(&u.url, ids, cluster_stats.clone())?);
+                targets.push(parse_target(&u.url, ids, cluster_stats.clone(), idle_timeout)?);
             }
         }
         Ok(Self { offsets, targets })
@@ -85,7 +88,7 @@ impl Targets {
     }
 }
 
-fn parse_target(url: &str, ids: &PoolIds, stats: Arc<ClusterStats>) -> Result<Target, String> {
+fn parse_target(url: &str, ids: &PoolIds, stats: Arc<ClusterStats>, idle_timeout: Duration) -> Result<Target, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
     let authority = uri
         .authority()
@@ -102,6 +105,7 @@ fn parse_target(url: &str, ids: &PoolIds, stats: Arc<ClusterStats>) -> Result<Ta
     Ok(Target {
         url: url.to_owned(),
         pool_id: ids.get(&authority),
+        idle_timeout,
         authority,
         addr,
         base_path,
@@ -118,6 +122,8 @@ pub struct UpstreamConn {
     /// It has carried an exchange before (a failure before any response byte
     /// may then be the upstream closing it while idle, and is retried once).
     pub reused: bool,
+    /// While pooled: when it stops being reusable (`idleMs` after checkin).
+    expires: Instant,
     stats: Arc<ClusterStats>,
 }
 
@@ -159,17 +165,34 @@ impl Pool {
         }
     }
 
-    /// A live idle connection to `target`, if any; dead ones are dropped on the way.
+    /// A live idle connection to `target`, if any; dead and expired ones are
+    /// dropped on the way.
     pub fn checkout(&self, target: &Target) -> Option<UpstreamConn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(target.pool_id)?;
+        let now = Instant::now();
         while let Some(mut conn) = list.pop() {
             conn.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
-            if conn.is_alive() {
+            if conn.expires > now && conn.is_alive() {
                 return Some(conn);
             }
         }
         None
+    }
+
+    /// Closes idle connections whose `idleMs` has passed, so no upstream's own
+    /// keep-alive timeout races a request on them.
+    pub fn close_idle(&self, now: Instant) {
+        let mut idle = self.idle.borrow_mut();
+        for list in idle.iter_mut() {
+            list.retain(|conn| {
+                let keep = conn.expires > now;
+                if !keep {
+                    conn.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
+                }
+                keep
+            });
+        }
     }
 
     /// Returns a connection whose exchange is complete and that may carry another.
@@ -181,6 +204,7 @@ impl Pool {
         let list = &mut idle[target.pool_id];
         if list.len() < self.max_idle {
             conn.reused = true;
+            conn.expires = Instant::now() + target.idle_timeout;
             conn.stats.connections_idle.fetch_add(1, Ordering::Relaxed);
             list.push(conn);
         }
@@ -209,6 +233,7 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn,
         stream,
         rbuf: BytesMut::with_capacity(UPSTREAM_BUF),
         reused: false,
+        expires: Instant::now(),
         stats: target.stats.clone(),
     })
 }

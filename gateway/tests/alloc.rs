@@ -12,6 +12,7 @@ use gateway::accesslog::{LineContext, format_line};
 use gateway::error::ErrorKind;
 use gateway::exchange::Exchange;
 use http::{HeaderValue, Method};
+use http1::RequestTarget;
 use plan::LogField;
 
 struct Counting;
@@ -43,63 +44,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 #[test]
-fn head_parsing_allocates_only_the_header_map() {
-    use gateway::http1::head::{Parsed, parse};
-    // Standard header names only: the `http` crate copies each non-standard
-    // name (`X-Request-Id`, ...) into an allocation of its own.
-    let raw = b"GET /v1/users?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
-    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
-    // Promote the buffer to shared storage once, as the first request does.
-    buf.extend_from_slice(raw);
-    drop(parse(&mut buf, 16_384, 100));
-    let n = 1000;
-    let mut heads = Vec::with_capacity(n);
-    let before = ALLOCATIONS.with(Cell::get);
-    for _ in 0..n {
-        buf.extend_from_slice(raw);
-        heads.push(parse(&mut buf, 16_384, 100));
-    }
-    let per_head = (ALLOCATIONS.with(Cell::get) - before) as f64 / n as f64;
-    assert!(heads.iter().all(|h| matches!(h, Parsed::Complete(_))));
-    // The HeaderMap's index and entry arrays; nothing else.
-    assert!(per_head <= 2.0, "{per_head} allocations per parsed head");
-}
-
-#[test]
-fn head_parsing_into_a_reused_map_allocates_nothing() {
-    use gateway::http1::head::{Parsed, parse_into};
-    let raw = b"GET /v1/users?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
-    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
-    let mut map = http::HeaderMap::new();
-    // The first head sizes the map (and promotes the buffer to shared storage).
-    buf.extend_from_slice(raw);
-    if let Parsed::Complete(head) = parse_into(&mut buf, 16_384, 100, map) {
-        map = head.headers;
-    } else {
-        panic!("first head refused");
-    }
-    let n = 1000;
-    let before = ALLOCATIONS.with(Cell::get);
-    for _ in 0..n {
-        buf.extend_from_slice(raw);
-        match parse_into(&mut buf, 16_384, 100, map) {
-            Parsed::Complete(head) => map = head.headers,
-            _ => panic!("head refused"),
-        }
-    }
-    let allocations = ALLOCATIONS.with(Cell::get) - before;
-    assert_eq!(
-        allocations, 0,
-        "{allocations} allocations for {n} heads into a reused map"
-    );
-}
-
-#[test]
 fn formatting_a_log_line_allocates_nothing() {
     let mut ex = Exchange::new(Instant::now());
     ex.method = Some(Method::POST);
-    ex.target = Some(Bytes::from_static(b"/v1/users/../items?id=7&q=\"x\""));
-    ex.host = Some(HeaderValue::from_static("api.example.com:8080"));
+    ex.target = Some(RequestTarget::parse(Bytes::from_static(b"/v1/users/../items?id=7&q=\"x\"")).expect("target"));
+    ex.host = Some(Bytes::from_static(b"api.example.com:8080"));
     ex.user_agent = Some(HeaderValue::from_static("curl/8.0 \"quoted\"\t"));
     ex.request_id = Some(HeaderValue::from_static("req-1"));
     ex.status = 502;

@@ -109,7 +109,10 @@ fn compile_is_byte_identical_and_relocatable() {
         "plan holds the compiling machine's path"
     );
     assert!(
-        plan_text.starts_with("{\"formatVersion\":1,\"digest\":\"sha256:"),
+        plan_text.starts_with(&format!(
+            "{{\"formatVersion\":{},\"digest\":\"sha256:",
+            plan::FORMAT_VERSION
+        )),
         "{plan_text}"
     );
 
@@ -137,7 +140,8 @@ fn damaged_and_foreign_plans_are_refused() {
         text(&out.stderr)
     );
 
-    let foreign = plan.replacen("\"formatVersion\":1", "\"formatVersion\":2", 1);
+    let current = format!("\"formatVersion\":{}", plan::FORMAT_VERSION);
+    let foreign = plan.replacen(&current, "\"formatVersion\":1", 1);
     std::fs::write(dir.join("v2.plan.json"), foreign).expect("write");
     let out = gateway(
         &["explain", "--plan", "v2.plan.json", "http://api.example.com/v1"],
@@ -145,7 +149,7 @@ fn damaged_and_foreign_plans_are_refused() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("unsupported plan formatVersion 2"),
+        text(&out.stderr).contains("unsupported plan formatVersion 1"),
         "{}",
         text(&out.stderr)
     );

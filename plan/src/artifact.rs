@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::Plan;
 
 /// Bumped whenever the meaning or layout of [`Plan`] changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {

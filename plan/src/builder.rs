@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::normalize::is_dot_segment;
+use crate::normalize::{PathError, is_dot_segment, normalize_path};
 use crate::{HostNode, NONE, PathNode};
 
 /// A route's host pattern, normalized to lowercase.
@@ -91,8 +91,10 @@ pub fn parse_host_pattern(host: Option<&str>) -> Result<HostPattern, String> {
     Ok(HostPattern::Exact(host.to_ascii_lowercase()))
 }
 
-/// Validates a `pathPrefix` and returns its normalized form (one trailing `/`
-/// dropped: `/api/` and `/api` are the same prefix under segment-wise matching).
+/// Validates a `pathPrefix` and returns its normalized form: normalized as
+/// request paths are (SPEC §4.3, so `/%61pi` is `/api` and `//api` is `/api`),
+/// and one trailing `/` dropped (`/api/` and `/api` are the same prefix under
+/// segment-wise matching).
 pub fn split_prefix(prefix: &str) -> Result<String, String> {
     if !prefix.starts_with('/') {
         return Err(format!("pathPrefix {prefix:?} must start with \"/\""));
@@ -102,10 +104,9 @@ pub fn split_prefix(prefix: &str) -> Result<String, String> {
             "pathPrefix {prefix:?} contains {c:?}; the query and fragment are never part of the matched path, so it can never match"
         ));
     }
-    let lower = prefix.to_ascii_lowercase();
-    if ["%2f", "%5c", "%00"].iter().any(|bad| lower.contains(bad)) {
+    if prefix.contains(';') {
         return Err(format!(
-            "pathPrefix {prefix:?} contains an encoded slash, backslash or NUL; such requests are refused with 400, so it can never match"
+            "pathPrefix {prefix:?} contains ';'; each segment's ;params are set aside before matching, so it can never match"
         ));
     }
     if let Some(seg) = prefix[1..].split('/').find(|s| is_dot_segment(s).is_some()) {
@@ -113,10 +114,23 @@ pub fn split_prefix(prefix: &str) -> Result<String, String> {
             "pathPrefix {prefix:?} contains the dot-segment {seg:?}; request paths are normalized before matching, so it can never match"
         ));
     }
-    let normalized = if prefix.len() > 1 {
-        prefix.strip_suffix('/').unwrap_or(prefix)
+    let normalized = match normalize_path(prefix) {
+        Ok(p) => p.into_owned(),
+        Err(PathError::EncodedSeparator) => {
+            return Err(format!(
+                "pathPrefix {prefix:?} contains an encoded slash, backslash or NUL; such requests are refused with 400, so it can never match"
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "pathPrefix {prefix:?}: {e}; such requests are refused with 400, so it can never match"
+            ));
+        }
+    };
+    let normalized = if normalized.len() > 1 {
+        normalized.strip_suffix('/').unwrap_or(&normalized)
     } else {
-        prefix
+        &normalized
     };
     Ok(normalized.to_owned())
 }
@@ -298,8 +312,13 @@ mod tests {
             ("/a/../b", Err("dot-segment")),
             ("/a/./b", Err("dot-segment")),
             ("/a%2Fb", Err("encoded slash")),
-            ("/a%2e%2e", Ok("/a%2e%2e")),
+            ("/a%2e%2e", Ok("/a..")),
             ("/a/%2E%2e", Err("dot-segment")),
+            ("/%61pi//v1/", Ok("/api/v1")),
+            ("/a%3b", Ok("/a%3B")),
+            ("/a;b", Err("';'")),
+            ("/a\\b", Err("refused with 400")),
+            ("/a%zz", Err("refused with 400")),
         ];
         for (input, expected) in cases {
             let got = split_prefix(input);

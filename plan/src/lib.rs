@@ -21,9 +21,9 @@ pub use builder::{HostPattern, PlanBuilder, parse_host_pattern, split_prefix};
 pub use host::{HostTrie, host_without_port};
 pub use model::{
     AccessLog, Cluster, HostNode, Limits, LogDestination, LogField, NONE, OnError, PathNode, Plan, Policy,
-    PolicyLimits, Route, Timeouts, Upstream,
+    PolicyLimits, PoolSettings, Route, Timeouts, Upstream,
 };
-pub use normalize::{PathError, is_dot_segment, normalize_path};
+pub use normalize::{Dot, PathError, is_dot_segment, match_segment, normalize_path};
 pub use path::PrefixTree;
 pub use router::{Match, Router, RouterError, Tier};
 pub use wrr::{MAX_TABLE_LEN, WrrPicker, smooth_wrr_sequence};

@@ -18,6 +18,8 @@ pub struct Plan {
     pub listen: String,
     pub admin: Option<String>,
     pub limits: Limits,
+    /// After SIGTERM: how long to keep accepting while `/ready` says 503.
+    pub shutdown_delay_ms: u64,
     pub drain_ms: u64,
     /// Default timeouts (routes hold their own merged copies); the client head
     /// read and idle keep-alive use these, since no route is known yet.
@@ -216,6 +218,21 @@ pub struct Cluster {
     /// their GCD; empty when the reduced total weight exceeds
     /// [`crate::MAX_TABLE_LEN`] (then the gateway runs smooth WRR live).
     pub wrr: Vec<u32>,
+    pub pool: PoolSettings,
+}
+
+/// How upstream connections of a cluster are pooled (SPEC §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolSettings {
+    /// Idle upstream connections are closed after this long.
+    pub idle_ms: u64,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { idle_ms: 60_000 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

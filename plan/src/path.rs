@@ -1,6 +1,7 @@
 //! Prefix trees over path segments: segment-wise prefix semantics, longest match.
 
 use crate::hash::ChildIndex;
+use crate::normalize::match_segment;
 use crate::{NONE, PathNode};
 
 /// Runtime index over the [`PathNode`] arena (all trees share it).
@@ -35,6 +36,7 @@ impl PrefixTree {
 
     /// The route of the longest prefix of `path` (normalized, starting with `/`)
     /// in the tree rooted at `root`, with the node where that prefix ends.
+    /// Each segment's `;params` are set aside (SPEC §4.3).
     #[inline]
     pub fn longest_prefix(&self, root: u32, path: &str) -> Option<(u32, u32)> {
         let mut node = root;
@@ -44,7 +46,7 @@ impl PrefixTree {
         };
         let rest = path.strip_prefix('/').unwrap_or(path);
         for seg in rest.split('/') {
-            match self.index.child(node, seg.as_bytes()) {
+            match self.index.child(node, match_segment(seg).as_bytes()) {
                 Some(child) => {
                     node = child;
                     let route = self.routes[child as usize];

@@ -24,7 +24,7 @@ fn malformed_requests_are_refused_before_any_upstream() {
         ("bad chunk size".into(), b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(), 400, "bad_request"),
         ("bad request line".into(), b"GET /a b c HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(), 400, "bad_request"),
         ("garbage".into(), b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), 400, "bad_request"),
-        ("missing Host".into(), b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400, "bad_request"),
+        ("missing Host".into(), b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400, "bad_host"),
         ("encoded slash".into(), b"GET /a%2Fb HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(), 400, "bad_path"),
         ("encoded NUL".into(), b"GET /a%00 HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(), 400, "bad_path"),
         ("header section too large".into(), format!("GET / HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n", "a".repeat(4096)).into_bytes(), 431, "headers_too_large"),

@@ -49,15 +49,19 @@ X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ev
 
 #[test]
 fn an_absolute_form_target_is_forwarded_in_origin_form_with_its_authority() {
+    // Regression (issue 11, item 3): routing used the target's authority but
+    // the client's different `Host` was forwarded. RFC 9112 §3.2.2: the
+    // authority replaces `Host`.
     let up = Upstream::start("u", Behavior::Echo);
     let gw = one_route(&up);
     let mut c = Client::connect(gw.addr).expect("connect");
-    // No Host header: the authority becomes Host and X-Forwarded-Host.
-    c.send(b"GET http://api.example.com/v1/x?q=1 HTTP/1.1\r\n\r\n")
+    c.send(b"GET http://api.example.com/v1/x?q=1 HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
         .expect("send");
     assert_eq!(c.read_response(false).expect("response").status, 200);
-    // With one, Host passes through unchanged; the authority is X-Forwarded-Host.
     c.send(b"GET http://api.example.com/v1/y HTTP/1.1\r\nHost: front.example\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response(false).expect("response").status, 200);
+    c.send(b"GET HTTP://API.example.com:8080 HTTP/1.1\r\nHost: front.example\r\n\r\n")
         .expect("send");
     assert_eq!(c.read_response(false).expect("response").status, 200);
     let seen = up.requests();
@@ -69,7 +73,8 @@ fn an_absolute_form_target_is_forwarded_in_origin_form_with_its_authority() {
         hosts,
         [
             ("/v1/x?q=1", Some("api.example.com"), Some("api.example.com")),
-            ("/v1/y", Some("front.example"), Some("api.example.com")),
+            ("/v1/y", Some("api.example.com"), Some("api.example.com")),
+            ("/", Some("API.example.com:8080"), Some("API.example.com:8080")),
         ]
     );
 }

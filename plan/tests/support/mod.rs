@@ -33,6 +33,7 @@ pub fn router(routes: &[(Option<&str>, &str)]) -> Router {
         listen: "127.0.0.1:0".into(),
         admin: None,
         limits: Limits::default(),
+        shutdown_delay_ms: 0,
         drain_ms: 0,
         defaults: Timeouts::default(),
         access_log: AccessLog::default(),
@@ -44,6 +45,7 @@ pub fn router(routes: &[(Option<&str>, &str)]) -> Router {
                 weight: 1,
             }],
             wrr: vec![0],
+            pool: Default::default(),
         }],
         policies: vec![],
         hosts,
@@ -72,8 +74,17 @@ pub fn reference_host_tier(pattern: &str, host: &str) -> Option<(u8, usize)> {
     (host == pattern).then_some((0, 0))
 }
 
-/// SPEC §4.3: segment-wise prefix match.
+/// SPEC §4.3: the path as matchers see it: each segment's `;params` set aside.
+pub fn reference_match_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| seg.split(';').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// SPEC §4.4: segment-wise prefix match (on a path whose params are set aside).
 pub fn reference_prefix(prefix: &str, path: &str) -> bool {
+    let path = reference_match_path(path);
     prefix == "/" || path == prefix || path.starts_with(&format!("{prefix}/"))
 }
 

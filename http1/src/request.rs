@@ -1,4 +1,5 @@
-//! Request head parsing and the framing checks of SPEC §6.
+//! Request heads: httparse under the configured limits, then the framing,
+//! host and method rules of SPEC §4.1 and §6, decided once per head.
 
 use std::mem::MaybeUninit;
 
@@ -6,89 +7,72 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
 
-/// How the request body is framed.
+use crate::headers::{ConnectionTokens, parse_content_length, valid_host};
+use crate::target::{Form, RequestTarget, TargetError};
+
+/// How a request body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
     None,
+    /// A declared `Content-Length` (0 included: it is forwarded as declared).
     Length(u64),
     Chunked,
 }
 
-/// A parsed, framing-checked request head.
+impl BodyKind {
+    /// Whether body bytes follow the head.
+    pub fn has_body(self) -> bool {
+        !matches!(self, BodyKind::None | BodyKind::Length(0))
+    }
+}
+
+/// A parsed request head whose framing, host and method passed every check.
 #[derive(Debug)]
 pub struct RequestHead {
     pub method: Method,
-    /// The request-target as received.
-    pub target: Bytes,
+    pub target: RequestTarget,
     pub version: Version,
     pub headers: HeaderMap,
     pub body: BodyKind,
+    /// The host the request is for: the absolute-form authority, else `Host`
+    /// (validated; with any port).
+    pub host: Bytes,
     /// The client allows the connection to be reused after this exchange.
     pub keep_alive: bool,
     pub expect_continue: bool,
 }
 
 impl RequestHead {
-    /// Path part of the target (origin-form or absolute-form), without query.
-    pub fn path(&self) -> &str {
-        let t = target_str(&self.target);
-        let t = strip_scheme_authority(t);
-        t.split_once('?').map_or(t, |(p, _)| p)
-    }
-
-    pub fn query(&self) -> Option<&str> {
-        target_str(&self.target).split_once('?').map(|(_, q)| q)
-    }
-
-    /// The host the request is for: the absolute-form authority, else `Host`.
-    pub fn host(&self) -> Option<&str> {
-        let t = target_str(&self.target);
-        if let Some(rest) = t.strip_prefix("http://").or_else(|| t.strip_prefix("https://")) {
-            let end = rest.find(['/', '?']).unwrap_or(rest.len());
-            return Some(&rest[..end]);
-        }
-        self.headers.get(header::HOST).and_then(|h| h.to_str().ok())
-    }
-
-    /// The target's path and query, for forwarding (origin-form).
-    pub fn path_and_query(&self) -> &str {
-        strip_scheme_authority(target_str(&self.target))
+    /// The host as text (validated ASCII).
+    pub fn host_str(&self) -> &str {
+        std::str::from_utf8(&self.host).unwrap_or("")
     }
 }
 
-fn target_str(t: &Bytes) -> &str {
-    // httparse accepts only visible ASCII in the target.
-    std::str::from_utf8(t).unwrap_or("")
-}
-
-fn strip_scheme_authority(t: &str) -> &str {
-    match t.strip_prefix("http://").or_else(|| t.strip_prefix("https://")) {
-        Some(rest) => match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
-            Some(_) | None => "/",
-        },
-        None => t,
-    }
-}
-
-/// Why a head was refused.
+/// Why a head was refused; the gateway's `error.rs` maps each to a status and kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
-    /// Syntax or framing error: 400.
+    /// Syntax or framing error (400 `bad_request`), with the reason.
     Malformed(&'static str),
-    /// Head larger than `maxHeaderBytes` or more than `maxHeaders` fields: 431.
+    /// Missing, empty, repeated or invalid host (400 `bad_host`).
+    BadHost(&'static str),
+    /// Head larger than `maxHeaderBytes` or more than `maxHeaders` fields (431).
     TooLarge,
+    /// A method the gateway never forwards (`TRACE`): 405.
+    MethodNotAllowed,
+    /// An `Expect` other than `100-continue`: 417.
+    ExpectationFailed,
 }
 
-/// Partially parsed facts, kept for the access log of a refused request.
+/// What is known of a refused request, for its access-log line.
 #[derive(Debug, Default, Clone)]
 pub struct Partial {
     pub method: Option<Method>,
     pub target: Option<Bytes>,
 }
 
+#[derive(Debug)]
 pub enum Parsed {
-    /// The head, and how many bytes of the buffer it took.
     Complete(RequestHead),
     /// More bytes needed.
     Incomplete,
@@ -102,8 +86,8 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed
     parse_into(buf, max_bytes, max_headers, HeaderMap::new())
 }
 
-/// As [`parse`], filling `headers` (emptied first), so a connection can reuse
-/// one map's storage for all its requests.
+/// As [`parse`], filling `map` (emptied first), so a connection can reuse one
+/// map's storage for all its requests.
 pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map: HeaderMap) -> Parsed {
     // Leading empty lines before a request line are allowed (RFC 9112 §2.2).
     while buf.starts_with(b"\r\n") {
@@ -142,6 +126,8 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
                 httparse::Error::Version => "bad HTTP version",
                 httparse::Error::Token => "bad method or request target",
                 httparse::Error::NewLine | httparse::Error::Status => "bad request line",
+                httparse::Error::HeaderName => "bad header name",
+                httparse::Error::HeaderValue => "bad header value",
                 _ => "bad header",
             };
             return Parsed::Refused(HeadError::Malformed(why), partial(&req));
@@ -177,16 +163,16 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
         *span = [n.start as u32, n.end as u32, v.start as u32, v.end as u32];
     }
     let head_bytes = buf.split_to(len).freeze();
-    let Some(target) = target_range.map(|r| head_bytes.slice(r)) else {
+    let Some(raw_target) = target_range.map(|r| head_bytes.slice(r)) else {
         return Parsed::Refused(HeadError::Malformed("missing request target"), Partial::default());
     };
     // What a refused request's log line shows; built only when refusing.
-    let refuse = |why: &'static str| {
+    let refuse = |error: HeadError| {
         Parsed::Refused(
-            HeadError::Malformed(why),
+            error,
             Partial {
                 method: Some(method.clone()),
-                target: Some(target.clone()),
+                target: Some(raw_target.clone()),
             },
         )
     };
@@ -198,73 +184,105 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut saw_te = false;
+    let mut host: Option<Bytes> = None;
     let mut hosts = 0;
-    let mut close = false;
-    let mut keep_alive_token = false;
+    let mut connection = ConnectionTokens::default();
     let mut expect_continue = false;
+    let mut expect_other = false;
     for &[ns, ne, vs, ve] in spans.iter() {
         let Ok(name) = HeaderName::from_bytes(&head_bytes[ns as usize..ne as usize]) else {
-            return refuse("bad header name");
+            return refuse(HeadError::Malformed("bad header name"));
         };
         let Ok(value) = HeaderValue::from_maybe_shared(head_bytes.slice(vs as usize..ve as usize)) else {
-            return refuse("bad header value");
+            return refuse(HeadError::Malformed("bad header value"));
         };
         match name {
             header::CONTENT_LENGTH => {
                 let Some(n) = parse_content_length(value.as_bytes()) else {
-                    return refuse("bad Content-Length");
+                    return refuse(HeadError::Malformed("bad Content-Length"));
                 };
                 if content_length.is_some_and(|prev| prev != n) {
-                    return refuse("conflicting Content-Length headers");
+                    return refuse(HeadError::Malformed("conflicting Content-Length headers"));
                 }
                 content_length = Some(n);
             }
             header::TRANSFER_ENCODING => {
                 if saw_te {
-                    return refuse("repeated Transfer-Encoding");
+                    return refuse(HeadError::Malformed("repeated Transfer-Encoding"));
                 }
                 saw_te = true;
                 if !value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    return refuse("unsupported Transfer-Encoding");
+                    return refuse(HeadError::Malformed("unsupported Transfer-Encoding"));
                 }
                 chunked = true;
             }
-            header::HOST => hosts += 1,
-            header::CONNECTION => {
-                for token in value.as_bytes().split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    close |= token.eq_ignore_ascii_case(b"close");
-                    keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
-                }
+            header::HOST => {
+                hosts += 1;
+                host = Some(head_bytes.slice(vs as usize..ve as usize));
             }
-            header::EXPECT if value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue") => {
-                expect_continue = true;
+            header::CONNECTION => connection.add(value.as_bytes()),
+            header::EXPECT => {
+                if value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue") {
+                    expect_continue = true;
+                } else {
+                    expect_other = true;
+                }
             }
             _ => {}
         }
         headers.append(name, value);
     }
+    // Framing first: whatever else is wrong, a message of uncertain length
+    // must never be read past.
     if chunked && content_length.is_some() {
-        return refuse("both Content-Length and Transfer-Encoding");
+        return refuse(HeadError::Malformed("both Content-Length and Transfer-Encoding"));
     }
     if chunked && version == Version::HTTP_10 {
-        return refuse("Transfer-Encoding in an HTTP/1.0 request");
+        return refuse(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
     }
+    let target = match RequestTarget::parse(raw_target.clone()) {
+        Ok(t) => t,
+        Err(TargetError::Malformed(why)) => return refuse(HeadError::Malformed(why)),
+        Err(TargetError::BadHost(why)) => return refuse(HeadError::BadHost(why)),
+    };
     if hosts > 1 {
-        return refuse("more than one Host header");
+        return refuse(HeadError::BadHost("more than one Host header"));
     }
-    let absolute = target.starts_with(b"http://") || target.starts_with(b"https://");
-    if hosts == 0 && !absolute && version == Version::HTTP_11 {
-        return refuse("missing Host header");
+    if let Some(h) = &host
+        && !valid_host(h)
+    {
+        return refuse(HeadError::BadHost(if h.is_empty() {
+            "empty Host header"
+        } else {
+            "invalid Host header"
+        }));
+    }
+    // HTTP/1.1 requires `Host` even with an absolute-form target (RFC 9112 §3.2).
+    if host.is_none() && version == Version::HTTP_11 {
+        return refuse(HeadError::BadHost("missing Host header"));
+    }
+    let host = match (target.authority(), host) {
+        (Some(authority), _) => raw_target.slice_ref(authority.as_bytes()),
+        (None, Some(h)) => h,
+        (None, None) => return refuse(HeadError::BadHost("missing Host header")),
+    };
+    if target.form() == Form::Asterisk && method != Method::OPTIONS {
+        return refuse(HeadError::Malformed("\"*\" is a target for OPTIONS only"));
+    }
+    if method == Method::TRACE {
+        return refuse(HeadError::MethodNotAllowed);
+    }
+    if expect_other {
+        return refuse(HeadError::ExpectationFailed);
     }
     let body = match (chunked, content_length) {
         (true, _) => BodyKind::Chunked,
-        (false, Some(0)) | (false, None) => BodyKind::None,
         (false, Some(n)) => BodyKind::Length(n),
+        (false, None) => BodyKind::None,
     };
     let keep_alive = match version {
-        Version::HTTP_11 => !close,
-        _ => keep_alive_token && !close,
+        Version::HTTP_11 => !connection.close,
+        _ => connection.keep_alive && !connection.close,
     };
     Parsed::Complete(RequestHead {
         method,
@@ -272,17 +290,10 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
         version,
         headers,
         body,
+        host,
         keep_alive,
         expect_continue,
     })
-}
-
-fn parse_content_length(v: &[u8]) -> Option<u64> {
-    let v = v.trim_ascii();
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -305,10 +316,13 @@ mod tests {
     fn framing_rules() {
         use BodyKind::*;
         use HeadError::*;
-        let cases: [(&str, Expected); 14] = [
+        let cases: &[(&str, Expected)] = &[
             ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok((None, true))),
-            ("GET / HTTP/1.0\r\n\r\n", Ok((None, false))),
-            ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Ok((None, true))),
+            ("GET / HTTP/1.0\r\nHost: a\r\n\r\n", Ok((None, false))),
+            (
+                "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+                Ok((None, true)),
+            ),
             (
                 "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
                 Ok((None, false)),
@@ -318,7 +332,15 @@ mod tests {
                 Ok((Length(5), true)),
             ),
             (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+                Ok((Length(0), true)),
+            ),
+            (
                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                Ok((Length(5), true)),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
                 Ok((Length(5), true)),
             ),
             (
@@ -328,6 +350,10 @@ mod tests {
             (
                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
                 Err(Malformed("conflicting Content-Length headers")),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+                Err(Malformed("bad Content-Length")),
             ),
             (
                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -341,16 +367,82 @@ mod tests {
                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
                 Err(Malformed("bad Content-Length")),
             ),
-            ("GET / HTTP/1.1\r\n\r\n", Err(Malformed("missing Host header"))),
-            ("GET http://a/x HTTP/1.1\r\n\r\n", Ok((None, true))),
+            // A `Connection` token naming a framing header changes nothing.
             (
-                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-                Err(Malformed("more than one Host header")),
+                "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\n",
+                Ok((Length(5), true)),
             ),
         ];
         for (raw, expected) in cases {
-            check(raw, expected);
+            check(raw, *expected);
         }
+    }
+
+    #[test]
+    fn host_rules() {
+        use HeadError::*;
+        let cases: &[(&str, Expected)] = &[
+            ("GET / HTTP/1.1\r\n\r\n", Err(BadHost("missing Host header"))),
+            ("GET / HTTP/1.0\r\n\r\n", Err(BadHost("missing Host header"))),
+            // HTTP/1.1 needs Host even with an absolute-form target.
+            ("GET http://a/x HTTP/1.1\r\n\r\n", Err(BadHost("missing Host header"))),
+            ("GET http://a/x HTTP/1.0\r\n\r\n", Ok((BodyKind::None, false))),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                Err(BadHost("more than one Host header")),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                Err(BadHost("more than one Host header")),
+            ),
+            ("GET / HTTP/1.1\r\nHost:\r\n\r\n", Err(BadHost("empty Host header"))),
+            (
+                "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+                Err(BadHost("invalid Host header")),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+                Err(BadHost("invalid Host header")),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
+                Err(BadHost("invalid Host header")),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: \"a\"\r\n\r\n",
+                Err(BadHost("invalid Host header")),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\\b\r\n\r\n",
+                Err(BadHost("invalid Host header")),
+            ),
+            (
+                "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+                Err(BadHost("userinfo in the request target")),
+            ),
+        ];
+        for (raw, expected) in cases {
+            check(raw, *expected);
+        }
+    }
+
+    #[test]
+    fn methods_and_expectations() {
+        use HeadError::*;
+        check("TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", Err(MethodNotAllowed));
+        check(
+            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            Ok((BodyKind::Length(1), true)),
+        );
+        check(
+            "POST / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\n\r\n",
+            Err(ExpectationFailed),
+        );
+        check("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", Ok((BodyKind::None, true)));
+        check(
+            "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+            Err(Malformed("\"*\" is a target for OPTIONS only")),
+        );
     }
 
     #[test]
@@ -369,14 +461,13 @@ mod tests {
     }
 
     #[test]
-    fn absolute_form_gives_host_and_path() {
+    fn absolute_form_host_replaces_the_header() {
         let mut buf = BytesMut::from("GET http://Example.com:8080/a/b?q=1 HTTP/1.1\r\nHost: other\r\n\r\n");
         let Parsed::Complete(h) = parse(&mut buf, 16_384, 100) else {
             panic!()
         };
-        assert_eq!(h.host(), Some("Example.com:8080"));
-        assert_eq!(h.path(), "/a/b");
-        assert_eq!(h.query(), Some("q=1"));
-        assert_eq!(h.path_and_query(), "/a/b?q=1");
+        assert_eq!(h.host_str(), "Example.com:8080");
+        assert_eq!(h.target.path(), "/a/b");
+        assert_eq!(h.target.query(), Some("q=1"));
     }
 }

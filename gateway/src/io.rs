@@ -1,6 +1,6 @@
-//! Reading and writing the client socket through `&TcpStream` readiness, so the
+//! Reading and writing sockets through `&TcpStream` readiness, so the
 //! request-body reader and the response writer can share one socket without
-//! splitting it.
+//! splitting it, and no syscall is spent on `EAGAIN`.
 
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll};
@@ -49,8 +49,18 @@ pub async fn read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usiz
     std::future::poll_fn(|cx| poll_read_buf(stream, cx, buf)).await
 }
 
+/// A write that failed, and how many bytes the kernel had taken before it did
+/// (0 means the peer received nothing of this write).
+#[derive(Debug)]
+pub struct WriteError {
+    pub error: io::Error,
+    pub written: usize,
+}
+
 /// Writes every byte of `bufs`, vectored.
-pub async fn write_all(stream: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+pub async fn write_all(stream: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> Result<(), WriteError> {
+    let mut written = 0;
+    let fail = |error, written| WriteError { error, written };
     while !bufs.is_empty() {
         if bufs[0].is_empty() {
             bufs = &mut bufs[1..];
@@ -58,18 +68,40 @@ pub async fn write_all(stream: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> io::
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         match stream.try_write_vectored(bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(0) => return Err(fail(io::ErrorKind::WriteZero.into(), written)),
             Ok(n) if n < total => {
                 // A short write filled the socket: wait for room rather than
                 // spend a syscall on `EAGAIN` (tokio's `AsyncWrite` does the same).
+                written += n;
                 IoSlice::advance_slices(&mut bufs, n);
                 let _ = stream.try_io(Interest::WRITABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
-                stream.writable().await?;
+                stream.writable().await.map_err(|e| fail(e, written))?;
             }
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
-            Err(e) => return Err(e),
+            Ok(n) => {
+                written += n;
+                IoSlice::advance_slices(&mut bufs, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await.map_err(|e| fail(e, written))?,
+            Err(e) => return Err(fail(e, written)),
         }
     }
     Ok(())
+}
+
+/// Resolves when the peer has closed (or reset) its side of `stream` while an
+/// exchange waits for the upstream. Bytes that arrive instead (a pipelined
+/// next request) are kept in `buf` and the watch ends: only an end of stream
+/// counts.
+pub async fn closed_by_peer(stream: &TcpStream, buf: &mut BytesMut) {
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match try_read_buf(stream, buf) {
+            Ok(0) => return,
+            Ok(_) => return std::future::pending().await,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
 }

@@ -1,0 +1,152 @@
+//! The client's read side: the connection's read buffer and the request body's
+//! decoder. Body data is handed out in place (a length at the front of the
+//! buffer), so forwarding a body copies it once, into the upstream socket.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Buf as _, BytesMut};
+use http1::{BodyKind, DecodeError, Decoder};
+use tokio::net::TcpStream;
+
+use crate::io::{read_buf, try_read_buf};
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("client stopped sending the body")]
+    Timeout,
+    #[error("client closed the connection mid-body")]
+    Closed,
+    #[error("body exceeds maxRequestBodyBytes")]
+    TooLarge,
+}
+
+impl From<DecodeError> for BodyError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::Malformed(why) => BodyError::Malformed(why),
+            DecodeError::Truncated => BodyError::Closed,
+        }
+    }
+}
+
+/// The client's read side: socket, buffered bytes and the current body's framing.
+#[derive(Debug)]
+pub struct ClientReader {
+    pub stream: Rc<TcpStream>,
+    pub buf: BytesMut,
+    pub decoder: Decoder,
+    /// Body bytes handed out so far.
+    pub received: u64,
+    pub max_body: Option<u64>,
+    /// Bounds each gap in the body (`readMs`).
+    pub read_timeout: Duration,
+}
+
+impl ClientReader {
+    pub fn new(stream: Rc<TcpStream>) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(8 * 1024),
+            decoder: Decoder::Done,
+            received: 0,
+            max_body: None,
+            read_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// Prepares for the body of a request whose head was just read.
+    pub fn start(&mut self, body: BodyKind, max_body: Option<u64>, read_timeout: Duration) {
+        self.decoder = match body {
+            BodyKind::None => Decoder::Done,
+            BodyKind::Length(n) => Decoder::length(n),
+            BodyKind::Chunked => Decoder::chunked(),
+        };
+        self.received = 0;
+        self.max_body = max_body;
+        self.read_timeout = read_timeout;
+    }
+
+    /// The whole body has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    /// Body data available at the front of `buf` without reading the socket:
+    /// its length (0 when none is buffered yet, or the body is done).
+    pub fn buffered(&mut self) -> Result<usize, BodyError> {
+        let framing = self.decoder.skip_framing(&self.buf)?;
+        self.buf.advance(framing);
+        let n = self.decoder.data_len(self.buf.len());
+        if self.max_body.is_some_and(|max| self.received + n as u64 > max) {
+            return Err(BodyError::TooLarge);
+        }
+        Ok(n)
+    }
+
+    /// Waits until body data is at the front of `buf` and returns its length;
+    /// 0 when the body is done. Each read from the socket waits at most
+    /// `read_timeout`. The data stays in place until [`ClientReader::consume`].
+    pub async fn fill(&mut self) -> Result<usize, BodyError> {
+        loop {
+            let n = self.buffered()?;
+            if n > 0 || self.decoder.is_done() {
+                return Ok(n);
+            }
+            match tokio::time::timeout(self.read_timeout, read_buf(&self.stream, &mut self.buf)).await {
+                Err(_) => return Err(BodyError::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(BodyError::Closed),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Drops `n` data bytes (at most what [`ClientReader::fill`] returned) from
+    /// the front of the buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.decoder.consume(n);
+        self.received += n as u64;
+    }
+
+    /// Whether the body ends right after the `n` data bytes at the front of
+    /// the buffer: the framing that closes it is already buffered too.
+    pub fn ends_after(&self, n: usize) -> bool {
+        let mut next = self.decoder;
+        next.consume(n);
+        next.skip_framing(&self.buf[n..]).is_ok() && next.is_done()
+    }
+
+    /// Consumes `n` data bytes and, when `end` (see [`ClientReader::ends_after`]),
+    /// the framing that closes the body.
+    pub fn consume_through(&mut self, n: usize, end: bool) {
+        self.consume(n);
+        if end && let Ok(tail) = self.decoder.skip_framing(&self.buf) {
+            self.buf.advance(tail);
+        }
+    }
+
+    /// Reads and discards the rest of the body (bounded by `limit` bytes), so
+    /// the connection can carry another request; false if it could not.
+    pub async fn discard(&mut self, limit: u64) -> bool {
+        let mut left = limit;
+        loop {
+            match self.fill().await {
+                Ok(0) => return true,
+                Ok(n) if (n as u64) <= left => {
+                    left -= n as u64;
+                    self.consume(n);
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    /// Reads whatever the socket holds now into the buffer, without waiting.
+    pub fn read_now(&mut self) -> std::io::Result<usize> {
+        try_read_buf(&self.stream, &mut self.buf)
+    }
+}

@@ -1,0 +1,255 @@
+//! Check-body and forward phases: the request body is checked before any
+//! upstream is contacted, then the request goes to a pooled (or new) upstream
+//! connection and the response head comes back within `upstreamMs`.
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use bytes::Buf as _;
+use http1::{Answering, BodyKind, ChunkSize, Forward, Framing, ParsedResponse, RequestHead, ResponseHead};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::body::{BodyError, ClientReader};
+use crate::conn::Conn;
+use crate::error::{ErrorKind, Failure};
+use crate::io::{closed_by_peer, read_buf, write_all};
+use crate::proxy::Session;
+use crate::upstream::{Target, UpstreamConn, connect};
+
+/// Check-body phase: a declared length over `maxRequestBodyBytes` is refused
+/// (413), `100-continue` is answered, and a chunked body's first chunk line is
+/// validated, all before any upstream sees the request.
+pub async fn check_body(s: &mut Session<'_>, head: &RequestHead) -> Result<(), Failure> {
+    let limits = s.generation.router.plan().limits;
+    if let (BodyKind::Length(n), Some(max)) = (head.body, limits.max_request_body_bytes)
+        && n > max
+    {
+        return Err(ErrorKind::BodyTooLarge.into());
+    }
+    if head.expect_continue && head.body.has_body() {
+        let mut bufs = [IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")];
+        match tokio::time::timeout(s.write_timeout(), write_all(&s.conn.stream, &mut bufs)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
+            Err(_) => return Err(ErrorKind::WriteTimeout.into()),
+        }
+    }
+    if head.body == BodyKind::Chunked {
+        s.conn.reader.fill().await?;
+    }
+    Ok(())
+}
+
+/// Encodes the forwarded request head into the connection's `reqbuf`: the
+/// upstream's base path, the normalized path and the query.
+pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, path: &str) {
+    let query = head.target.query();
+    conn.reqbuf.clear();
+    http1::encode_request(
+        &mut conn.reqbuf,
+        &Forward {
+            method: &head.method,
+            target: [
+                target.base_path.as_bytes(),
+                path.as_bytes(),
+                if query.is_some() { b"?" } else { b"" },
+                query.unwrap_or("").as_bytes(),
+            ],
+            headers: &head.headers,
+            host: &head.host,
+            forwarded_host: &head.host,
+            client_ip: conn.client_ip.as_bytes(),
+            proto: b"http",
+            body: head.body,
+        },
+    );
+}
+
+/// A request sent upstream and the head of its response.
+#[derive(Debug)]
+pub struct Sent {
+    pub up: UpstreamConn,
+    pub head: ResponseHead,
+    /// The request body was sent to its end (false when the upstream answered
+    /// before reading all of it; the connection then cannot be reused).
+    pub request_complete: bool,
+    /// Request sent → response head received.
+    pub waited: Duration,
+}
+
+/// Why sending the request body stopped.
+enum PumpError {
+    Client(BodyError),
+    /// Writing upstream failed; `sent` says whether any byte had left.
+    Upstream {
+        sent: bool,
+    },
+    UpstreamTimeout,
+}
+
+/// How waiting for the response head ended, short of a head.
+enum WaitError {
+    /// A reused connection closed without a byte of answer to an idempotent,
+    /// bodiless request: safe to send again on a fresh connection.
+    RetryUnanswered,
+    Failed(Failure),
+}
+
+/// Forward phase: the request (head from `reqbuf`, body from the client) to
+/// `target`, then the response head, parsed and re-encoded into `wbuf`.
+///
+/// A pooled connection the upstream closed while idle is replaced once: when
+/// writing fails before any byte of the request left, or, for an idempotent
+/// request without a body, when it closes without a byte of answer. While
+/// waiting for the head, a client that goes away abandons the exchange (499).
+pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> Result<Sent, Failure> {
+    let connect_ms = s.timeouts.connect;
+    let upstream_ms = s.timeouts.upstream;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut up = match s.conn.worker.pool.checkout(target) {
+            Some(c) => c,
+            None => connect(target, connect_ms).await?,
+        };
+        let may_retry = up.reused && attempt == 1;
+        let mut request_complete = true;
+        if !head.body.has_body() {
+            let mut bufs = [IoSlice::new(&s.conn.reqbuf)];
+            match tokio::time::timeout(upstream_ms, write_all(&up.stream, &mut bufs)).await {
+                Ok(Ok(())) => {}
+                // The upstream never saw a whole request: send it again.
+                Ok(Err(_)) if may_retry => continue,
+                Ok(Err(_)) => return Err(ErrorKind::UpstreamReset.into()),
+                Err(_) => return Err(ErrorKind::UpstreamTimeout.into()),
+            }
+        } else {
+            let UpstreamConn { stream, rbuf, .. } = &mut up;
+            let stream = &*stream;
+            let framing = Framing::from(head.body);
+            // The upstream may answer (or close) before it has read the whole
+            // body; its response then wins and the rest is not sent.
+            tokio::select! {
+                biased;
+                pumped = pump_body(stream, &s.conn.reqbuf, &mut s.conn.reader, framing, upstream_ms) => match pumped {
+                    Ok(()) => {}
+                    Err(PumpError::Client(e)) => return Err(e.into()),
+                    Err(PumpError::UpstreamTimeout) => return Err(ErrorKind::UpstreamTimeout.into()),
+                    // Nothing of the request left and nothing of the body was
+                    // consumed: the whole request can go to a fresh connection.
+                    Err(PumpError::Upstream { sent: false }) if may_retry => continue,
+                    // A response may already be on its way: read it below.
+                    Err(PumpError::Upstream { .. }) => request_complete = false,
+                },
+                _ = read_buf(stream, rbuf) => request_complete = false,
+            }
+        }
+        let sent_at = Instant::now();
+        let retry_unanswered = may_retry && !head.body.has_body() && head.method.is_idempotent();
+        let answering = Answering {
+            method: &head.method,
+            client_version: head.version,
+            keep_alive: request_complete && s.may_keep_alive(),
+        };
+        match wait_head(s.conn, &mut up, &answering, upstream_ms, retry_unanswered).await {
+            Ok(response) => {
+                return Ok(Sent {
+                    up,
+                    head: response,
+                    request_complete,
+                    waited: sent_at.elapsed(),
+                });
+            }
+            Err(WaitError::RetryUnanswered) => continue,
+            Err(WaitError::Failed(f)) => return Err(f),
+        }
+    }
+}
+
+/// Reads the response head within `upstream_ms`, skipping 1xx heads, and
+/// encodes the client's head into `conn.wbuf`. A client that closes its
+/// connection meanwhile ends the wait (`client_closed`).
+async fn wait_head(
+    conn: &mut Conn,
+    up: &mut UpstreamConn,
+    answering: &Answering<'_>,
+    upstream_ms: Duration,
+    retry_unanswered: bool,
+) -> Result<ResponseHead, WaitError> {
+    let deadline = Instant::now() + upstream_ms;
+    // Only a client whose request is complete can be watched: anything it
+    // sends now belongs to its next request.
+    let watch_client = conn.reader.is_done();
+    loop {
+        conn.wbuf.clear();
+        match http1::parse_response(&up.rbuf, answering, &mut conn.wbuf) {
+            ParsedResponse::Complete(head) => {
+                up.rbuf.advance(head.len);
+                return Ok(head);
+            }
+            ParsedResponse::Interim(len) => {
+                up.rbuf.advance(len);
+                continue;
+            }
+            ParsedResponse::Invalid => return Err(WaitError::Failed(ErrorKind::BadResponse.into())),
+            ParsedResponse::Incomplete => {}
+        }
+        let ClientReader { stream, buf, .. } = &mut conn.reader;
+        tokio::select! {
+            biased;
+            read = tokio::time::timeout_at(deadline, read_buf(&up.stream, &mut up.rbuf)) => match read {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) if retry_unanswered && up.rbuf.is_empty() => return Err(WaitError::RetryUnanswered),
+                Ok(_) => return Err(WaitError::Failed(ErrorKind::UpstreamReset.into())),
+                Err(_) => return Err(WaitError::Failed(ErrorKind::UpstreamTimeout.into())),
+            },
+            () = closed_by_peer(stream, buf), if watch_client => {
+                return Err(WaitError::Failed(ErrorKind::ClientClosed.into()));
+            }
+        }
+    }
+}
+
+/// Writes the request head and streams the request body after it. Body bytes
+/// already buffered leave in the same write as the head; `readMs` bounds each
+/// gap in the client's body (checked by the reader), `upstreamMs` each write
+/// the upstream does not take. Body data is consumed only once written, so a
+/// write that sends nothing leaves the body whole for a retry.
+async fn pump_body(
+    stream: &TcpStream,
+    head: &[u8],
+    reader: &mut ClientReader,
+    framing: Framing,
+    upstream_ms: Duration,
+) -> Result<(), PumpError> {
+    let mut head = head;
+    let mut sent = false;
+    loop {
+        let n = if head.is_empty() {
+            reader.fill().await
+        } else {
+            reader.buffered()
+        }
+        .map_err(PumpError::Client)?;
+        // The body ends with this write when the reader is done after `n`.
+        let end = reader.ends_after(n);
+        let size = ChunkSize::new(n);
+        let mut bufs = framing.frame(head, &size, &reader.buf[..n], end);
+        match tokio::time::timeout(upstream_ms, write_all(stream, &mut bufs)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(PumpError::Upstream {
+                    sent: sent || e.written > 0,
+                });
+            }
+            Err(_) => return Err(PumpError::UpstreamTimeout),
+        }
+        sent = true;
+        head = &[];
+        reader.consume_through(n, end);
+        if end {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The phases of one exchange, in the shape of Pingora's proxy phases:
+//!
+//! ```text
+//! route ──▶ policies ──▶ check body ──▶ forward ──▶ stream back
+//!   │           │             │            │             │
+//!   └───────────┴─────────────┴────────────┴─────────────┴──▶ error::fail
+//! ```
+//!
+//! Each phase returns `Result<_, Failure>`; the first failure goes to the one
+//! failure path, [`crate::error::fail`], which picks the status, answers if
+//! nothing was sent yet and decides whether the connection survives. Whether
+//! it does is a one-way ratchet ([`KeepAlive`]).
+
+pub mod forward;
+pub mod policy;
+pub mod respond;
+pub mod route;
+
+use std::time::Duration;
+
+use http::Method;
+use http1::RequestHead;
+
+use crate::conn::Conn;
+use crate::error::{self, Failure};
+use crate::exchange::Exchange;
+use crate::worker::{Generation, RouteTimeouts};
+
+/// Whether the client connection can carry another request: starts as the
+/// request allows and only ever goes from yes to no (hyper's `KA`).
+#[derive(Debug, Clone, Copy)]
+pub struct KeepAlive(bool);
+
+impl KeepAlive {
+    pub fn new(allowed: bool) -> Self {
+        Self(allowed)
+    }
+
+    pub fn disable(&mut self) {
+        self.0 = false;
+    }
+
+    pub fn get(self) -> bool {
+        self.0
+    }
+}
+
+/// The client side of one exchange: the connection, the plan generation that
+/// routes it, and what the exchange has decided about the connection so far.
+pub struct Session<'a> {
+    pub conn: &'a mut Conn,
+    pub generation: &'a Generation,
+    pub ka: KeepAlive,
+    /// The route's timeouts (the defaults until a route is known).
+    pub timeouts: &'a RouteTimeouts,
+    /// A response to HEAD carries no body.
+    pub head_only: bool,
+}
+
+impl Session<'_> {
+    /// Whether the response now being written may leave the connection open:
+    /// the exchange allows it, the whole request body was read, and the
+    /// gateway is not stopping (while it is, every response says `close`).
+    pub fn may_keep_alive(&self) -> bool {
+        self.ka.get() && self.conn.reader.is_done() && !self.conn.worker.stopping()
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        self.timeouts.write
+    }
+}
+
+/// Runs one exchange whose head has been read; returns whether the client
+/// connection can carry another request.
+pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut RequestHead, ex: &mut Exchange) -> bool {
+    ex.record_head(head);
+    let plan = generation.router.plan();
+    conn.reader
+        .start(head.body, plan.limits.max_request_body_bytes, generation.defaults.read);
+    let mut s = Session {
+        conn,
+        generation,
+        ka: KeepAlive::new(head.keep_alive),
+        timeouts: &generation.defaults,
+        head_only: head.method == Method::HEAD,
+    };
+    if let Err(failure) = phases(&mut s, head, ex).await {
+        error::fail(&mut s, ex, failure).await;
+    }
+    s.ka.get() && s.conn.reader.is_done() && !s.conn.worker.stopping()
+}
+
+async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) -> Result<(), Failure> {
+    let generation = s.generation;
+    let host = std::str::from_utf8(&head.host).unwrap_or("");
+    let routed = route::route(generation, &head.target, host)?;
+    ex.route = Some(routed.route);
+    ex.cluster = Some(routed.cluster);
+    s.timeouts = &generation.route_timeouts[routed.route as usize];
+    s.conn.reader.read_timeout = s.timeouts.read;
+
+    let request = policy::Request {
+        method: &head.method,
+        target: &head.target,
+        host: &head.host,
+        path: &routed.path,
+    };
+    let cluster = match policy::run(s.conn, generation, routed.route, &request, &mut head.headers, ex)? {
+        policy::Outcome::Continue => routed.cluster,
+        policy::Outcome::Route(c) => {
+            ex.cluster = Some(c);
+            c
+        }
+        policy::Outcome::Respond(prepared) => return respond::prepared(s, ex, prepared).await,
+    };
+
+    forward::check_body(s, head).await?;
+    let upstream = generation.router.pick(cluster);
+    let id = generation.targets.id(cluster, upstream);
+    ex.upstream = Some(id);
+    let target = generation.targets.get(id);
+    forward::encode_head(s.conn, head, target, &routed.path);
+    let sent = forward::send(s, target, head).await?;
+    respond::stream(s, ex, sent, target).await
+}

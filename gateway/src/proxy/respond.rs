@@ -1,0 +1,125 @@
+//! Stream-back phase: the response head (encoded into `wbuf` by the forward
+//! phase) and the body, as it arrives, to the client. Also the responses a
+//! policy prepared.
+
+use std::io::IoSlice;
+
+use bytes::Buf as _;
+use http::StatusCode;
+use http1::ChunkSize;
+
+use crate::error::{ErrorKind, Failure};
+use crate::exchange::Exchange;
+use crate::io::{read_buf, try_read_buf, write_all};
+use crate::policy::Prepared;
+use crate::proxy::Session;
+use crate::proxy::forward::Sent;
+use crate::upstream::Target;
+
+/// Streams the response to the client. The head is held back while more of
+/// the body is already readable, so a small response leaves in one write.
+/// `upstreamMs` bounds each gap in the upstream's body, `writeMs` each write
+/// to the client. A connection whose exchange completed goes back to the pool.
+pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: &Target) -> Result<(), Failure> {
+    let Sent {
+        mut up,
+        head,
+        request_complete,
+        waited,
+    } = sent;
+    ex.upstream_status = Some(head.status.as_u16());
+    ex.upstream_duration = Some(waited);
+    if !head.keep_alive {
+        s.ka.disable();
+    }
+    let upstream_ms = s.timeouts.upstream;
+    let write_ms = s.timeouts.write;
+    let mut decoder = head.body;
+    let mut head_pending = true;
+    loop {
+        let framing = decoder.skip_framing(&up.rbuf).map_err(|_| ErrorKind::BadResponse)?;
+        up.rbuf.advance(framing);
+        let n = decoder.data_len(up.rbuf.len());
+        // Whether the body ends with these `n` bytes (its closing framing
+        // already read): then the whole rest leaves in this write.
+        let mut next = decoder;
+        next.consume(n);
+        let tail = next.skip_framing(&up.rbuf[n..]).map_err(|_| ErrorKind::BadResponse)?;
+        let end = next.is_done();
+        if n == 0 && !end {
+            let read = if head_pending {
+                // While the head waits, only what is readable right now is taken.
+                match try_read_buf(&up.stream, &mut up.rbuf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                    other => Some(other),
+                }
+            } else {
+                match tokio::time::timeout(upstream_ms, read_buf(&up.stream, &mut up.rbuf)).await {
+                    Ok(r) => Some(r),
+                    Err(_) => return Err(ErrorKind::UpstreamTimeout.into()),
+                }
+            };
+            match read {
+                Some(Ok(0)) => {
+                    // The end of a close-delimited body; any other is cut short.
+                    decoder.eof().map_err(|_| ErrorKind::UpstreamReset)?;
+                    continue;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => return Err(ErrorKind::UpstreamReset.into()),
+                None => {}
+            }
+        }
+        let size = ChunkSize::new(n);
+        let headb: &[u8] = if head_pending { &s.conn.wbuf } else { &[] };
+        let mut bufs = head.framing.frame(headb, &size, &up.rbuf[..n], end);
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if head_pending {
+            ex.status = head.status.as_u16();
+        }
+        if total > 0 {
+            match tokio::time::timeout(write_ms, write_all(&s.conn.stream, &mut bufs)).await {
+                Ok(Ok(())) => ex.bytes_sent += total as u64,
+                Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
+                Err(_) => return Err(ErrorKind::WriteTimeout.into()),
+            }
+        }
+        head_pending = false;
+        up.rbuf.advance(n);
+        if end {
+            up.rbuf.advance(tail);
+            break;
+        }
+        decoder.consume(n);
+    }
+    s.conn.wbuf.clear();
+    if request_complete && head.reusable && up.rbuf.is_empty() {
+        s.conn.worker.pool.checkin(target, up);
+    }
+    Ok(())
+}
+
+/// Writes a response a policy prepared; the request is not forwarded.
+pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared) -> Result<(), Failure> {
+    let status = StatusCode::from_u16(prepared.status).unwrap_or(StatusCode::FORBIDDEN);
+    let close = !s.may_keep_alive();
+    if close {
+        s.ka.disable();
+    }
+    s.conn.wbuf.clear();
+    http1::encode_prepared_head(&mut s.conn.wbuf, status, &prepared.headers, prepared.body.len(), close);
+    ex.status = status.as_u16();
+    let body: &[u8] = if s.head_only { &[] } else { &prepared.body };
+    let mut bufs = [IoSlice::new(&s.conn.wbuf), IoSlice::new(body)];
+    let total = s.conn.wbuf.len() + body.len();
+    let written = tokio::time::timeout(s.write_timeout(), write_all(&s.conn.stream, &mut bufs)).await;
+    s.conn.wbuf.clear();
+    match written {
+        Ok(Ok(())) => {
+            ex.bytes_sent += total as u64;
+            Ok(())
+        }
+        Ok(Err(_)) => Err(ErrorKind::ClientClosed.into()),
+        Err(_) => Err(ErrorKind::WriteTimeout.into()),
+    }
+}

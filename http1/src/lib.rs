@@ -1,0 +1,33 @@
+//! HTTP/1.1 as the gateway speaks it, sans-IO: bytes in, decisions and bytes
+//! out. No sockets, no runtime, no knowledge of routes or of the proxy's error
+//! type; the gateway's I/O drives it and its `error.rs` maps what it refuses.
+//!
+//! - [`request`]: request heads (limits, framing, host, method rules).
+//! - [`target`]: the request-target, parsed once.
+//! - [`headers`]: the hop-by-hop list, `Connection` tokens, `Content-Length`,
+//!   `Transfer-Encoding`, `Host` syntax.
+//! - [`decoder`]: body framing on the read side (length, chunked, to EOF).
+//! - [`encode`]: the forwarded request head and body framing on the write side.
+//! - [`response`]: upstream response heads, re-encoded for the client.
+//! - [`synth`]: responses the gateway writes itself.
+//!
+//! Framing is the gateway's own (SPEC §6): every forwarded message carries a
+//! `Content-Length` or `Transfer-Encoding` written here from the length that
+//! was validated, never one copied from the peer.
+
+#![forbid(unsafe_code)]
+
+pub mod decoder;
+pub mod encode;
+pub mod headers;
+pub mod request;
+pub mod response;
+pub mod synth;
+pub mod target;
+
+pub use decoder::{DecodeError, Decoder};
+pub use encode::{ChunkSize, Forward, Framing, encode_request};
+pub use request::{BodyKind, HeadError, Parsed, Partial, RequestHead, parse, parse_into};
+pub use response::{Answering, MAX_RESPONSE_HEAD, ParsedResponse, ResponseHead, parse_response};
+pub use synth::{Synthesized, encode_prepared_head, encode_synthesized};
+pub use target::{Form, RequestTarget, TargetError};

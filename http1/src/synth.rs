@@ -1,0 +1,101 @@
+//! Responses the gateway writes itself: errors (with `x-gateway-error`), and
+//! responses a policy or a redirect prepared. They take a status and a kind
+//! string; which failure maps to which is the gateway's business.
+
+use bytes::{BufMut, BytesMut};
+use http::StatusCode;
+use http::header::{HeaderName, HeaderValue};
+
+use crate::encode::{header_line, status_line};
+use crate::headers::is_hop_by_hop;
+
+/// A gateway-generated response.
+#[derive(Debug, Clone, Copy)]
+pub struct Synthesized<'a> {
+    pub status: StatusCode,
+    /// The `x-gateway-error` value, if any.
+    pub kind: Option<&'a str>,
+    /// The plain-text body, in pieces written one after another.
+    pub body: &'a [&'a str],
+    /// Extra headers (`Allow`, `Location`, ...).
+    pub extra: &'a [(&'a str, &'a [u8])],
+    /// A response to HEAD: the head only.
+    pub head_only: bool,
+    /// The connection closes after this response.
+    pub close: bool,
+}
+
+/// Encodes a complete gateway-generated response into `out`.
+pub fn encode_synthesized(out: &mut BytesMut, r: &Synthesized<'_>) {
+    status_line(out, r.status);
+    out.put_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    if let Some(kind) = r.kind {
+        header_line(out, b"x-gateway-error", kind.as_bytes());
+    }
+    for (name, value) in r.extra {
+        header_line(out, name.as_bytes(), value);
+    }
+    let len: usize = r.body.iter().map(|p| p.len()).sum();
+    header_line(out, b"content-length", itoa::Buffer::new().format(len).as_bytes());
+    if r.close {
+        out.put_slice(b"connection: close\r\n");
+    }
+    out.put_slice(b"\r\n");
+    if !r.head_only {
+        for piece in r.body {
+            out.put_slice(piece.as_bytes());
+        }
+    }
+}
+
+/// Encodes the head of a response a policy prepared (its body follows as
+/// is): its headers minus hop-by-hop ones and any length, then ours.
+pub fn encode_prepared_head(
+    out: &mut BytesMut,
+    status: StatusCode,
+    headers: &[(HeaderName, HeaderValue)],
+    body_len: usize,
+    close: bool,
+) {
+    status_line(out, status);
+    for (name, value) in headers {
+        if is_hop_by_hop(name.as_str().as_bytes()) || *name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+        header_line(out, b"content-length", itoa::Buffer::new().format(body_len).as_bytes());
+    }
+    if close {
+        out.put_slice(b"connection: close\r\n");
+    }
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_carry_kind_and_cause() {
+        let mut out = BytesMut::new();
+        encode_synthesized(
+            &mut out,
+            &Synthesized {
+                status: StatusCode::BAD_REQUEST,
+                kind: Some("bad_request"),
+                body: &["bad request: ", "both Content-Length and Transfer-Encoding", "\n"],
+                extra: &[],
+                head_only: false,
+                close: true,
+            },
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             x-gateway-error: bad_request\r\ncontent-length: 55\r\nconnection: close\r\n\r\n\
+             bad request: both Content-Length and Transfer-Encoding\n"
+        );
+    }
+}

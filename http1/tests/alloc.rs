@@ -1,0 +1,87 @@
+//! A counting global allocator proves that parsing a request head into a
+//! reused header map allocates nothing.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    // Per thread: the test harness allocates on its own threads meanwhile.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn head_parsing_allocates_only_the_header_map() {
+    use http1::{Parsed, parse};
+    // Standard header names only: the `http` crate copies each non-standard
+    // name (`X-Request-Id`, ...) into an allocation of its own.
+    let raw = b"GET /v1/users?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+    // Promote the buffer to shared storage once, as the first request does.
+    buf.extend_from_slice(raw);
+    drop(parse(&mut buf, 16_384, 100));
+    let n = 1000;
+    let mut heads = Vec::with_capacity(n);
+    let before = ALLOCATIONS.with(Cell::get);
+    for _ in 0..n {
+        buf.extend_from_slice(raw);
+        heads.push(parse(&mut buf, 16_384, 100));
+    }
+    let per_head = (ALLOCATIONS.with(Cell::get) - before) as f64 / n as f64;
+    assert!(heads.iter().all(|h| matches!(h, Parsed::Complete(_))));
+    // The HeaderMap's index and entry arrays; nothing else.
+    assert!(per_head <= 2.0, "{per_head} allocations per parsed head");
+}
+
+#[test]
+fn head_parsing_into_a_reused_map_allocates_nothing() {
+    use http1::{Parsed, parse_into};
+    let raw = b"GET /v1/users?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+    let mut map = http::HeaderMap::new();
+    // The first head sizes the map (and promotes the buffer to shared storage).
+    buf.extend_from_slice(raw);
+    if let Parsed::Complete(head) = parse_into(&mut buf, 16_384, 100, map) {
+        map = head.headers;
+    } else {
+        panic!("first head refused");
+    }
+    let n = 1000;
+    let before = ALLOCATIONS.with(Cell::get);
+    for _ in 0..n {
+        buf.extend_from_slice(raw);
+        match parse_into(&mut buf, 16_384, 100, map) {
+            Parsed::Complete(head) => map = head.headers,
+            _ => panic!("head refused"),
+        }
+    }
+    let allocations = ALLOCATIONS.with(Cell::get) - before;
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for {n} heads into a reused map"
+    );
+}
