@@ -1,5 +1,7 @@
-//! Path normalization and plan lookup: never panic, leave no dot-segment, and
-//! agree with the naive reference matcher of SPEC §4 on generated route sets.
+//! Path normalization and plan lookup: never panic; a normalized path has no
+//! dot-segment (params set aside) and no run of `/`, normalizing it again
+//! changes nothing, and lookup agrees with the naive reference matcher of
+//! SPEC §4 (which sets each segment's `;params` aside) on generated route sets.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -38,6 +40,12 @@ fuzz_target!(|data: &[u8]| {
     assert!(
         !normalized.split('/').any(|s| plan::is_dot_segment(s).is_some()),
         "dot-segment left in {normalized:?} (from {path:?})"
+    );
+    assert!(!normalized.contains("//"), "run of slashes left in {normalized:?} (from {path:?})");
+    assert_eq!(
+        plan::normalize_path(&normalized).as_deref(),
+        Ok(&*normalized),
+        "normalizing twice changed {path:?}"
     );
     let table: Vec<(String, String)> =
         router.plan().routes.iter().map(|r| (r.host.clone(), r.path_prefix.clone())).collect();

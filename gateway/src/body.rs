@@ -112,6 +112,23 @@ impl ClientReader {
         self.received += n as u64;
     }
 
+    /// Checks the framing of everything already buffered without consuming
+    /// it, so a malformed chunked body is refused before any upstream sees
+    /// the request (as far as the client has sent it).
+    pub fn check_buffered(&self) -> Result<(), BodyError> {
+        let mut decoder = self.decoder;
+        let mut at = 0;
+        loop {
+            at += decoder.skip_framing(&self.buf[at..])?;
+            let n = decoder.data_len(self.buf.len() - at);
+            if n == 0 {
+                return Ok(());
+            }
+            decoder.consume(n);
+            at += n;
+        }
+    }
+
     /// Whether the body ends right after the `n` data bytes at the front of
     /// the buffer: the framing that closes it is already buffered too.
     pub fn ends_after(&self, n: usize) -> bool {

@@ -210,3 +210,95 @@ fn a_log_file_is_reopened_on_sigusr1() {
     assert_eq!(wait_for(&log, 2), 2, "new lines go to the reopened file");
     assert_eq!(count(&rotated), 3, "the rotated file keeps its lines");
 }
+
+#[test]
+fn metrics_pass_promtool_and_negotiate_openmetrics() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let gw = with_admin(&config(
+        "  - { name: r, pathPrefix: /, cluster: c }\n",
+        &[cluster("c", &[(&up, 1)])],
+    ));
+    let mut c = Client::connect(gw.addr).expect("connect");
+    assert_eq!(c.get("h", "/").expect("response").status, 200);
+    gw.wait_metric(r#"gateway_upstream_duration_seconds_count{cluster="c"}"#, 1.0);
+    let scrape = |accept: &str| {
+        let mut a = Client::connect(gw.admin.expect("admin")).expect("connect");
+        a.send(format!("GET /metrics HTTP/1.1\r\nHost: a\r\n{accept}\r\n").as_bytes())
+            .expect("send");
+        a.read_response(false).expect("response")
+    };
+
+    let text = scrape("");
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let body = text.text();
+    // Every family has its HELP and TYPE, named as its samples are.
+    let families: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|name| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| body.contains(&format!("# TYPE {f} histogram")))
+                })
+                .unwrap_or(name)
+        })
+        .collect();
+    for family in &families {
+        assert!(body.contains(&format!("# HELP {family} ")), "no HELP for {family}");
+        assert!(body.contains(&format!("# TYPE {family} ")), "no TYPE for {family}");
+    }
+    for sample in [
+        "gateway_build_info{version=\"",
+        "gateway_plan_info{digest=\"sha256:",
+        "gateway_reload_last_success_timestamp_seconds ",
+        "gateway_request_duration_seconds_bucket{le=\"+Inf\",route=\"r\"} 1",
+        "gateway_upstream_duration_seconds_count{cluster=\"c\"} 1",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(body.contains(sample), "no {sample} in\n{body}");
+    }
+    assert!(!body.contains("# EOF"));
+    // promtool (Debian's prometheus package; `.ci/setup` installs it) checks
+    // the exposition and its naming conventions.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (apt-get install prometheus, or run .ci/setup)");
+    use std::io::Write as _;
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = promtool.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let om = scrape("Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n");
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = om.text();
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE gateway_requests counter\n"));
+    assert!(om.contains("gateway_requests_total{"));
+}

@@ -112,7 +112,17 @@ impl Gateway {
     /// As [`Gateway::spawn`]; with `read_stdout == false` stdout is a pipe
     /// nobody reads (a log destination that stops accepting writes).
     pub fn spawn_with(args: &[&str], dir: PathBuf, read_stdout: bool) -> Result<Gateway, String> {
-        let mut child = Command::new(gateway_bin())
+        Self::spawn_command(Command::new(gateway_bin()), args, dir, read_stdout)
+    }
+
+    /// Runs `program ARGS` (a wrapper such as `prlimit` that starts the
+    /// gateway) and waits for the gateway's ready line.
+    pub fn spawn_program(program: &str, args: &[&str], dir: PathBuf) -> Result<Gateway, String> {
+        Self::spawn_command(Command::new(program), args, dir, true)
+    }
+
+    fn spawn_command(mut command: Command, args: &[&str], dir: PathBuf, read_stdout: bool) -> Result<Gateway, String> {
+        let mut child = command
             .args(args)
             .current_dir(&dir)
             .stdin(Stdio::null())

@@ -38,6 +38,9 @@ pub enum Behavior {
     /// Read each request head (never a body), answer with these exact bytes,
     /// then close the connection if `close`, else wait for the next head.
     Raw { response: &'static str, close: bool },
+    /// Read one request head, record it, never answer; count the connection
+    /// in `closed` when the peer closes it.
+    Hold,
 }
 
 /// A request as the upstream saw it.
@@ -66,6 +69,8 @@ pub struct Upstream {
     pub name: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub connections: Arc<AtomicUsize>,
+    /// Connections the peer (the gateway) closed, as `Hold` saw them.
+    pub closed: Arc<AtomicUsize>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -81,8 +86,9 @@ impl Upstream {
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let (s, c, n) = (seen.clone(), connections.clone(), name.to_owned());
+        let (s, c, n, k) = (seen.clone(), connections.clone(), name.to_owned(), closed.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -99,8 +105,12 @@ impl Upstream {
                                 drop(stream);
                                 continue;
                             }
-                            let (s, n, b) = (s.clone(), n.clone(), behavior.clone());
+                            let (s, n, b, k) = (s.clone(), n.clone(), behavior.clone(), k.clone());
                             tokio::spawn(async move {
+                                if let Behavior::Hold = b {
+                                    hold(stream, &s, &k).await;
+                                    return;
+                                }
                                 if let Behavior::CutBody = b {
                                     cut_body(stream).await;
                                     return;
@@ -133,6 +143,7 @@ impl Upstream {
             name: name.to_owned(),
             seen,
             connections,
+            closed,
             shutdown: Some(tx),
         })
     }
@@ -210,6 +221,7 @@ async fn handle(
         | Behavior::CutBody
         | Behavior::IdleClose(_)
         | Behavior::Raw { .. }
+        | Behavior::Hold
         | Behavior::Stall => echo(&name),
         Behavior::Delay(d) => {
             tokio::time::sleep(d).await;
@@ -331,6 +343,37 @@ async fn idle_close(stream: tokio::net::TcpStream, idle: Duration, name: &str, s
         );
         if stream.write_all(response.as_bytes()).await.is_err() {
             return;
+        }
+    }
+}
+
+async fn hold(stream: tokio::net::TcpStream, seen: &Mutex<Vec<Seen>>, closed: &AtomicUsize) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = stream;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = Vec::new();
+    let mut recorded = false;
+    loop {
+        if !recorded && let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).into_owned();
+            let mut line = head.split(' ');
+            if let Ok(mut s) = seen.lock() {
+                s.push(Seen {
+                    method: line.next().unwrap_or("").to_owned(),
+                    uri: line.next().unwrap_or("").to_owned(),
+                    headers: Vec::new(),
+                    body_len: 0,
+                    body_sum: 0,
+                });
+            }
+            recorded = true;
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                closed.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
 }

@@ -37,6 +37,7 @@ pub async fn check_body(s: &mut Session<'_>, head: &RequestHead) -> Result<(), F
     }
     if head.body == BodyKind::Chunked {
         s.conn.reader.fill().await?;
+        s.conn.reader.check_buffered()?;
     }
     Ok(())
 }
