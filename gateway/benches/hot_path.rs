@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway::accesslog::{LineContext, format_line};
-use gateway::exchange::Exchange;
+use gateway::observe::accesslog::{LineContext, format_line};
+use gateway::observe::exchange::Exchange;
 use http::{HeaderMap, Method};
 use http1::{Forward, Parsed, RequestTarget, encode_request, parse_into};
 use plan::LogField;

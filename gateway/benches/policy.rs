@@ -6,8 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway::policy::{Policies, RequestView, WarmSet};
-use gateway::stats::Registry;
+use gateway::observe::stats::Registry;
+use policy_host::{Policies, RequestView, WarmSet};
 
 const MODULE: &str = r#"(module
   (import "hook" "request_field" (func $field (param i32 i32 i32) (result i32)))

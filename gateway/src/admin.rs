@@ -166,11 +166,11 @@ async fn handle(head: &RequestHead, shared: &Arc<Shared>, reload: &Option<Reload
                 .get(http::header::ACCEPT)
                 .map(|v| v.as_bytes())
                 .unwrap_or(b"");
-            let format = crate::metrics::Format::negotiate(accept);
+            let format = crate::observe::metrics::Format::negotiate(accept);
             reply(
                 StatusCode::OK,
                 format.content_type(),
-                crate::metrics::render(shared, format),
+                crate::observe::metrics::render(shared, format),
             )
         }
         ("/ready", true) => {

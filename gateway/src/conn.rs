@@ -14,12 +14,13 @@ use http1::{Parsed, Partial, RequestHead};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::accesslog::{LineContext, format_line};
 use crate::body::ClientReader;
 use crate::error::{ErrorKind, Failure, write_error};
-use crate::exchange::Exchange;
+use crate::generation::Generation;
 use crate::io::read_buf;
-use crate::worker::{Generation, Worker, client_ip};
+use crate::observe::accesslog::{LineContext, format_line};
+use crate::observe::exchange::Exchange;
+use crate::worker::{Worker, client_ip};
 
 /// A client connection's state between exchanges.
 pub struct Conn {

@@ -8,9 +8,9 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway::accesslog::{LineContext, format_line};
 use gateway::error::ErrorKind;
-use gateway::exchange::Exchange;
+use gateway::observe::accesslog::{LineContext, format_line};
+use gateway::observe::exchange::Exchange;
 use http::{HeaderValue, Method};
 use http1::RequestTarget;
 use plan::LogField;

@@ -23,8 +23,8 @@ use http1::RequestHead;
 
 use crate::conn::Conn;
 use crate::error::{self, Failure};
-use crate::exchange::Exchange;
-use crate::worker::{Generation, RouteTimeouts};
+use crate::generation::{Generation, RouteTimeouts};
+use crate::observe::exchange::Exchange;
 
 /// Whether the client connection can carry another request: starts as the
 /// request allows and only ever goes from yes to no (hyper's `KA`).

@@ -9,9 +9,9 @@ use http1::RequestTarget;
 
 use crate::conn::Conn;
 use crate::error::{ErrorKind, Failure};
-use crate::exchange::Exchange;
-use crate::policy::{Decision, Prepared};
-use crate::worker::Generation;
+use crate::generation::Generation;
+use crate::observe::exchange::Exchange;
+use policy_host::{Decision, Prepared};
 
 /// What a policy decided for the exchange.
 #[derive(Debug)]

@@ -9,12 +9,12 @@ use http::StatusCode;
 use http1::ChunkSize;
 
 use crate::error::{ErrorKind, Failure};
-use crate::exchange::Exchange;
 use crate::io::{read_buf, try_read_buf, write_all};
-use crate::policy::Prepared;
+use crate::observe::exchange::Exchange;
 use crate::proxy::Session;
 use crate::proxy::forward::Sent;
 use crate::upstream::Target;
+use policy_host::Prepared;
 
 /// Streams the response to the client. The head is held back while more of
 /// the body is already readable, so a small response leaves in one write.

@@ -7,7 +7,7 @@ use http1::RequestTarget;
 use plan::normalize_path;
 
 use crate::error::{ErrorKind, Failure};
-use crate::worker::Generation;
+use crate::generation::Generation;
 
 /// A routed request.
 #[derive(Debug)]

@@ -58,6 +58,6 @@ pub fn announce(message: &str) {
 
 fn now_rfc3339() -> String {
     let mut out = Vec::with_capacity(32);
-    crate::accesslog::timestamp_unquoted(&mut out, std::time::SystemTime::now());
+    crate::observe::accesslog::timestamp_unquoted(&mut out, std::time::SystemTime::now());
     String::from_utf8(out).unwrap_or_default()
 }

@@ -1,6 +1,10 @@
 //! The one place where failures become HTTP statuses and `x-gateway-error`
 //! kinds (SPEC §7), and where a failed exchange is answered ([`fail`]).
 
+pub mod kind;
+
+pub use kind::{ErrorKind, Failure};
+
 use http::StatusCode;
 use http1::HeadError;
 use plan::PathError;
@@ -10,58 +14,11 @@ use std::time::Duration;
 
 use crate::body::BodyError;
 use crate::conn::Conn;
-use crate::exchange::Exchange;
 use crate::io::write_all;
+use crate::observe::exchange::Exchange;
 use crate::proxy::Session;
 
-/// Why the gateway answered a request itself (or why an exchange ended badly).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    NoRoute,
-    BadRequest,
-    BadPath,
-    BadHost,
-    HeadersTooLarge,
-    RequestTimeout,
-    BodyTooLarge,
-    MethodNotAllowed,
-    ExpectationFailed,
-    ConnectTimeout,
-    UpstreamTimeout,
-    ConnectFailed,
-    UpstreamReset,
-    BadResponse,
-    PolicyError,
-    /// The drain deadline cut the exchange.
-    Shutdown,
-    /// The client went away before the response was complete (log only).
-    ClientClosed,
-    /// Writing the response to the client timed out (log only).
-    WriteTimeout,
-}
-
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 18] = [
-        ErrorKind::NoRoute,
-        ErrorKind::BadRequest,
-        ErrorKind::BadPath,
-        ErrorKind::BadHost,
-        ErrorKind::HeadersTooLarge,
-        ErrorKind::RequestTimeout,
-        ErrorKind::BodyTooLarge,
-        ErrorKind::MethodNotAllowed,
-        ErrorKind::ExpectationFailed,
-        ErrorKind::ConnectTimeout,
-        ErrorKind::UpstreamTimeout,
-        ErrorKind::ConnectFailed,
-        ErrorKind::UpstreamReset,
-        ErrorKind::BadResponse,
-        ErrorKind::PolicyError,
-        ErrorKind::Shutdown,
-        ErrorKind::ClientClosed,
-        ErrorKind::WriteTimeout,
-    ];
-
     /// The `x-gateway-error` value and metric label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -168,34 +125,9 @@ impl ErrorKind {
     pub fn is_timeout(self) -> bool {
         matches!(self, ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout)
     }
-
-    /// Index into per-kind counter arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// A failed exchange: the kind and, for a `400`, what exactly was wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
-    pub kind: ErrorKind,
-    pub detail: Option<&'static str>,
-}
-
-impl From<ErrorKind> for Failure {
-    fn from(kind: ErrorKind) -> Self {
-        Failure { kind, detail: None }
-    }
 }
 
 impl Failure {
-    pub fn with(kind: ErrorKind, detail: &'static str) -> Self {
-        Failure {
-            kind,
-            detail: Some(detail),
-        }
-    }
-
     /// The response body, in pieces: `bad request: <cause>\n`.
     pub fn body(&self) -> [&'static str; 3] {
         match self.detail {

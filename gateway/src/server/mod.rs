@@ -10,11 +10,16 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
-use crate::accesslog::{Output, Sink};
+use crate::generation::Generation;
 use crate::load::{LoadError, Source, load};
-use crate::stats::Registry;
+use crate::observe::accesslog::{Output, Sink};
+use crate::observe::stats::Registry;
+use crate::reload::{Fixed, reload, unix_seconds};
 use crate::upstream::PoolIds;
-use crate::worker::{Generation, Shared, run_worker};
+use crate::worker::Shared;
+
+mod accept;
+use accept::run_worker;
 
 #[derive(Debug)]
 pub struct RunOptions {
@@ -77,95 +82,6 @@ fn bind_workers(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListe
         listeners.push(bind_reuseport(bound).map_err(|e| bind_error(bound, e))?);
     }
     Ok(listeners)
-}
-
-/// Reloads the config or plan the process was started with. The new plan is
-/// fully loaded and checked before it replaces the old one; on any error,
-/// or a change that cannot be applied without a restart, the old plan keeps
-/// serving.
-pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String, String> {
-    let global = &shared.registry.global;
-    let old = shared.current.load_full();
-    let refused = |text: String| {
-        global.reload_failures.fetch_add(1, Ordering::Relaxed);
-        // One event per error, each in the §3 shape.
-        for line in text.lines() {
-            tracing::error!("{line}");
-        }
-        tracing::error!("reload refused: still serving plan {}", old.router.digest());
-        Err(text)
-    };
-    let loaded = match load(source) {
-        Ok(l) => l,
-        Err(e) => return refused(e.to_string()),
-    };
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
-    let plan = loaded.router.plan();
-    let mut unapplied = Vec::new();
-    if fixed.listen.is_none() && plan.listen != old.router.plan().listen {
-        unapplied.push(format!(
-            "listen: changed from {} to {}; a new listen address needs a restart",
-            old.router.plan().listen,
-            plan.listen
-        ));
-    }
-    if fixed.admin.is_none() && plan.admin != old.router.plan().admin {
-        unapplied.push(format!(
-            "admin.listen: changed from {} to {}; a new admin address needs a restart",
-            old.router.plan().admin.as_deref().unwrap_or("none"),
-            plan.admin.as_deref().unwrap_or("none")
-        ));
-    }
-    if !unapplied.is_empty() {
-        return refused(format!("{}: {}", source.path().display(), unapplied.join("; ")));
-    }
-    // A new log destination is opened before anything is swapped, so one that
-    // cannot be opened refuses the reload.
-    let new_destination = plan.access_log.enabled.then(|| plan.access_log.destination.clone());
-    let switch = match &new_destination {
-        Some(dest) if Some(dest) != shared.log.destination().as_ref() => match Output::open(dest, &shared.base_dir) {
-            Ok(output) => Some((output, dest.clone())),
-            Err(e) => return refused(format!("accessLog.path: cannot open {dest:?}: {e}")),
-        },
-        _ => None,
-    };
-    let mut router = loaded.router;
-    router.adopt_wrr(&old.router);
-    let generation = match Generation::new(router, &shared.registry, &shared.pool_ids, shared.threads) {
-        Ok(g) => g,
-        Err(e) => return refused(e),
-    };
-    if let Some((output, dest)) = switch
-        && let Err(e) = shared.log.switch(output, dest)
-    {
-        return refused(format!("accessLog.path: {e}"));
-    }
-    let message = format!(
-        "reloaded {}: plan {} -> {}",
-        source.path().display(),
-        old.router.digest(),
-        generation.router.digest()
-    );
-    tracing::info!(old = %old.router.digest(), new = %generation.router.digest(), "{message}");
-    shared.current.store(Arc::new(generation));
-    global.reloads.fetch_add(1, Ordering::Relaxed);
-    global.reload_last_success.store(unix_seconds(), Ordering::Relaxed);
-    Ok(message)
-}
-
-fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// What the command line fixed, so reloads leave it alone.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Fixed {
-    pub listen: Option<SocketAddr>,
-    pub admin: Option<SocketAddr>,
 }
 
 /// A started gateway: workers and the admin listener are serving.
@@ -342,17 +258,17 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
 pub fn run(options: RunOptions) -> Result<(), RunError> {
     let demo_upstreams = if options.demo {
         let loaded = load(&options.source)?;
-        crate::demo::free_upstreams(loaded.router.plan())
+        crate::cli::demo::free_upstreams(loaded.router.plan())
     } else {
         Vec::new()
     };
     let running = start(&options)?;
     if let Some(addr) = running.admin {
-        crate::logging::announce(&format!("admin listening on {addr}"));
+        crate::observe::logging::announce(&format!("admin listening on {addr}"));
     }
-    crate::logging::announce(&format!("listening on {}", running.addr));
+    crate::observe::logging::announce(&format!("listening on {}", running.addr));
     if options.demo {
-        crate::demo::start(
+        crate::cli::demo::start(
             &demo_upstreams,
             running.shared.current.load().router.plan(),
             running.addr,

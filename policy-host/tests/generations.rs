@@ -7,8 +7,10 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
-use gateway::policy::{Decision, Policies, RequestView, WarmSet};
-use gateway::stats::Registry;
+use policy_host::{Decision, Policies, RequestView, WarmSet};
+use std::sync::Arc;
+
+use policy_host::PolicyStats;
 
 /// A policy that routes to its third cluster.
 const ROUTE_TO_THIRD: &str = r#"(module
@@ -37,8 +39,7 @@ fn policies(generation: u64, module: &str, clusters: &[&str]) -> Policies {
     );
     let compiled = compiler::compile_str("gateway.yaml", &yaml, &dir);
     let plan = compiled.plan.unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let registry = Registry::new();
-    Policies::new(&plan, generation, 16, |n| registry.policy(n))
+    Policies::new(&plan, generation, 16, |n| Arc::new(PolicyStats::new(n)))
         .expect("loads")
         .expect("has policies")
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use plan::Plan;
+pub use policy_host::PolicyStats;
 
 use crate::error::ErrorKind;
 
@@ -163,30 +164,6 @@ impl Histogram {
             out.push((DURATION_BUCKETS.get(i).copied().unwrap_or(f64::MAX), n));
         }
         (self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6, total, out)
-    }
-}
-
-/// Counters of one policy: `gateway_policy_calls_total{policy}` and
-/// `gateway_policy_errors_total{policy,kind}`.
-#[derive(Debug)]
-pub struct PolicyStats {
-    pub name: String,
-    pub calls: AtomicU64,
-    pub failures: [AtomicU64; crate::policy::Failure::ALL.len()],
-}
-
-impl PolicyStats {
-    fn new(name: &str) -> Self {
-        Self {
-            name: name.to_owned(),
-            calls: AtomicU64::new(0),
-            failures: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    pub fn failed(&self, f: crate::policy::Failure) {
-        let i = crate::policy::Failure::ALL.iter().position(|&x| x == f).unwrap_or(0);
-        self.failures[i].fetch_add(1, Ordering::Relaxed);
     }
 }
 

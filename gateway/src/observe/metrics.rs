@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::error::ErrorKind;
-use crate::stats::Histogram;
+use crate::observe::stats::Histogram;
 use crate::worker::Shared;
 
 /// The exposition formats `/metrics` speaks.
@@ -177,9 +177,9 @@ impl Collector for Gateway {
                 MetricType::Counter,
             )?;
             for p in &policies {
-                for (i, f) in crate::policy::Failure::ALL.iter().enumerate() {
+                for f in policy_host::Failure::ALL {
                     let labels = [("policy", p.name.as_str()), ("kind", f.as_str())];
-                    ConstCounter::new(p.failures[i].load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
+                    ConstCounter::new(p.failures_of(f)).encode(m.encode_family(&labels)?)?;
                 }
             }
         }
@@ -245,7 +245,7 @@ impl Collector for Gateway {
             "Admin connections closed at once because the admin connection cap was reached",
             global.admin_connections_rejected.load(Ordering::Relaxed),
         )?;
-        crate::process::encode(&mut encoder)?;
+        crate::observe::process::encode(&mut encoder)?;
         gauge(
             &mut encoder,
             "gateway_in_flight_requests",

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use plan::{LogDestination, LogField};
 
-use crate::exchange::Exchange;
-use crate::json;
-use crate::stats::Global;
+use crate::observe::exchange::Exchange;
+use crate::observe::json;
+use crate::observe::stats::Global;
 
 /// A batch is handed to the writer once it holds this many bytes (or on the
 /// worker's flush tick).
@@ -135,7 +135,7 @@ impl Sink {
     pub fn start(
         output: Output,
         destination: Option<LogDestination>,
-        global: Arc<crate::stats::Registry>,
+        global: Arc<crate::observe::stats::Registry>,
     ) -> std::io::Result<Arc<Sink>> {
         let mut output = output;
         let (tx, rx) = sync_channel::<Message>(QUEUE_BATCHES);

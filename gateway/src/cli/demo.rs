@@ -43,7 +43,7 @@ pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr) -> std::io:
                 for l in listeners {
                     let _ = l.set_nonblocking(true);
                     if let Ok(l) = tokio::net::TcpListener::from_std(l) {
-                        tasks.push(tokio::spawn(crate::echo::serve(l)));
+                        tasks.push(tokio::spawn(crate::cli::echo::serve(l)));
                     }
                 }
                 for t in tasks {

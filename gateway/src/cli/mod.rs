@@ -1,0 +1,255 @@
+//! The `gateway` command line: check, compile, explain, run, demo. Every
+//! command takes its config the same way: positional, or `--config`
+//! (`gateway.yaml` when neither is given).
+
+pub mod demo;
+pub mod echo;
+pub mod explain;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::load::{LoadError, Source, load};
+use crate::observe::logging::LogFormat;
+use crate::server::{RunOptions, run};
+
+#[derive(Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "An HTTP/1.1 reverse proxy whose configuration is compiled and checked before it ships"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// The gateway's own log level (`RUST_LOG` wins when set): error, warn, info, debug, trace
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    /// The gateway's own log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and validate a config; print diagnostics; write nothing
+    Check(ConfigArg),
+    /// Validate a config and write its plan artifact
+    Compile {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Where to write the plan ("-" for stdout); default: CONFIG with extension `.plan.json`
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Show which route, tier, cluster and rule a request to URL would take
+    Explain {
+        /// `[CONFIG] URL`: the config (default gateway.yaml; omit with --config or --plan) and the URL
+        #[arg(required = true, num_args = 1..=2, value_name = "ARGS")]
+        config_or_url: Vec<String>,
+        /// The config file (instead of a positional CONFIG)
+        #[arg(long, conflicts_with = "plan")]
+        config: Option<PathBuf>,
+        /// Explain against a plan artifact instead of a config
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// Serve a config or plan
+    Run(RunArgs),
+    /// Serve gateway.yaml with built-in echo upstreams on the loopback addresses it names
+    Demo(RunArgs),
+}
+
+/// A config file: positional, or `--config`; `gateway.yaml` when neither.
+#[derive(Args)]
+struct ConfigArg {
+    /// The config file (default: gateway.yaml)
+    #[arg(value_name = "CONFIG")]
+    config: Option<PathBuf>,
+    /// The config file (same as the positional CONFIG)
+    #[arg(long = "config", value_name = "CONFIG", conflicts_with = "config")]
+    config_flag: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| self.config_flag.clone())
+            .unwrap_or_else(|| PathBuf::from("gateway.yaml"))
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// A plan artifact to serve (instead of a config)
+    #[arg(long, conflicts_with_all = ["config", "config_flag"])]
+    plan: Option<PathBuf>,
+    /// Override the config's listen address
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Override the config's admin listen address
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// Worker threads (default: one per core)
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl RunArgs {
+    fn source(&self) -> Source {
+        match &self.plan {
+            Some(p) => Source::Plan(p.clone()),
+            None => Source::Config(self.config.path()),
+        }
+    }
+
+    fn options(&self, demo: bool) -> RunOptions {
+        RunOptions {
+            source: self.source(),
+            listen: self.listen,
+            admin: self.admin,
+            threads: self.threads,
+            demo,
+        }
+    }
+}
+
+fn print_load_error(e: &LoadError) {
+    eprintln!("{e}");
+    if let LoadError::Invalid(diags) = e {
+        let errors = diags.iter().filter(|d| d.severity == compiler::Severity::Error).count();
+        eprintln!("error: {errors} error(s); nothing was loaded");
+    }
+}
+
+/// Compiles `config` and prints its diagnostics; `Err` is the exit code of an
+/// unreadable file.
+fn compile_and_report(config: &std::path::Path) -> Result<compiler::Compiled, ExitCode> {
+    let compiled = compiler::compile_file(config).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", config.display());
+        ExitCode::from(2)
+    })?;
+    for d in &compiled.diagnostics {
+        eprintln!("{d}");
+    }
+    Ok(compiled)
+}
+
+fn check(config: PathBuf) -> ExitCode {
+    let compiled = match compile_and_report(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let errors = compiled.errors().count();
+    let warnings = compiled.warnings().count();
+    match &compiled.plan {
+        Some(plan) => {
+            eprintln!(
+                "{}: ok: {} route(s), {} cluster(s), {} policy(ies), {warnings} warning(s)",
+                config.display(),
+                plan.routes.len(),
+                plan.clusters.len(),
+                plan.policies.len()
+            );
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("{}: {errors} error(s), {warnings} warning(s)", config.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn compile(config: PathBuf, output: Option<PathBuf>) -> ExitCode {
+    let compiled = match compile_and_report(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(plan) = &compiled.plan else {
+        eprintln!(
+            "{}: {} error(s); no plan written",
+            config.display(),
+            compiled.errors().count()
+        );
+        return ExitCode::from(1);
+    };
+    let bytes = plan::encode(plan, &compiled.source_digest);
+    let output = output.unwrap_or_else(|| config.with_extension("plan.json"));
+    let written = if output.as_os_str() == "-" {
+        std::io::stdout()
+            .write_all(&bytes)
+            .and_then(|()| std::io::stdout().flush())
+    } else {
+        std::fs::write(&output, &bytes)
+    };
+    if let Err(e) = written {
+        eprintln!("error: cannot write {}: {e}", output.display());
+        return ExitCode::from(2);
+    }
+    if output.as_os_str() != "-" {
+        let digest = plan::decode(&bytes).map(|d| d.digest).unwrap_or_default();
+        eprintln!("wrote {} ({digest})", output.display());
+    }
+    ExitCode::SUCCESS
+}
+
+fn explain(args: Vec<String>, config: Option<PathBuf>, plan: Option<PathBuf>) -> ExitCode {
+    let (source, url) = match (plan, config, args.as_slice()) {
+        (Some(p), None, [url]) => (Source::Plan(p), url.clone()),
+        (None, Some(c), [url]) => (Source::Config(c), url.clone()),
+        (None, None, [url]) => (Source::Config(PathBuf::from("gateway.yaml")), url.clone()),
+        (None, None, [config, url]) => (Source::Config(PathBuf::from(config)), url.clone()),
+        _ => {
+            eprintln!("usage: gateway explain [CONFIG | --config CONFIG | --plan PLAN] URL");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match load(&source) {
+        Ok(l) => l,
+        Err(e) => {
+            print_load_error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let (report, routed) = crate::cli::explain::explain(&loaded.router, &url);
+    print!("{report}");
+    if routed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Parses the command line and runs the command; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::observe::logging::init(&cli.log_level, cli.log_format);
+    match cli.command {
+        Command::Check(config) => check(config.path()),
+        Command::Compile { config, output } => compile(config.path(), output),
+        Command::Explain {
+            config_or_url,
+            config,
+            plan,
+        } => explain(config_or_url, config, plan),
+        Command::Run(args) => serve(args.options(false)),
+        Command::Demo(args) => serve(args.options(true)),
+    }
+}
+
+fn serve(options: RunOptions) -> ExitCode {
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(crate::server::RunError::Load(e)) => {
+            print_load_error(&e);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

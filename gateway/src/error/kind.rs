@@ -1,0 +1,79 @@
+//! What can go wrong with an exchange, as data: the kinds of SPEC §7 and a
+//! failure (a kind, and for a `400` its cause). What each means to the client
+//! (status, `x-gateway-error`, body) is decided in `error/mod.rs` only.
+
+/// Why the gateway answered a request itself (or why an exchange ended badly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    NoRoute,
+    BadRequest,
+    BadPath,
+    BadHost,
+    HeadersTooLarge,
+    RequestTimeout,
+    BodyTooLarge,
+    MethodNotAllowed,
+    ExpectationFailed,
+    ConnectTimeout,
+    UpstreamTimeout,
+    ConnectFailed,
+    UpstreamReset,
+    BadResponse,
+    PolicyError,
+    /// The drain deadline cut the exchange.
+    Shutdown,
+    /// The client went away before the response was complete (log only).
+    ClientClosed,
+    /// Writing the response to the client timed out (log only).
+    WriteTimeout,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 18] = [
+        ErrorKind::NoRoute,
+        ErrorKind::BadRequest,
+        ErrorKind::BadPath,
+        ErrorKind::BadHost,
+        ErrorKind::HeadersTooLarge,
+        ErrorKind::RequestTimeout,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::ExpectationFailed,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::UpstreamTimeout,
+        ErrorKind::ConnectFailed,
+        ErrorKind::UpstreamReset,
+        ErrorKind::BadResponse,
+        ErrorKind::PolicyError,
+        ErrorKind::Shutdown,
+        ErrorKind::ClientClosed,
+        ErrorKind::WriteTimeout,
+    ];
+
+    /// Index into per-kind counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A failed exchange: the kind and, for a `400`, what exactly was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub detail: Option<&'static str>,
+}
+
+impl From<ErrorKind> for Failure {
+    fn from(kind: ErrorKind) -> Self {
+        Failure { kind, detail: None }
+    }
+}
+
+impl Failure {
+    pub fn with(kind: ErrorKind, detail: &'static str) -> Self {
+        Failure {
+            kind,
+            detail: Some(detail),
+        }
+    }
+}

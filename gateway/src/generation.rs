@@ -1,0 +1,89 @@
+//! A plan generation: a loaded plan with everything derived from it at load
+//! time (runtime indexes, upstream targets, counters, route timeouts, policy
+//! modules), shared by every worker until a reload replaces it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use plan::{LogField, Router};
+
+use crate::observe::stats::{Registry, Stats};
+use crate::upstream::{PoolIds, Targets};
+
+/// A route's timeouts as the request path uses them (SPEC §7), built once
+/// per plan.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTimeouts {
+    pub read: Duration,
+    pub write: Duration,
+    pub upstream: Duration,
+    pub connect: Duration,
+    pub idle: Duration,
+}
+
+impl From<plan::Timeouts> for RouteTimeouts {
+    fn from(t: plan::Timeouts) -> Self {
+        Self {
+            read: Duration::from_millis(t.read_ms),
+            write: Duration::from_millis(t.write_ms),
+            upstream: Duration::from_millis(t.upstream_ms),
+            connect: Duration::from_millis(t.connect_ms),
+            idle: Duration::from_millis(t.idle_ms),
+        }
+    }
+}
+
+/// Numbers plan generations, so per-worker state built for one (warm policy
+/// instances) is never mistaken for another's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+/// A plan with everything derived from it at load time.
+#[derive(Debug)]
+pub struct Generation {
+    /// Unique in this process, increasing with every load.
+    pub id: u64,
+    pub router: Router,
+    /// Timeouts before a route is known (reading heads, refusals, no route).
+    pub defaults: RouteTimeouts,
+    /// Each route's timeouts, by route index.
+    pub route_timeouts: Vec<RouteTimeouts>,
+    pub targets: Targets,
+    pub stats: Stats,
+    /// Access-log fields, empty when the log is off.
+    pub log_fields: Vec<LogField>,
+    /// First 12 hex digits of the plan digest, for the `plan` log field.
+    pub short_digest: String,
+    /// Compiled and linked policy modules, when the plan has any.
+    pub policies: Option<policy_host::Policies>,
+}
+
+impl Generation {
+    /// Everything a plan needs to serve; `threads` sizes the wasm instance pool.
+    pub fn new(router: Router, registry: &Registry, pool_ids: &PoolIds, threads: usize) -> Result<Self, String> {
+        let plan = router.plan();
+        let id = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        let instances = (threads * plan.policies.len() * 2 + 16).min(10_000) as u32;
+        let policies = policy_host::Policies::new(plan, id, instances, |name| registry.policy(name))?;
+        let defaults = RouteTimeouts::from(plan.defaults);
+        let route_timeouts = plan.routes.iter().map(|r| RouteTimeouts::from(r.timeouts)).collect();
+        let stats = registry.resolve(plan);
+        let targets = Targets::new(plan, pool_ids, &stats)?;
+        let log_fields = if plan.access_log.enabled {
+            plan.access_log.fields.clone()
+        } else {
+            Vec::new()
+        };
+        let short_digest = router.digest().trim_start_matches("sha256:").chars().take(12).collect();
+        Ok(Self {
+            id,
+            router,
+            defaults,
+            route_timeouts,
+            targets,
+            stats,
+            log_fields,
+            short_digest,
+            policies,
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! What the gateway tells about itself: the record of each exchange, the
+//! counters and `/metrics`, the JSON access log, and its own log (`tracing`).
+
+pub mod accesslog;
+pub mod exchange;
+pub mod json;
+pub mod logging;
+pub mod metrics;
+pub mod process;
+pub mod stats;

@@ -1,0 +1,101 @@
+//! Reload (SIGHUP, `POST /reload`): the config or plan the process was
+//! started with, fully loaded and checked before it replaces the current
+//! generation; never reported as applied when it was not (SPEC §12).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::generation::Generation;
+use crate::load::{Source, load};
+use crate::observe::accesslog::Output;
+use crate::worker::Shared;
+
+/// Reloads the config or plan the process was started with. The new plan is
+/// fully loaded and checked before it replaces the old one; on any error,
+/// or a change that cannot be applied without a restart, the old plan keeps
+/// serving.
+pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String, String> {
+    let global = &shared.registry.global;
+    let old = shared.current.load_full();
+    let refused = |text: String| {
+        global.reload_failures.fetch_add(1, Ordering::Relaxed);
+        // One event per error, each in the §3 shape.
+        for line in text.lines() {
+            tracing::error!("{line}");
+        }
+        tracing::error!("reload refused: still serving plan {}", old.router.digest());
+        Err(text)
+    };
+    let loaded = match load(source) {
+        Ok(l) => l,
+        Err(e) => return refused(e.to_string()),
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let plan = loaded.router.plan();
+    let mut unapplied = Vec::new();
+    if fixed.listen.is_none() && plan.listen != old.router.plan().listen {
+        unapplied.push(format!(
+            "listen: changed from {} to {}; a new listen address needs a restart",
+            old.router.plan().listen,
+            plan.listen
+        ));
+    }
+    if fixed.admin.is_none() && plan.admin != old.router.plan().admin {
+        unapplied.push(format!(
+            "admin.listen: changed from {} to {}; a new admin address needs a restart",
+            old.router.plan().admin.as_deref().unwrap_or("none"),
+            plan.admin.as_deref().unwrap_or("none")
+        ));
+    }
+    if !unapplied.is_empty() {
+        return refused(format!("{}: {}", source.path().display(), unapplied.join("; ")));
+    }
+    // A new log destination is opened before anything is swapped, so one that
+    // cannot be opened refuses the reload.
+    let new_destination = plan.access_log.enabled.then(|| plan.access_log.destination.clone());
+    let switch = match &new_destination {
+        Some(dest) if Some(dest) != shared.log.destination().as_ref() => match Output::open(dest, &shared.base_dir) {
+            Ok(output) => Some((output, dest.clone())),
+            Err(e) => return refused(format!("accessLog.path: cannot open {dest:?}: {e}")),
+        },
+        _ => None,
+    };
+    let mut router = loaded.router;
+    router.adopt_wrr(&old.router);
+    let generation = match Generation::new(router, &shared.registry, &shared.pool_ids, shared.threads) {
+        Ok(g) => g,
+        Err(e) => return refused(e),
+    };
+    if let Some((output, dest)) = switch
+        && let Err(e) = shared.log.switch(output, dest)
+    {
+        return refused(format!("accessLog.path: {e}"));
+    }
+    let message = format!(
+        "reloaded {}: plan {} -> {}",
+        source.path().display(),
+        old.router.digest(),
+        generation.router.digest()
+    );
+    tracing::info!(old = %old.router.digest(), new = %generation.router.digest(), "{message}");
+    shared.current.store(Arc::new(generation));
+    global.reloads.fetch_add(1, Ordering::Relaxed);
+    global.reload_last_success.store(unix_seconds(), Ordering::Relaxed);
+    Ok(message)
+}
+
+pub(crate) fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What the command line fixed, so reloads leave it alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fixed {
+    pub listen: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
