@@ -5,6 +5,8 @@
 //! references between values and builds the plan's trees and WRR tables. Neither
 //! stops at the first error.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod diag;
 mod lower;

@@ -6,8 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../plan/tests/support/mod.rs"]
-mod support;
+use plan::reference as support;
 
 const HOSTS: [&str; 8] = ["a.example.com", "*.example.com", "*.b.example.com", "example.com", "*", "A.Example.COM", "*.com", "x.y"];
 const PREFIXES: [&str; 8] = ["/", "/api", "/api/v1", "/a", "/a/b", "/static", "/api/", "/v1"];

@@ -20,23 +20,8 @@ use crate::generation::Generation;
 use crate::io::read_buf;
 use crate::observe::accesslog::{LineContext, format_line};
 use crate::observe::exchange::Exchange;
+use crate::session::Conn;
 use crate::worker::{Worker, client_ip};
-
-/// A client connection's state between exchanges.
-pub struct Conn {
-    pub stream: Rc<TcpStream>,
-    /// The read side: buffer and the current request body's decoder.
-    pub reader: ClientReader,
-    /// Reused buffer for encoding response heads.
-    pub wbuf: BytesMut,
-    /// Reused buffer for encoding the forwarded request head.
-    pub reqbuf: BytesMut,
-    /// The last request's header map, emptied and reused by the next head.
-    pub spare_headers: HeaderMap,
-    pub peer: SocketAddr,
-    pub client_ip: HeaderValue,
-    pub worker: Rc<Worker>,
-}
 
 /// How reading a head ended.
 enum HeadRead {

@@ -19,5 +19,6 @@ pub mod observe;
 pub mod proxy;
 pub mod reload;
 pub mod server;
+pub mod session;
 pub mod upstream;
 pub mod worker;

@@ -118,7 +118,6 @@ fn per_request(log: bool) -> f64 {
         listen: Some("127.0.0.1:0".parse().expect("addr")),
         admin: None,
         threads: Some(1),
-        demo: false,
     })
     .expect("gateway starts");
     let mut client = TcpStream::connect(running.addr).expect("connect");

@@ -8,8 +8,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use plan::reference as support;
 
 /// `n` routes: a third exact hosts, a third wildcards, a third catch-all, with
 /// prefixes of 1 to 6 segments.

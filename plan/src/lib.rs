@@ -5,6 +5,8 @@
 //! borrowed `&str` and allocate nothing. This crate knows nothing of YAML, tokio, hyper
 //! or wasmtime.
 
+#![forbid(unsafe_code)]
+
 pub mod abi;
 mod artifact;
 mod builder;
@@ -13,6 +15,8 @@ mod host;
 mod model;
 mod normalize;
 mod path;
+#[cfg(feature = "reference")]
+pub mod reference;
 mod router;
 mod wrr;
 

@@ -2,7 +2,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
-mod support;
+use plan::reference as support;
 
 use plan::{ArtifactError, FORMAT_VERSION, decode, encode};
 

@@ -302,3 +302,53 @@ fn metrics_pass_promtool_and_negotiate_openmetrics() {
     assert!(om.contains("# TYPE gateway_requests counter\n"));
     assert!(om.contains("gateway_requests_total{"));
 }
+
+#[test]
+fn upstream_failures_are_logged_at_warn_once_a_second_with_the_suppressed_count() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let gw = Gateway::start_with(
+        &config(
+            "  - { name: r, pathPrefix: /, cluster: down }\n",
+            &[format!(
+                "  - name: down\n    upstreams:\n      - {{ url: \"{url}\" }}\n"
+            )],
+        ),
+        &["--log-format", "json"],
+    );
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..20 {
+        assert_eq!(c.get("h", "/").expect("502").status, 502);
+    }
+    let warnings = |gw: &Gateway| -> Vec<serde_json::Value> {
+        gw.stderr_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "upstream failure")
+            .collect()
+    };
+    let first = warnings(&gw);
+    assert!(
+        (1..=2).contains(&first.len()),
+        "20 failures within a second or two: {first:?}"
+    );
+    assert_eq!(first[0]["level"], "WARN");
+    assert_eq!(first[0]["cluster"], "down");
+    assert_eq!(first[0]["upstream"], url.as_str());
+    assert_eq!(first[0]["kind"], "connect_failed");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(c.get("h", "/").expect("502").status, 502);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while warnings(&gw).len() == first.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let all = warnings(&gw);
+    let logged = all.len() as u64;
+    let suppressed: u64 = all.iter().filter_map(|w| w["suppressed"].as_u64()).sum();
+    assert_eq!(
+        logged + suppressed,
+        21,
+        "every failure is either a line or counted: {all:?}"
+    );
+}

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::load::{LoadError, Source, load};
 use crate::observe::logging::LogFormat;
-use crate::server::{RunOptions, run};
+use crate::server::{self, RunError, RunOptions, run, start};
 
 #[derive(Parser)]
 #[command(
@@ -110,13 +110,12 @@ impl RunArgs {
         }
     }
 
-    fn options(&self, demo: bool) -> RunOptions {
+    fn options(&self) -> RunOptions {
         RunOptions {
             source: self.source(),
             listen: self.listen,
             admin: self.admin,
             threads: self.threads,
-            demo,
         }
     }
 }
@@ -235,15 +234,18 @@ pub fn main() -> ExitCode {
             config,
             plan,
         } => explain(config_or_url, config, plan),
-        Command::Run(args) => serve(args.options(false)),
-        Command::Demo(args) => serve(args.options(true)),
+        Command::Run(args) => serve(args.options(), false),
+        Command::Demo(args) => serve(args.options(), true),
     }
 }
 
-fn serve(options: RunOptions) -> ExitCode {
-    match run(options) {
+/// `run`, or with `demo` also echo upstreams on the plan's free loopback
+/// upstream addresses.
+fn serve(options: RunOptions, demo: bool) -> ExitCode {
+    let started = if demo { run_demo(&options) } else { run(options) };
+    match started {
         Ok(()) => ExitCode::SUCCESS,
-        Err(crate::server::RunError::Load(e)) => {
+        Err(RunError::Load(e)) => {
             print_load_error(&e);
             ExitCode::from(1)
         }
@@ -252,4 +254,13 @@ fn serve(options: RunOptions) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn run_demo(options: &RunOptions) -> Result<(), RunError> {
+    let loaded = load(&options.source)?;
+    let upstreams = demo::free_upstreams(loaded.router.plan());
+    let running = start(options)?;
+    let plan = running.shared.current.load_full();
+    demo::start(&upstreams, plan.router.plan(), running.addr)?;
+    server::serve(running)
 }

@@ -13,10 +13,9 @@ use std::io::IoSlice;
 use std::time::Duration;
 
 use crate::body::BodyError;
-use crate::conn::Conn;
 use crate::io::write_all;
 use crate::observe::exchange::Exchange;
-use crate::proxy::Session;
+use crate::session::{Conn, Session};
 
 impl ErrorKind {
     /// The `x-gateway-error` value and metric label.
@@ -169,6 +168,15 @@ impl From<BodyError> for Failure {
     }
 }
 
+/// The status of a response a policy prepared (the host function accepts
+/// 200–599 only; anything else would be a bug, answered as a 500).
+pub fn prepared_status(status: u16) -> StatusCode {
+    StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| (200..=599).contains(&s.as_u16()))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// Methods the gateway forwards, for the `Allow` of a 405.
 pub const ALLOW: &[u8] = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
 
@@ -191,6 +199,9 @@ pub async fn fail(s: &mut Session<'_>, ex: &mut Exchange, failure: Failure) {
         && let Some(cluster) = ex.cluster
     {
         s.generation.stats.upstream_failure(cluster, kind);
+        if let Some(target) = ex.upstream.map(|id| s.generation.targets.get(id)) {
+            target.failures.failure(&target.stats.name, &target.url, kind);
+        }
     }
     if kind.closes_connection() || ex.status != 0 || !kind.answers() {
         // A response already under way cannot be replaced: the client sees

@@ -396,11 +396,6 @@ fn duration_ms(out: &mut Vec<u8>, d: Duration) {
     out.push(b'0' + (frac % 10) as u8);
 }
 
-fn two(out: &mut Vec<u8>, n: u32) {
-    out.push(b'0' + (n / 10) as u8);
-    out.push(b'0' + (n % 10) as u8);
-}
-
 /// RFC 3339 UTC with milliseconds: `"2026-11-25T16:40:00.123Z"`.
 fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
     out.push(b'"');
@@ -408,43 +403,35 @@ fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
     out.push(b'"');
 }
 
-/// RFC 3339 UTC with milliseconds, without quotes.
+/// The formatted date and time of one second, `2026-11-25T16:40:00.`.
+type SecondPrefix = (u64, [u8; 20]);
+
+thread_local! {
+    /// The last second formatted on this thread: a log line formats only its
+    /// milliseconds unless the second changed.
+    static LAST_SECOND: std::cell::Cell<SecondPrefix> = const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+}
+
+/// RFC 3339 UTC with milliseconds, without quotes. The calendar is the
+/// `time` crate's, at most once per second per thread.
 pub fn timestamp_unquoted(out: &mut Vec<u8>, t: SystemTime) {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = (secs % 86_400) as u32;
-    int(out, y.max(0) as u64);
-    out.push(b'-');
-    two(out, m);
-    out.push(b'-');
-    two(out, d);
-    out.push(b'T');
-    two(out, rem / 3600);
-    out.push(b':');
-    two(out, rem / 60 % 60);
-    out.push(b':');
-    two(out, rem % 60);
-    out.push(b'.');
+    let (last, mut prefix) = LAST_SECOND.get();
+    if last != secs {
+        let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].");
+        let datetime = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let mut cursor = std::io::Cursor::new(&mut prefix[..]);
+        if datetime.format_into(&mut cursor, format).is_ok() && cursor.position() == 20 {
+            LAST_SECOND.set((secs, prefix));
+        }
+    }
+    out.extend_from_slice(&prefix);
     let ms = since.subsec_millis();
     out.push(b'0' + (ms / 100) as u8);
-    two(out, ms % 100);
+    out.push(b'0' + (ms / 10 % 10) as u8);
+    out.push(b'0' + (ms % 10) as u8);
     out.push(b'Z');
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

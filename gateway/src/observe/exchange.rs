@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, header};
 use http1::{Partial, RequestHead, RequestTarget};
 
-use crate::error::{ErrorKind, Failure};
+use crate::error::kind::{ErrorKind, Failure};
 
 #[derive(Debug)]
 pub struct Exchange {

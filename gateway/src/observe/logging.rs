@@ -3,7 +3,6 @@
 //! `RUST_LOG`, else `--log-level`; JSON lines with `--log-format json`.
 
 use std::io::Write as _;
-use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
@@ -15,11 +14,8 @@ pub enum LogFormat {
     Json,
 }
 
-static FORMAT: OnceLock<LogFormat> = OnceLock::new();
-
 /// Installs the subscriber. `RUST_LOG` wins over `level` when set.
 pub fn init(level: &str, format: LogFormat) {
-    let _ = FORMAT.set(format);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_timer(Rfc3339Millis)
@@ -43,17 +39,10 @@ impl tracing_subscriber::fmt::time::FormatTime for Rfc3339Millis {
 }
 
 /// Writes one of the lines scripts wait for (`listening on ADDR`), whatever
-/// the filter, in the log's format, with the message text as given.
+/// the filter and the format: these keep their exact text (SPEC §16), so a
+/// script can read the address from the end of the line.
 pub fn announce(message: &str) {
-    let now = now_rfc3339();
-    let line = match FORMAT.get().copied().unwrap_or_default() {
-        LogFormat::Text => format!("{now}  INFO {message}\n"),
-        LogFormat::Json => format!(
-            "{{\"timestamp\":\"{now}\",\"level\":\"INFO\",\"message\":{}}}\n",
-            serde_json::Value::from(message)
-        ),
-    };
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let _ = std::io::stderr().lock().write_all(format!("{message}\n").as_bytes());
 }
 
 fn now_rfc3339() -> String {

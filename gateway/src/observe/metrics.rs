@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::error::ErrorKind;
+use crate::error::kind::ErrorKind;
 use crate::observe::stats::Histogram;
 use crate::worker::Shared;
 

@@ -8,3 +8,4 @@ pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod stats;
+pub mod upstream_log;

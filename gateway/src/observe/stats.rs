@@ -10,7 +10,7 @@ use std::time::Duration;
 use plan::Plan;
 pub use policy_host::PolicyStats;
 
-use crate::error::ErrorKind;
+use crate::error::kind::ErrorKind;
 
 const KINDS: usize = ErrorKind::ALL.len();
 

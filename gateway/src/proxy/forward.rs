@@ -11,10 +11,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::{BodyError, ClientReader};
-use crate::conn::Conn;
-use crate::error::{ErrorKind, Failure};
+use crate::error::kind::{ErrorKind, Failure};
 use crate::io::{closed_by_peer, read_buf, write_all};
-use crate::proxy::Session;
+use crate::session::{Conn, Session};
 use crate::upstream::{Target, UpstreamConn, connect};
 
 /// Check-body phase: a declared length over `maxRequestBodyBytes` is refused

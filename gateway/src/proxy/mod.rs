@@ -16,59 +16,14 @@ pub mod policy;
 pub mod respond;
 pub mod route;
 
-use std::time::Duration;
-
 use http::Method;
 use http1::RequestHead;
 
-use crate::conn::Conn;
 use crate::error::{self, Failure};
-use crate::generation::{Generation, RouteTimeouts};
+use crate::generation::Generation;
 use crate::observe::exchange::Exchange;
-
-/// Whether the client connection can carry another request: starts as the
-/// request allows and only ever goes from yes to no (hyper's `KA`).
-#[derive(Debug, Clone, Copy)]
-pub struct KeepAlive(bool);
-
-impl KeepAlive {
-    pub fn new(allowed: bool) -> Self {
-        Self(allowed)
-    }
-
-    pub fn disable(&mut self) {
-        self.0 = false;
-    }
-
-    pub fn get(self) -> bool {
-        self.0
-    }
-}
-
-/// The client side of one exchange: the connection, the plan generation that
-/// routes it, and what the exchange has decided about the connection so far.
-pub struct Session<'a> {
-    pub conn: &'a mut Conn,
-    pub generation: &'a Generation,
-    pub ka: KeepAlive,
-    /// The route's timeouts (the defaults until a route is known).
-    pub timeouts: &'a RouteTimeouts,
-    /// A response to HEAD carries no body.
-    pub head_only: bool,
-}
-
-impl Session<'_> {
-    /// Whether the response now being written may leave the connection open:
-    /// the exchange allows it, the whole request body was read, and the
-    /// gateway is not stopping (while it is, every response says `close`).
-    pub fn may_keep_alive(&self) -> bool {
-        self.ka.get() && self.conn.reader.is_done() && !self.conn.worker.stopping()
-    }
-
-    pub fn write_timeout(&self) -> Duration {
-        self.timeouts.write
-    }
-}
+use crate::session::Conn;
+pub use crate::session::{KeepAlive, Session};
 
 /// Runs one exchange whose head has been read; returns whether the client
 /// connection can carry another request.

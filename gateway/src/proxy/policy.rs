@@ -7,10 +7,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use http1::RequestTarget;
 
-use crate::conn::Conn;
-use crate::error::{ErrorKind, Failure};
+use crate::error::kind::{ErrorKind, Failure};
 use crate::generation::Generation;
 use crate::observe::exchange::Exchange;
+use crate::session::Conn;
 use policy_host::{Decision, Prepared};
 
 /// What a policy decided for the exchange.

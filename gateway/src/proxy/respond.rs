@@ -5,14 +5,13 @@
 use std::io::IoSlice;
 
 use bytes::Buf as _;
-use http::StatusCode;
 use http1::ChunkSize;
 
-use crate::error::{ErrorKind, Failure};
+use crate::error::kind::{ErrorKind, Failure};
 use crate::io::{read_buf, try_read_buf, write_all};
 use crate::observe::exchange::Exchange;
-use crate::proxy::Session;
 use crate::proxy::forward::Sent;
+use crate::session::Session;
 use crate::upstream::Target;
 use policy_host::Prepared;
 
@@ -101,7 +100,7 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
 
 /// Writes a response a policy prepared; the request is not forwarded.
 pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared) -> Result<(), Failure> {
-    let status = StatusCode::from_u16(prepared.status).unwrap_or(StatusCode::FORBIDDEN);
+    let status = crate::error::prepared_status(prepared.status);
     let close = !s.may_keep_alive();
     if close {
         s.ka.disable();

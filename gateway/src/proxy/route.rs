@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use http1::RequestTarget;
 use plan::normalize_path;
 
-use crate::error::{ErrorKind, Failure};
+use crate::error::kind::{ErrorKind, Failure};
 use crate::generation::Generation;
 
 /// A routed request.

@@ -27,8 +27,6 @@ pub struct RunOptions {
     pub listen: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub threads: Option<usize>,
-    /// Start echo upstreams on the plan's loopback upstream addresses that are free.
-    pub demo: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,24 +254,16 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
 /// Serves until SIGTERM or SIGINT, then drains; returns when every worker ended
 /// and the access log is flushed.
 pub fn run(options: RunOptions) -> Result<(), RunError> {
-    let demo_upstreams = if options.demo {
-        let loaded = load(&options.source)?;
-        crate::cli::demo::free_upstreams(loaded.router.plan())
-    } else {
-        Vec::new()
-    };
-    let running = start(&options)?;
+    serve(start(&options)?)
+}
+
+/// Announces a started gateway (`listening on ADDR`), then serves until
+/// SIGTERM or SIGINT, then drains.
+pub fn serve(running: Running) -> Result<(), RunError> {
     if let Some(addr) = running.admin {
         crate::observe::logging::announce(&format!("admin listening on {addr}"));
     }
     crate::observe::logging::announce(&format!("listening on {}", running.addr));
-    if options.demo {
-        crate::cli::demo::start(
-            &demo_upstreams,
-            running.shared.current.load().router.plan(),
-            running.addr,
-        )?;
-    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(signals(&running.shared, &running.source, running.fixed));
     tracing::info!("shutting down");

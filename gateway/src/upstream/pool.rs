@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-use super::Target;
-use crate::error::ErrorKind;
+use super::target::Target;
+use crate::error::kind::ErrorKind;
 use crate::observe::stats::ClusterStats;
 
 /// One upstream connection: the socket and what has been read from it but not

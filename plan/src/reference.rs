@@ -1,9 +1,11 @@
-//! Shared by the plan's integration tests and benches: building routers from
-//! `(host, prefix)` tables, and the naive reference matcher written from SPEC §4.
+//! Test support (feature `reference`), shared by the plan's tests, its
+//! benches and the fuzz targets: routers built from `(host, prefix)` tables,
+//! and the naive reference matcher written from SPEC §4 that the compiled
+//! lookup must agree with.
 
-#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
+#![allow(clippy::expect_used)] // test support: a failed expectation is a failed test
 
-use plan::{
+use crate::{
     AccessLog, Cluster, Limits, Plan, PlanBuilder, Route, Router, Timeouts, Upstream, decode, encode,
     host_without_port, parse_host_pattern, split_prefix,
 };
