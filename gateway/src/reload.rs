@@ -80,10 +80,12 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
         old.router.digest(),
         generation.router.digest()
     );
-    tracing::info!(old = %old.router.digest(), new = %generation.router.digest(), "{message}");
+    let new_digest = generation.router.digest().to_owned();
     shared.current.store(Arc::new(generation));
     global.reloads.fetch_add(1, Ordering::Relaxed);
     global.reload_last_success.store(unix_seconds(), Ordering::Relaxed);
+    // Said once it is true: a reader of this line sees the new plan serving.
+    tracing::info!(old = %old.router.digest(), new = %new_digest, "{message}");
     Ok(message)
 }
 
