@@ -3,8 +3,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,33 +13,8 @@ use http::{HeaderValue, Method};
 use http1::RequestTarget;
 use plan::LogField;
 
-struct Counting;
-
-thread_local! {
-    // Per thread: the test harness allocates on its own threads meanwhile.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: delegates to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
 
 #[test]
 fn formatting_a_log_line_allocates_nothing() {
@@ -65,11 +38,11 @@ fn formatting_a_log_line_allocates_nothing() {
         duration: Duration::from_micros(1_734),
     };
     let mut buf = Vec::with_capacity(64 * 1024);
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = alloc_counter::thread_allocations();
     for _ in 0..100 {
         format_line(&mut buf, &LogField::ALL, &ex, &ctx);
     }
-    let allocations = ALLOCATIONS.with(Cell::get) - before;
+    let allocations = alloc_counter::thread_allocations() - before;
     assert_eq!(allocations, 0, "formatting allocated {allocations} times");
     let first = std::str::from_utf8(&buf[..buf.iter().position(|&b| b == b'\n').unwrap_or(0)]).expect("utf8");
     assert!(first.starts_with("{\"timestamp\":\""), "{first}");

@@ -15,11 +15,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gateway::load::Source;
 use gateway::server::{RunOptions, start};
@@ -27,51 +24,19 @@ use gateway::server::{RunOptions, start};
 /// Allocations per proxied request the gateway may make (see the module doc).
 const BUDGET: usize = 0;
 
-struct Counting;
-
-static COUNTED: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static EXCLUDED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if !EXCLUDED.with(Cell::get) {
-        COUNTED.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: delegates to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
 
 /// A minimal keep-alive upstream on its own (excluded) thread.
 fn upstream() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
-        EXCLUDED.with(|e| e.set(true));
+        alloc_counter::exclude_this_thread();
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
             std::thread::spawn(move || {
-                EXCLUDED.with(|e| e.set(true));
+                alloc_counter::exclude_this_thread();
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut have = Vec::new();
                 loop {
@@ -96,7 +61,7 @@ fn upstream() -> SocketAddr {
 }
 
 fn per_request(log: bool) -> f64 {
-    EXCLUDED.with(|e| e.set(true));
+    alloc_counter::exclude_this_thread();
     let up = upstream();
     let dir = std::env::temp_dir().join(format!("gateway-alloc-{}-{log}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -142,11 +107,11 @@ fn per_request(log: bool) -> f64 {
         exchange(&mut client);
     }
     let n = 2000;
-    let before = COUNTED.load(Ordering::Relaxed);
+    let before = alloc_counter::process_allocations();
     for _ in 0..n {
         exchange(&mut client);
     }
-    let total = COUNTED.load(Ordering::Relaxed) - before;
+    let total = alloc_counter::process_allocations() - before;
     drop(client);
     running.stop();
     total as f64 / n as f64

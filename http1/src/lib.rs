@@ -17,6 +17,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "check")]
+pub mod check;
 pub mod decoder;
 pub mod encode;
 pub mod headers;

@@ -3,36 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    // Per thread: the test harness allocates on its own threads meanwhile.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: delegates to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
 
 #[test]
 fn head_parsing_allocates_only_the_header_map() {
@@ -46,12 +18,12 @@ fn head_parsing_allocates_only_the_header_map() {
     drop(parse(&mut buf, 16_384, 100));
     let n = 1000;
     let mut heads = Vec::with_capacity(n);
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = alloc_counter::thread_allocations();
     for _ in 0..n {
         buf.extend_from_slice(raw);
         heads.push(parse(&mut buf, 16_384, 100));
     }
-    let per_head = (ALLOCATIONS.with(Cell::get) - before) as f64 / n as f64;
+    let per_head = (alloc_counter::thread_allocations() - before) as f64 / n as f64;
     assert!(heads.iter().all(|h| matches!(h, Parsed::Complete(_))));
     // The HeaderMap's index and entry arrays; nothing else.
     assert!(per_head <= 2.0, "{per_head} allocations per parsed head");
@@ -71,7 +43,7 @@ fn head_parsing_into_a_reused_map_allocates_nothing() {
         panic!("first head refused");
     }
     let n = 1000;
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = alloc_counter::thread_allocations();
     for _ in 0..n {
         buf.extend_from_slice(raw);
         match parse_into(&mut buf, 16_384, 100, map) {
@@ -79,7 +51,7 @@ fn head_parsing_into_a_reused_map_allocates_nothing() {
             _ => panic!("head refused"),
         }
     }
-    let allocations = ALLOCATIONS.with(Cell::get) - before;
+    let allocations = alloc_counter::thread_allocations() - before;
     assert_eq!(
         allocations, 0,
         "{allocations} allocations for {n} heads into a reused map"

@@ -4,44 +4,8 @@
 
 use plan::reference as support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    // Per thread: the test harness allocates on its own threads meanwhile.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    ALLOCATIONS.with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: delegates to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
 
 #[test]
 fn lookup_normalize_and_pick_allocate_nothing() {
@@ -62,7 +26,7 @@ fn lookup_normalize_and_pick_allocate_nothing() {
         ("nowhere.test", "/"),
     ];
     let mut hits = 0;
-    let before = allocations();
+    let before = alloc_counter::thread_allocations();
     for _ in 0..1000 {
         for (host, target) in requests {
             let path = target.split_once('?').map_or(target, |(p, _)| p);
@@ -73,7 +37,7 @@ fn lookup_normalize_and_pick_allocate_nothing() {
             }
         }
     }
-    let allocations = allocations() - before;
+    let allocations = alloc_counter::thread_allocations() - before;
     assert_eq!(hits, 5000);
     assert_eq!(allocations, 0, "lookups and picks allocated {allocations} times");
 }

@@ -253,40 +253,28 @@ impl Registry {
     }
 
     pub fn all_policies(&self) -> Vec<Arc<PolicyStats>> {
-        let mut v: Vec<_> = self
-            .policies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        sorted(&self.policies, |p| p.name.clone())
     }
 
     pub fn all_clusters(&self) -> Vec<Arc<ClusterStats>> {
-        let mut v: Vec<_> = self
-            .clusters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        sorted(&self.clusters, |c| c.name.clone())
     }
 
     pub fn all_routes(&self) -> Vec<Arc<RouteStats>> {
-        let mut v: Vec<_> = self
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| (&a.route, &a.cluster).cmp(&(&b.route, &b.cluster)));
-        v
+        sorted(&self.routes, |r| (r.route.clone(), r.cluster.clone()))
     }
+}
+
+/// Every value of a registry map, in a stable order for the exposition.
+fn sorted<K, V, O: Ord>(map: &Mutex<HashMap<K, Arc<V>>>, key: impl Fn(&V) -> O) -> Vec<Arc<V>> {
+    let mut v: Vec<Arc<V>> = map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    v.sort_by_cached_key(|x| key(x));
+    v
 }
 
 /// The counters of one plan generation.
