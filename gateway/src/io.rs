@@ -49,18 +49,17 @@ pub async fn read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usiz
     std::future::poll_fn(|cx| poll_read_buf(stream, cx, buf)).await
 }
 
-/// A write that failed, and how many bytes the kernel had taken before it did
+/// A write that failed: how many bytes the kernel had taken before it did
 /// (0 means the peer received nothing of this write).
 #[derive(Debug)]
 pub struct WriteError {
-    pub error: io::Error,
     pub written: usize,
 }
 
 /// Writes every byte of `bufs`, vectored.
 pub async fn write_all(stream: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> Result<(), WriteError> {
     let mut written = 0;
-    let fail = |error, written| WriteError { error, written };
+    let fail = |_: io::Error, written| WriteError { written };
     while !bufs.is_empty() {
         if bufs[0].is_empty() {
             bufs = &mut bufs[1..];

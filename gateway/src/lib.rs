@@ -7,18 +7,22 @@
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod body;
+// The library API is what the binary, the tests and the benches use: the
+// command line, starting a server in-process, loading a plan, and the access
+// log's formatting. The rest is the request path's own business.
 pub mod cli;
-pub mod conn;
 pub mod error;
-pub mod generation;
-pub mod io;
 pub mod load;
 pub mod observe;
-pub mod proxy;
-pub mod reload;
 pub mod server;
-pub mod session;
-pub mod upstream;
-pub mod worker;
+
+mod admin;
+mod body;
+mod conn;
+mod generation;
+mod io;
+mod proxy;
+mod reload;
+mod session;
+mod upstream;
+mod worker;

@@ -6,8 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway::observe::stats::Registry;
-use policy_host::{Policies, RequestView, WarmSet};
+use std::sync::Arc;
+
+use policy_host::{Policies, PolicyStats, RequestView, WarmSet};
 
 const MODULE: &str = r#"(module
   (import "hook" "request_field" (func $field (param i32 i32 i32) (result i32)))
@@ -24,8 +25,7 @@ fn policies() -> Policies {
     let yaml = "routes:\n  - { name: r, pathPrefix: /, cluster: c, policies: [p] }\nclusters:\n  - { name: c, upstreams: [{ url: \"http://127.0.0.1:9\" }] }\npolicies:\n  - { name: p, module: noop.wasm }\n";
     let compiled = compiler::compile_str("bench.yaml", yaml, &dir);
     let plan = compiled.plan.expect("valid");
-    let registry = Registry::new();
-    Policies::new(&plan, 1, 64, |n| registry.policy(n))
+    Policies::new(&plan, 1, 64, |n| Arc::new(PolicyStats::new(n)))
         .expect("loads")
         .expect("has policies")
 }
