@@ -11,15 +11,15 @@ use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gateway::observe::accesslog::{LineContext, format_line};
 use gateway::observe::exchange::Exchange;
-use http::{HeaderMap, Method};
-use http1::{Forward, Parsed, RequestTarget, encode_request, parse_into};
+use http::Method;
+use http1::{Fields, Forward, Parsed, RequestTarget, encode_request, parse_into};
 use plan::LogField;
 
 const HEAD: &[u8] = b"GET /v1/users/42?expand=orders HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: application/json\r\nAccept-Encoding: gzip, br\r\nX-Request-Id: 7f3c2a\r\nConnection: keep-alive\r\n\r\n";
 
 fn bench(c: &mut Criterion) {
     let mut buf = BytesMut::with_capacity(1 << 20);
-    let mut map = HeaderMap::new();
+    let mut map = Fields::default();
     // As the gateway does it: into the connection's reused header map.
     c.bench_function("hot/parse-request-head", |b| {
         b.iter(|| {
@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
     });
 
     buf.extend_from_slice(HEAD);
-    let Parsed::Complete(head) = parse_into(&mut buf, 16_384, 100, HeaderMap::new()) else {
+    let Parsed::Complete(head) = parse_into(&mut buf, 16_384, 100, Fields::default()) else {
         panic!("bench head refused");
     };
     let mut out = BytesMut::with_capacity(4 * 1024);

@@ -161,11 +161,7 @@ async fn handle(head: &RequestHead, shared: &Arc<Shared>, reload: &Option<Reload
     let get = *method == Method::GET || *method == Method::HEAD;
     match (path, get) {
         ("/metrics", true) => {
-            let accept = head
-                .headers
-                .get(http::header::ACCEPT)
-                .map(|v| v.as_bytes())
-                .unwrap_or(b"");
+            let accept = head.headers.get(b"accept").unwrap_or(b"");
             let format = crate::observe::metrics::Format::negotiate(accept);
             reply(
                 StatusCode::OK,

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::{HeaderMap, HeaderValue};
-use http1::{Parsed, Partial, RequestHead};
+use http::HeaderValue;
+use http1::{Fields, Parsed, Partial, RequestHead};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -46,7 +46,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         reader: ClientReader::new(stream.clone()),
         stream,
         reqbuf: BytesMut::with_capacity(4 * 1024),
-        spare_headers: HeaderMap::new(),
+        spare_fields: Fields::default(),
         wbuf: BytesMut::with_capacity(4 * 1024),
         peer,
         client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
@@ -91,10 +91,10 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
                     generation,
                 });
                 let keep_alive = crate::proxy::exchange(conn, generation, &mut head, ex).await;
-                // Emptied now, so that no header value keeps the read
-                // buffer's storage shared while the next head is read.
+                // Emptied now, so that no field keeps the read buffer's
+                // storage shared while the next head is read.
                 head.headers.clear();
-                conn.spare_headers = std::mem::take(&mut head.headers);
+                conn.spare_fields = std::mem::take(&mut head.headers);
                 if let Some(InFlight { mut ex, generation }) = in_flight.take() {
                     conn.worker
                         .shared
@@ -163,7 +163,12 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
         plan: &generation.short_digest,
         duration,
     };
-    format_line(log.buffer(), &generation.log_fields, ex, &ctx);
+    format_line(
+        log.buffer(generation.log_destination, &registry.global),
+        &generation.log_fields,
+        ex,
+        &ctx,
+    );
     log.line_done(&registry.global);
 }
 
@@ -186,7 +191,7 @@ async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
                 &mut reader.buf,
                 limits.max_header_bytes as usize,
                 limits.max_headers as usize,
-                std::mem::take(&mut conn.spare_headers),
+                std::mem::take(&mut conn.spare_fields),
             ) {
                 Parsed::Complete(h) => return HeadRead::Head(h, t),
                 Parsed::Refused(e, p) => {

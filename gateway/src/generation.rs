@@ -51,6 +51,8 @@ pub struct Generation {
     pub stats: Stats,
     /// Access-log fields, empty when the log is off.
     pub log_fields: Vec<LogField>,
+    /// The access-log destination (its number at the sink) lines go to.
+    pub log_destination: u64,
     /// First 12 hex digits of the plan digest, for the `plan` log field.
     pub short_digest: String,
     /// Compiled and linked policy modules, when the plan has any.
@@ -82,6 +84,7 @@ impl Generation {
             targets,
             stats,
             log_fields,
+            log_destination: 0,
             short_digest,
             policies,
         })

@@ -57,7 +57,7 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
     // cannot be opened refuses the reload.
     let new_destination = plan.access_log.enabled.then(|| plan.access_log.destination.clone());
     let switch = match &new_destination {
-        Some(dest) if Some(dest) != shared.log.destination().as_ref() => match Output::open(dest, &shared.base_dir) {
+        Some(dest) if Some(dest) != shared.log.destination().0.as_ref() => match Output::open(dest, &shared.base_dir) {
             Ok(output) => Some((output, dest.clone())),
             Err(e) => return refused(format!("accessLog.path: cannot open {dest:?}: {e}")),
         },
@@ -65,15 +65,17 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
     };
     let mut router = loaded.router;
     router.adopt_wrr(&old.router);
-    let generation = match Generation::new(router, &shared.registry, &shared.pool_ids, shared.threads) {
+    let mut generation = match Generation::new(router, &shared.registry, &shared.pool_ids, shared.threads) {
         Ok(g) => g,
         Err(e) => return refused(e),
     };
-    if let Some((output, dest)) = switch
-        && let Err(e) = shared.log.switch(output, dest)
-    {
-        return refused(format!("accessLog.path: {e}"));
-    }
+    generation.log_destination = match switch {
+        Some((output, dest)) => match shared.log.switch(output, dest) {
+            Ok(id) => id,
+            Err(e) => return refused(format!("accessLog.path: {e}")),
+        },
+        None => shared.log.destination().1,
+    };
     let message = format!(
         "reloaded {}: plan {} -> {}",
         source.path().display(),

@@ -7,7 +7,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
+use http1::Fields;
 use tokio::net::TcpStream;
 
 use crate::body::ClientReader;
@@ -23,8 +24,8 @@ pub struct Conn {
     pub wbuf: BytesMut,
     /// Reused buffer for encoding the forwarded request head.
     pub reqbuf: BytesMut,
-    /// The last request's header map, emptied and reused by the next head.
-    pub spare_headers: HeaderMap,
+    /// The last request's header fields, emptied and reused by the next head.
+    pub spare_fields: Fields,
     pub peer: SocketAddr,
     pub client_ip: HeaderValue,
     pub worker: Rc<Worker>,

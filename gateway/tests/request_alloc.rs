@@ -5,11 +5,8 @@
 //! Budget, per request on a keep-alive connection: 0 (measured). Lookup,
 //! normalization, WRR pick and log formatting are proven allocation-free by
 //! `plan/tests/alloc.rs` and `tests/alloc.rs`; the request head is parsed into
-//! the connection's reused `HeaderMap` (`head_parsing_into_a_reused_map_
-//! allocates_nothing` there). The one exception the budget does not cover is
-//! a non-standard header name (`X-Request-Id`, ...): the `http` crate copies
-//! each into an allocation of its own; this test's request has none. The
-//! upstream side (pool, request head encoding, response head parsing, body
+//! the connection's reused field list (`http1/tests/alloc.rs`), any header
+//! names included. The upstream side (pool, request head encoding, response head parsing, body
 //! copy) is our own HTTP/1 codec over reused per-connection buffers and
 //! allocates nothing. A regression fails this test.
 

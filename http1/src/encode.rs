@@ -5,10 +5,10 @@
 use std::io::IoSlice;
 
 use bytes::{BufMut, BytesMut};
-use http::header::{HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Version};
 
-use crate::headers::{is_hop_by_hop, listed_in};
+use crate::fields::Fields;
+use crate::headers::{ConnectionTokens, Known, listed_in};
 use crate::request::BodyKind;
 
 pub(crate) fn status_line(out: &mut BytesMut, status: StatusCode) {
@@ -32,7 +32,7 @@ pub struct Forward<'a> {
     pub method: &'a Method,
     /// The origin-form target, in pieces written one after another.
     pub target: [&'a [u8]; 4],
-    pub headers: &'a HeaderMap,
+    pub headers: &'a Fields,
     /// The `Host` to send (the received one, or an absolute-form authority).
     pub host: &'a [u8],
     /// `X-Forwarded-Host`.
@@ -47,11 +47,17 @@ pub struct Forward<'a> {
 /// Headers the forwarded head never copies from the client: hop-by-hop ones,
 /// those the gateway writes itself (framing, `Host`, `X-Forwarded-*`), and
 /// `Expect` (the gateway answers `100-continue` itself).
-fn rewritten(name: &str) -> bool {
-    matches!(
-        name,
-        "host" | "content-length" | "expect" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host"
-    ) || is_hop_by_hop(name.as_bytes())
+fn rewritten(kind: Known) -> bool {
+    kind.is_hop_by_hop()
+        || matches!(
+            kind,
+            Known::Host
+                | Known::ContentLength
+                | Known::Expect
+                | Known::XForwardedFor
+                | Known::XForwardedProto
+                | Known::XForwardedHost
+        )
 }
 
 /// Encodes the forwarded request head: request line, `Host`, the client's
@@ -65,22 +71,33 @@ pub fn encode_request(out: &mut BytesMut, f: &Forward<'_>) {
     }
     out.put_slice(b" HTTP/1.1\r\n");
     header_line(out, b"host", f.host);
-    let connection = f.headers.get_all(http::header::CONNECTION);
-    let names_headers = connection
-        .iter()
-        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"keep-alive") && !v.is_empty());
-    for (name, value) in f.headers {
-        let n = name.as_str();
-        // `HeaderName`s are lowercase: exact matches suffice.
-        if rewritten(n) || (names_headers && listed_in(connection.iter().map(HeaderValue::as_bytes), n.as_bytes())) {
+    let mut tokens = ConnectionTokens::default();
+    let mut forwarded_for = false;
+    for (_, value, kind) in f.headers.iter() {
+        match kind {
+            Known::Connection => tokens.add(value),
+            Known::XForwardedFor => forwarded_for = true,
+            _ => {}
+        }
+    }
+    let connection = || {
+        f.headers
+            .iter()
+            .filter(|(_, _, k)| *k == Known::Connection)
+            .map(|(_, v, _)| v)
+    };
+    for (name, value, kind) in f.headers.iter() {
+        if rewritten(kind) || (tokens.names_headers && listed_in(connection(), name)) {
             continue;
         }
-        header_line(out, n.as_bytes(), value.as_bytes());
+        header_line(out, name, value);
     }
     out.put_slice(b"x-forwarded-for: ");
-    for prior in f.headers.get_all("x-forwarded-for") {
-        out.put_slice(prior.as_bytes());
-        out.put_slice(b", ");
+    if forwarded_for {
+        for (_, prior, _) in f.headers.iter().filter(|(_, _, k)| *k == Known::XForwardedFor) {
+            out.put_slice(prior);
+            out.put_slice(b", ");
+        }
     }
     out.put_slice(f.client_ip);
     out.put_slice(b"\r\n");
@@ -189,7 +206,6 @@ impl ChunkSize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header;
 
     #[test]
     fn chunk_sizes() {
@@ -198,14 +214,19 @@ mod tests {
         }
     }
 
-    fn forward(headers: &HeaderMap, body: BodyKind) -> String {
+    /// The forwarded head of a request whose header lines are `lines`.
+    fn forward(lines: &str, body: BodyKind) -> String {
+        let mut buf = BytesMut::from(format!("POST /x HTTP/1.1\r\n{lines}\r\n").as_str());
+        let crate::Parsed::Complete(head) = crate::parse(&mut buf, 16_384, 100) else {
+            panic!("test head refused: {lines:?}");
+        };
         let mut out = BytesMut::new();
         encode_request(
             &mut out,
             &Forward {
                 method: &Method::POST,
                 target: [b"/v1/x", b"?q=1", b"", b""],
-                headers,
+                headers: &head.headers,
                 host: b"api.example.com",
                 forwarded_host: b"api.example.com",
                 client_ip: b"127.0.0.1",
@@ -218,21 +239,12 @@ mod tests {
 
     #[test]
     fn forwarded_request_head() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("api.example.com"));
-        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("te", HeaderValue::from_static("trailers"));
-        h.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
-        h.insert("x-kept", HeaderValue::from_static("yes"));
+        let lines = "Host: api.example.com\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\n\
+                     X-Forwarded-Proto: https\r\nConnection: close, x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n\
+                     TE: trailers\r\nExpect: 100-continue\r\nContent-Length: 3\r\nX-Kept: yes\r\n";
         assert_eq!(
-            forward(&h, BodyKind::Length(3)),
-            "POST /v1/x?q=1 HTTP/1.1\r\nhost: api.example.com\r\nx-kept: yes\r\n\
+            forward(lines, BodyKind::Length(3)),
+            "POST /v1/x?q=1 HTTP/1.1\r\nhost: api.example.com\r\nX-Kept: yes\r\n\
              x-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\nx-forwarded-proto: http\r\n\
              x-forwarded-host: api.example.com\r\ncontent-length: 3\r\n\r\n"
         );
@@ -247,14 +259,11 @@ mod tests {
             "keep-alive, content-length",
             "HOST, Transfer-Encoding",
         ] {
-            let mut h = HeaderMap::new();
-            h.insert(header::HOST, HeaderValue::from_static("a"));
-            h.insert(header::CONNECTION, HeaderValue::from_str(connection).expect("value"));
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
-            let out = forward(&h, BodyKind::Length(3));
+            let lines = format!("Host: a\r\nConnection: {connection}\r\nContent-Length: 3\r\n");
+            let out = forward(&lines, BodyKind::Length(3));
             assert!(out.contains("\r\ncontent-length: 3\r\n"), "{connection}: {out}");
             assert!(out.contains("\r\nhost: api.example.com\r\n"), "{connection}: {out}");
-            let chunked = forward(&h, BodyKind::Chunked);
+            let chunked = forward(&lines, BodyKind::Chunked);
             assert!(
                 chunked.contains("\r\ntransfer-encoding: chunked\r\n"),
                 "{connection}: {chunked}"

@@ -3,6 +3,69 @@
 //! `uri-host` syntax of `Host`. One definition of each, so the request and the
 //! response side cannot disagree.
 
+/// The header names the gateway acts on, recognized once per field by
+/// length first and then by a case-insensitive compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    ProxyConnection,
+    Te,
+    Trailer,
+    Upgrade,
+    Http2Settings,
+    Expect,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedHost,
+    UserAgent,
+    XRequestId,
+    Other,
+}
+
+impl Known {
+    pub fn of(name: &[u8]) -> Known {
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            2 if is(b"te") => Known::Te,
+            4 if is(b"host") => Known::Host,
+            6 if is(b"expect") => Known::Expect,
+            7 if is(b"trailer") => Known::Trailer,
+            7 if is(b"upgrade") => Known::Upgrade,
+            10 if is(b"connection") => Known::Connection,
+            10 if is(b"keep-alive") => Known::KeepAlive,
+            10 if is(b"user-agent") => Known::UserAgent,
+            12 if is(b"x-request-id") => Known::XRequestId,
+            14 if is(b"content-length") => Known::ContentLength,
+            14 if is(b"http2-settings") => Known::Http2Settings,
+            15 if is(b"x-forwarded-for") => Known::XForwardedFor,
+            16 if is(b"proxy-connection") => Known::ProxyConnection,
+            16 if is(b"x-forwarded-host") => Known::XForwardedHost,
+            17 if is(b"transfer-encoding") => Known::TransferEncoding,
+            17 if is(b"x-forwarded-proto") => Known::XForwardedProto,
+            _ => Known::Other,
+        }
+    }
+
+    /// Hop-by-hop (RFC 9110 §7.6.1): never forwarded in either direction.
+    pub fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Known::Connection
+                | Known::KeepAlive
+                | Known::ProxyConnection
+                | Known::Te
+                | Known::Trailer
+                | Known::TransferEncoding
+                | Known::Upgrade
+                | Known::Http2Settings
+        )
+    }
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1), lowercase: never forwarded in either
 /// direction. `Transfer-Encoding` is here because the gateway writes its own.
 pub const HOP_BY_HOP: [&str; 8] = [
@@ -18,7 +81,7 @@ pub const HOP_BY_HOP: [&str; 8] = [
 
 /// Whether `name` (any case) is a hop-by-hop header.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+    Known::of(name).is_hop_by_hop()
 }
 
 /// Headers a `Connection` token can never remove: they frame or address the
@@ -270,6 +333,21 @@ mod tests {
                 names_headers: true
             }
         );
+    }
+
+    #[test]
+    fn known_names_in_any_case() {
+        for name in HOP_BY_HOP {
+            assert!(Known::of(name.as_bytes()).is_hop_by_hop(), "{name}");
+            assert!(
+                Known::of(name.to_ascii_uppercase().as_bytes()).is_hop_by_hop(),
+                "{name}"
+            );
+        }
+        assert_eq!(Known::of(b"Content-Length"), Known::ContentLength);
+        assert_eq!(Known::of(b"X-Forwarded-For"), Known::XForwardedFor);
+        assert_eq!(Known::of(b"x-forwarded-fox"), Known::Other);
+        assert!(!Known::of(b"content-type").is_hop_by_hop());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! - [`request`]: request heads (limits, framing, host, method rules).
 //! - [`target`]: the request-target, parsed once.
+//! - [`fields`]: a request's header fields as spans of its head, with edits.
 //! - [`headers`]: the hop-by-hop list, `Connection` tokens, `Content-Length`,
 //!   `Transfer-Encoding`, `Host` syntax.
 //! - [`decoder`]: body framing on the read side (length, chunked, to EOF).
@@ -21,6 +22,7 @@
 pub mod check;
 pub mod decoder;
 pub mod encode;
+pub mod fields;
 pub mod headers;
 pub mod request;
 pub mod response;
@@ -29,6 +31,8 @@ pub mod target;
 
 pub use decoder::{DecodeError, Decoder};
 pub use encode::{ChunkSize, Forward, Framing, encode_request};
+pub use fields::Fields;
+pub use headers::Known;
 pub use request::{BodyKind, HeadError, Parsed, Partial, RequestHead, parse, parse_into};
 pub use response::{Answering, MAX_RESPONSE_HEAD, ParsedResponse, ResponseHead, parse_response};
 pub use synth::{Synthesized, encode_prepared_head, encode_synthesized};

@@ -4,10 +4,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
 
-use crate::headers::{ConnectionTokens, parse_content_length, valid_host};
+use crate::fields::Fields;
+use crate::headers::{ConnectionTokens, Known, parse_content_length, valid_host};
 use crate::target::{Form, RequestTarget, TargetError};
 
 /// How a request body is framed.
@@ -32,7 +32,7 @@ pub struct RequestHead {
     pub method: Method,
     pub target: RequestTarget,
     pub version: Version,
-    pub headers: HeaderMap,
+    pub headers: Fields,
     pub body: BodyKind,
     /// The host the request is for: the absolute-form authority, else `Host`
     /// (validated; with any port).
@@ -83,12 +83,12 @@ const STACK_HEADERS: usize = 128;
 
 /// Parses one head from the front of `buf`, consuming it when complete.
 pub fn parse(buf: &mut BytesMut, max_bytes: usize, max_headers: usize) -> Parsed {
-    parse_into(buf, max_bytes, max_headers, HeaderMap::new())
+    parse_into(buf, max_bytes, max_headers, Fields::default())
 }
 
-/// As [`parse`], filling `map` (emptied first), so a connection can reuse one
-/// map's storage for all its requests.
-pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map: HeaderMap) -> Parsed {
+/// As [`parse`], filling `fields` (emptied first), so a connection can reuse
+/// their storage for all its requests.
+pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fields: Fields) -> Parsed {
     // Leading empty lines before a request line are allowed (RFC 9112 §2.2).
     while buf.starts_with(b"\r\n") {
         let _ = buf.split_to(2);
@@ -177,10 +177,8 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
         )
     };
 
-    // Room for a policy's added headers without regrowing, in the common case.
-    let mut headers = map;
-    headers.clear();
-    headers.reserve(count + 3);
+    let mut headers = fields;
+    headers.reset(head_bytes.clone(), count);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut saw_te = false;
@@ -190,15 +188,15 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
     let mut expect_continue = false;
     let mut expect_other = false;
     for &[ns, ne, vs, ve] in spans.iter() {
-        let Ok(name) = HeaderName::from_bytes(&head_bytes[ns as usize..ne as usize]) else {
-            return refuse(HeadError::Malformed("bad header name"));
-        };
-        let Ok(value) = HeaderValue::from_maybe_shared(head_bytes.slice(vs as usize..ve as usize)) else {
+        let value = &head_bytes[vs as usize..ve as usize];
+        // httparse checked names are tokens; values get the rule `HeaderValue`
+        // applies (no control byte but HTAB, no DEL).
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return refuse(HeadError::Malformed("bad header value"));
-        };
-        match name {
-            header::CONTENT_LENGTH => {
-                let Some(n) = parse_content_length(value.as_bytes()) else {
+        }
+        match headers.push(ns as usize..ne as usize, vs as usize..ve as usize) {
+            Known::ContentLength => {
+                let Some(n) = parse_content_length(value) else {
                     return refuse(HeadError::Malformed("bad Content-Length"));
                 };
                 if content_length.is_some_and(|prev| prev != n) {
@@ -206,23 +204,23 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
                 }
                 content_length = Some(n);
             }
-            header::TRANSFER_ENCODING => {
+            Known::TransferEncoding => {
                 if saw_te {
                     return refuse(HeadError::Malformed("repeated Transfer-Encoding"));
                 }
                 saw_te = true;
-                if !value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                if !value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                     return refuse(HeadError::Malformed("unsupported Transfer-Encoding"));
                 }
                 chunked = true;
             }
-            header::HOST => {
+            Known::Host => {
                 hosts += 1;
                 host = Some(head_bytes.slice(vs as usize..ve as usize));
             }
-            header::CONNECTION => connection.add(value.as_bytes()),
-            header::EXPECT => {
-                if value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue") {
+            Known::Connection => connection.add(value),
+            Known::Expect => {
+                if value.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
                     expect_continue = true;
                 } else {
                     expect_other = true;
@@ -230,7 +228,6 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, map:
             }
             _ => {}
         }
-        headers.append(name, value);
     }
     // Framing first: whatever else is wrong, a message of uncertain length
     // must never be read past.

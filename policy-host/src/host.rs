@@ -116,12 +116,12 @@ fn request_header(mut c: Caller<'_, HostState>, name: i32, name_len: i32, buf: i
     let mem = memory(&c)?;
     let (data, state) = mem.data_and_store_mut(&mut c);
     let name = read_in(data, state, name, name_len)?;
-    let Ok(name) = HeaderName::from_bytes(name) else {
+    if HeaderName::from_bytes(name).is_err() {
         return Ok(-1);
-    };
+    }
     let dest = range(state, data.len(), buf, cap)?;
-    match state.request.headers.get(&name) {
-        Some(value) => Ok(copy_to_guest(data, dest, value.as_bytes())),
+    match state.request.headers.get(name) {
+        Some(value) => Ok(copy_to_guest(data, dest, value)),
         None => Ok(-1),
     }
 }
@@ -134,14 +134,19 @@ fn request_headers(mut c: Caller<'_, HostState>, buf: i32, cap: i32) -> wasmtime
         .request
         .headers
         .iter()
-        .map(|(n, v)| 8 + n.as_str().len() + v.len())
+        .map(|(n, v, _)| 8 + n.len() + v.len())
         .sum();
     if total <= dest.len() {
         let mut at = dest.start;
-        for (n, v) in &state.request.headers {
-            for part in [n.as_str().as_bytes(), v.as_bytes()] {
+        for (n, v, _) in state.request.headers.iter() {
+            for (part, lowercase) in [(n, true), (v, false)] {
                 data[at..at + 4].copy_from_slice(&(part.len() as u32).to_le_bytes());
-                data[at + 4..at + 4 + part.len()].copy_from_slice(part);
+                let out = &mut data[at + 4..at + 4 + part.len()];
+                out.copy_from_slice(part);
+                if lowercase {
+                    // The ABI promises lowercase names; received ones keep the client's case.
+                    out.make_ascii_lowercase();
+                }
                 at += 4 + part.len();
             }
         }
@@ -211,13 +216,11 @@ fn remove_header(mut c: Caller<'_, HostState>, name: i32, name_len: i32) -> wasm
     let mem = memory(&c)?;
     let (data, state) = mem.data_and_store_mut(&mut c);
     let name = read_in(data, state, name, name_len)?;
-    match HeaderName::from_bytes(name) {
-        Ok(n) => {
-            state.request.headers.remove(n);
-            Ok(0)
-        }
-        Err(_) => Ok(-1),
+    if HeaderName::from_bytes(name).is_err() {
+        return Ok(-1);
     }
+    state.request.headers.remove(name);
+    Ok(0)
 }
 
 fn respond(mut c: Caller<'_, HostState>, status: i32, body: i32, body_len: i32) -> wasmtime::Result<i32> {

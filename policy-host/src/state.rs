@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
+use http1::Fields;
 use plan::OnError;
 use wasmtime::Memory;
 
@@ -38,7 +39,7 @@ pub struct RequestView {
     pub query: Option<Vec<u8>>,
     pub client_ip: Vec<u8>,
     /// Moved in for the call and back out after it (no copy).
-    pub headers: HeaderMap,
+    pub headers: Fields,
 }
 
 /// What one policy is, once loaded.

@@ -31,6 +31,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
 pub struct Batch {
     pub buf: Vec<u8>,
     pub lines: u64,
+    /// The destination its lines were formatted for (see [`Sink::switch`]).
+    pub destination: u64,
 }
 
 /// Where lines go.
@@ -102,9 +104,9 @@ impl Output {
 /// What travels to the writer thread, in order.
 enum Message {
     Lines(Batch),
-    /// From here on, write to this destination (the old one is flushed and
-    /// closed first).
-    Switch(Output),
+    /// A new destination, numbered: batches say which one their lines are
+    /// for, so lines formatted before a reload still reach the old one.
+    Switch(u64, Output),
 }
 
 /// The writer side, shared by all workers.
@@ -117,15 +119,15 @@ pub struct Sink {
     /// Lines handed to the writer and not yet written (or dropped).
     pending: Arc<AtomicU64>,
     /// The destination being written (none while the log is off), for
-    /// reload to compare against.
-    destination: Mutex<Option<LogDestination>>,
+    /// reload to compare against, and its number.
+    destination: Mutex<(Option<LogDestination>, u64)>,
 }
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Lines(b) => write!(f, "Lines({})", b.lines),
-            Message::Switch(o) => write!(f, "Switch({o:?})"),
+            Message::Switch(id, o) => write!(f, "Switch({id}, {o:?})"),
         }
     }
 }
@@ -137,7 +139,6 @@ impl Sink {
         destination: Option<LogDestination>,
         global: Arc<crate::observe::stats::Registry>,
     ) -> std::io::Result<Arc<Sink>> {
-        let mut output = output;
         let (tx, rx) = sync_channel::<Message>(QUEUE_BATCHES);
         let (back_tx, back_rx) = sync_channel::<Vec<u8>>(QUEUE_BATCHES);
         let reopen = Arc::new(AtomicBool::new(false));
@@ -145,6 +146,9 @@ impl Sink {
         let (flag, left) = (reopen.clone(), pending.clone());
         let writer = std::thread::Builder::new().name("access-log".into()).spawn(move || {
             let g: &Global = &global.global;
+            // The current destination last; the one before stays open for
+            // lines formatted before the switch.
+            let mut outputs: Vec<(u64, Output)> = vec![(0, output)];
             loop {
                 let message = match rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(m) => Some(m),
@@ -152,15 +156,28 @@ impl Sink {
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
                 if flag.swap(false, Ordering::AcqRel) {
-                    output.reopen();
+                    for (_, o) in &mut outputs {
+                        o.reopen();
+                    }
                 }
                 match message {
                     None => {}
-                    Some(Message::Switch(next)) => {
-                        output.flush();
-                        output = next;
+                    Some(Message::Switch(id, next)) => {
+                        outputs.push((id, next));
+                        if outputs.len() > 2 {
+                            let (_, mut oldest) = outputs.remove(0);
+                            oldest.flush();
+                        }
                     }
                     Some(Message::Lines(mut batch)) => {
+                        let at = outputs.iter().position(|(id, _)| *id == batch.destination);
+                        let output = match at {
+                            Some(i) => &mut outputs[i].1,
+                            None => match outputs.last_mut() {
+                                Some((_, o)) => o,
+                                None => continue,
+                            },
+                        };
                         match output.write(&batch.buf) {
                             Ok(()) => g.access_log_written.fetch_add(batch.lines, Ordering::Relaxed),
                             Err(_) => g.access_log_dropped.fetch_add(batch.lines, Ordering::Relaxed),
@@ -179,7 +196,7 @@ impl Sink {
             reopen,
             writer: Mutex::new(Some(writer)),
             pending,
-            destination: Mutex::new(destination),
+            destination: Mutex::new((destination, 0)),
         }))
     }
 
@@ -197,21 +214,26 @@ impl Sink {
         self.reopen.store(true, Ordering::Release);
     }
 
-    /// The destination lines go to now.
-    pub fn destination(&self) -> Option<LogDestination> {
-        self.destination.lock().ok().and_then(|d| d.clone())
+    /// The destination lines go to now, and its number.
+    pub fn destination(&self) -> (Option<LogDestination>, u64) {
+        self.destination.lock().map(|d| d.clone()).unwrap_or((None, 0))
     }
 
-    /// Lines queued before this call go to the old destination, which is then
-    /// flushed and closed; later ones go to `output`.
-    pub fn switch(&self, output: Output, destination: LogDestination) -> Result<(), String> {
+    /// Opens a new destination and returns its number: lines formatted for
+    /// it (a generation carries the number) go there; lines formatted for the
+    /// previous one still go to the previous one, which is flushed and closed
+    /// when the next switch comes.
+    pub fn switch(&self, output: Output, destination: LogDestination) -> Result<u64, String> {
         let tx = self.sender().ok_or("the access-log writer has stopped")?;
-        tx.send(Message::Switch(output))
+        let mut d = self
+            .destination
+            .lock()
+            .map_err(|_| "the access-log writer has failed")?;
+        let id = d.1 + 1;
+        tx.send(Message::Switch(id, output))
             .map_err(|_| "the access-log writer has stopped".to_owned())?;
-        if let Ok(mut d) = self.destination.lock() {
-            *d = Some(destination);
-        }
-        Ok(())
+        *d = (Some(destination), id);
+        Ok(id)
     }
 
     /// Stops the writer once every worker's sender is gone and the queue is
@@ -254,12 +276,18 @@ impl WorkerLog {
             batch: Batch {
                 buf: Vec::with_capacity(BATCH_BYTES * 2),
                 lines: 0,
+                destination: 0,
             },
         })
     }
 
-    /// The buffer to append one line to; call [`WorkerLog::line_done`] after.
-    pub fn buffer(&mut self) -> &mut Vec<u8> {
+    /// The buffer to append one line for `destination` to; call
+    /// [`WorkerLog::line_done`] after. A batch holds lines for one destination.
+    pub fn buffer(&mut self, destination: u64, global: &Global) -> &mut Vec<u8> {
+        if self.batch.destination != destination {
+            self.flush(global);
+            self.batch.destination = destination;
+        }
         &mut self.batch.buf
     }
 
@@ -279,7 +307,15 @@ impl WorkerLog {
             .sink
             .recycled()
             .unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES * 2));
-        let batch = std::mem::replace(&mut self.batch, Batch { buf: fresh, lines: 0 });
+        let destination = self.batch.destination;
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                buf: fresh,
+                lines: 0,
+                destination,
+            },
+        );
         let lines = batch.lines;
         self.sink.pending.fetch_add(lines, Ordering::Relaxed);
         match self.tx.try_send(Message::Lines(batch)) {
@@ -300,7 +336,14 @@ impl WorkerLog {
     pub fn flush_final(&mut self, global: &Global, wait: Duration) {
         let deadline = Instant::now() + wait;
         while self.batch.lines > 0 {
-            let batch = std::mem::take(&mut self.batch);
+            let destination = self.batch.destination;
+            let batch = std::mem::replace(
+                &mut self.batch,
+                Batch {
+                    destination,
+                    ..Batch::default()
+                },
+            );
             let lines = batch.lines;
             self.sink.pending.fetch_add(lines, Ordering::Relaxed);
             match self.tx.try_send(Message::Lines(batch)) {
@@ -359,8 +402,8 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
             },
             LogField::Host => opt_bytes(out, ex.host.as_deref()),
             LogField::Query => opt_str(out, ex.query()),
-            LogField::UserAgent => opt_bytes(out, ex.user_agent.as_ref().map(|h| h.as_bytes())),
-            LogField::RequestId => opt_bytes(out, ex.request_id.as_ref().map(|h| h.as_bytes())),
+            LogField::UserAgent => opt_bytes(out, ex.user_agent.as_deref()),
+            LogField::RequestId => opt_bytes(out, ex.request_id.as_deref()),
             LogField::Plan => json::push_str(out, ctx.plan),
         }
     }

@@ -4,8 +4,8 @@
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, header};
-use http1::{Partial, RequestHead, RequestTarget};
+use http::Method;
+use http1::{Known, Partial, RequestHead, RequestTarget};
 
 use crate::error::kind::{ErrorKind, Failure};
 
@@ -21,8 +21,8 @@ pub struct Exchange {
     pub raw_target: Option<Bytes>,
     /// The host the request was for (absolute-form authority, else `Host`).
     pub host: Option<Bytes>,
-    pub user_agent: Option<HeaderValue>,
-    pub request_id: Option<HeaderValue>,
+    pub user_agent: Option<Bytes>,
+    pub request_id: Option<Bytes>,
     /// Status sent to the client (0 until a head is written).
     pub status: u16,
     pub route: Option<u32>,
@@ -67,8 +67,8 @@ impl Exchange {
         self.method = Some(head.method.clone());
         self.target = Some(head.target.clone());
         self.host = Some(head.host.clone());
-        self.user_agent = head.headers.get(header::USER_AGENT).cloned();
-        self.request_id = head.headers.get("x-request-id").cloned();
+        self.user_agent = head.headers.shared_value(Known::UserAgent);
+        self.request_id = head.headers.shared_value(Known::XRequestId);
     }
 
     /// Records what is known of a refused head.

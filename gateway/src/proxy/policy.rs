@@ -4,8 +4,8 @@
 //! `policy_error` and, with `onError: deny`, ends it with 503.
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
-use http1::RequestTarget;
+use http::Method;
+use http1::{Fields, RequestTarget};
 
 use crate::error::kind::{ErrorKind, Failure};
 use crate::generation::Generation;
@@ -40,7 +40,7 @@ pub fn run(
     generation: &Generation,
     route: u32,
     request: &Request<'_>,
-    headers: &mut HeaderMap,
+    headers: &mut Fields,
     ex: &mut Exchange,
 ) -> Result<Outcome, Failure> {
     let plan = generation.router.plan();
