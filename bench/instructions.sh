@@ -78,8 +78,9 @@ measure gateway "$gw" "$gwpid" "$work/gw.cg"
 valgrind --tool=callgrind --callgrind-out-file="$work/ng.cg" nginx -c "$work/nginx.conf" -p "$work" >/dev/null 2>&1 &
 ngpid=$!; pids+=($ngpid)
 measure nginx "$ng" "$ngpid" "$work/ng.cg"
+cp "$(ls "$work"/gw.cg.* | tail -1)" "${KEEP:-/tmp/gateway.callgrind}"
 echo
-echo "gateway, inclusive instructions per request of its parts:"
+echo "gateway, inclusive instructions per request of its parts (whole profile: ${KEEP:-/tmp/gateway.callgrind}):"
 callgrind_annotate --inclusive=yes "$(ls "$work"/gw.cg.* | tail -1)" 2>/dev/null \
     | grep -E '(http1::request::parse_into|http1::response::parse_response|http1::encode::encode_request|proxy::route::route|Router::lookup|normalize_path|timeout::Timeout<T> as core::future::future::Future>::poll|observe::accesslog::format_line|conn::finish|record_head|Driver::park|__memcpy_avx_unaligned_erms) \[' \
     | awk -v n="$n" '{gsub(",","",$1); name=$0; sub(/^[^:]*:/,"",name); printf "%8d  %s\n", $1/n, substr(name,1,110)}'

@@ -10,6 +10,7 @@ use http1::{BodyKind, DecodeError, Decoder};
 use tokio::net::TcpStream;
 
 use crate::io::{read_buf, try_read_buf};
+use crate::timer::Deadline;
 
 /// Why a request body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +45,8 @@ pub struct ClientReader {
     pub max_body: Option<u64>,
     /// Bounds each gap in the body (`readMs`).
     pub read_timeout: Duration,
+    /// The client side's timer: reads of heads and bodies, writes of responses.
+    pub timer: Deadline,
 }
 
 impl ClientReader {
@@ -55,6 +58,7 @@ impl ClientReader {
             received: 0,
             max_body: None,
             read_timeout: Duration::from_secs(15),
+            timer: Deadline::new(),
         }
     }
 
@@ -96,7 +100,8 @@ impl ClientReader {
             if n > 0 || self.decoder.is_done() {
                 return Ok(n);
             }
-            match tokio::time::timeout(self.read_timeout, read_buf(&self.stream, &mut self.buf)).await {
+            let read = read_buf(&self.stream, &mut self.buf);
+            match self.timer.within_for(self.read_timeout, read).await {
                 Err(_) => return Err(BodyError::Timeout),
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(BodyError::Closed),
                 Ok(Ok(_)) => {}

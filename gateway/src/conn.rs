@@ -21,6 +21,7 @@ use crate::io::read_buf;
 use crate::observe::accesslog::{LineContext, format_line};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
+use crate::timer::Deadline;
 use crate::worker::{Worker, client_ip};
 
 /// How reading a head ended.
@@ -51,6 +52,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         peer,
         client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
         worker: worker.clone(),
+        upstream_timer: Deadline::new(),
     };
     let mut in_flight: Option<InFlight> = None;
     let cut = tokio::select! {
@@ -172,7 +174,9 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
     log.line_done(&registry.global);
 }
 
-/// Reads the next request head under the idle and read deadlines.
+/// Reads the next request head under the idle and read deadlines. While it
+/// waits for a first byte the connection is in its worker's idle set, so a
+/// drain can close it at once.
 async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
     let (limits, read_ms, idle_ms) = {
         let generation = conn.worker.shared.current.load();
@@ -184,7 +188,7 @@ async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
     };
     let reader = &mut conn.reader;
     let mut started = (!reader.buf.is_empty()).then(Instant::now);
-    let idle_deadline = Instant::now() + if first { read_ms } else { idle_ms };
+    let idle_for = if first { read_ms } else { idle_ms };
     loop {
         if let Some(t) = started {
             match http1::parse_into(
@@ -200,17 +204,17 @@ async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
                 Parsed::Incomplete => {}
             }
         }
-        let deadline = started.map_or(idle_deadline, |t| t + read_ms);
-        let waiting_idle = started.is_none();
-        let worker = conn.worker.clone();
-        let drain = worker.events.notified();
-        if waiting_idle && worker.draining() {
-            return HeadRead::Closed;
-        }
-        let result = tokio::select! {
-            r = tokio::time::timeout_at(deadline, read_buf(&reader.stream, &mut reader.buf)) => r,
-            _ = drain, if waiting_idle => return HeadRead::Closed,
+        let idle = match started {
+            None if conn.worker.draining() => return HeadRead::Closed,
+            None => Some(conn.worker.idle_enter(&reader.stream)),
+            Some(_) => None,
         };
+        let read = read_buf(&reader.stream, &mut reader.buf);
+        let result = match started {
+            Some(t) => reader.timer.within(|| t + read_ms, read).await,
+            None => reader.timer.within_for(idle_for, read).await,
+        };
+        drop(idle);
         match result {
             Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
             Ok(Ok(_)) => {

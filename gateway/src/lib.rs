@@ -24,5 +24,6 @@ mod io;
 mod proxy;
 mod reload;
 mod session;
+mod timer;
 mod upstream;
 mod worker;

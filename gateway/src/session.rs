@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::body::ClientReader;
 use crate::generation::{Generation, RouteTimeouts};
+use crate::timer::Deadline;
 use crate::worker::Worker;
 
 /// A client connection's state between exchanges.
@@ -29,6 +30,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     pub client_ip: HeaderValue,
     pub worker: Rc<Worker>,
+    /// The upstream side's timer (the client side's is the reader's).
+    pub upstream_timer: Deadline,
 }
 
 /// Whether the client connection can carry another request: starts as the

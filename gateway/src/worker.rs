@@ -5,11 +5,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::generation::Generation;
@@ -62,6 +64,32 @@ pub struct Worker {
     /// The drain deadline passed: connections still open are cut.
     cut: Cell<bool>,
     cut_events: Notify,
+    /// Connections waiting for their next request: a drain closes them.
+    idle: RefCell<IdleSet>,
+}
+
+/// Idle connections' sockets, in reused slots (no allocation per request).
+#[derive(Debug, Default)]
+struct IdleSet {
+    slots: Vec<Option<Rc<TcpStream>>>,
+    free: Vec<usize>,
+}
+
+/// A connection's place in its worker's idle set, left when dropped.
+#[derive(Debug)]
+pub struct IdleGuard<'a> {
+    worker: &'a Worker,
+    slot: usize,
+}
+
+impl Drop for IdleGuard<'_> {
+    fn drop(&mut self) {
+        let mut idle = self.worker.idle.borrow_mut();
+        if let Some(slot) = idle.slots.get_mut(self.slot) {
+            *slot = None;
+            idle.free.push(self.slot);
+        }
+    }
 }
 
 impl Worker {
@@ -76,6 +104,31 @@ impl Worker {
             events: Notify::new(),
             cut: Cell::new(false),
             cut_events: Notify::new(),
+            idle: RefCell::default(),
+        }
+    }
+
+    /// Marks a connection as waiting for its next request until the guard drops.
+    pub fn idle_enter(&self, stream: &Rc<TcpStream>) -> IdleGuard<'_> {
+        let mut idle = self.idle.borrow_mut();
+        let slot = match idle.free.pop() {
+            Some(slot) => {
+                idle.slots[slot] = Some(stream.clone());
+                slot
+            }
+            None => {
+                idle.slots.push(Some(stream.clone()));
+                idle.slots.len() - 1
+            }
+        };
+        IdleGuard { worker: self, slot }
+    }
+
+    /// Closes the read side of every idle connection: each one's pending read
+    /// ends at once, and the connection with it (draining).
+    pub fn close_idle(&self) {
+        for stream in self.idle.borrow().slots.iter().flatten() {
+            let _ = socket2::SockRef::from(stream.as_ref()).shutdown(std::net::Shutdown::Read);
         }
     }
 

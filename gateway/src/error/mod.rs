@@ -245,7 +245,12 @@ pub async fn write_error(
     );
     ex.status = kind.status().as_u16();
     let mut bufs = [IoSlice::new(&conn.wbuf)];
-    if let Ok(Ok(())) = tokio::time::timeout(write_timeout, write_all(&conn.stream, &mut bufs)).await {
+    let written = conn
+        .reader
+        .timer
+        .within_for(write_timeout, write_all(&conn.stream, &mut bufs))
+        .await;
+    if let Ok(Ok(())) = written {
         ex.bytes_sent += conn.wbuf.len() as u64;
     }
     conn.wbuf.clear();

@@ -14,6 +14,7 @@ use crate::body::{BodyError, ClientReader};
 use crate::error::kind::{ErrorKind, Failure};
 use crate::io::{closed_by_peer, read_buf, write_all};
 use crate::session::{Conn, Session};
+use crate::timer::Deadline;
 use crate::upstream::{Target, UpstreamConn, connect};
 
 /// Check-body phase: a declared length over `maxRequestBodyBytes` is refused
@@ -28,7 +29,9 @@ pub async fn check_body(s: &mut Session<'_>, head: &RequestHead) -> Result<(), F
     }
     if head.expect_continue && head.body.has_body() {
         let mut bufs = [IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")];
-        match tokio::time::timeout(s.write_timeout(), write_all(&s.conn.stream, &mut bufs)).await {
+        let write_timeout = s.write_timeout();
+        let written = write_all(&s.conn.stream, &mut bufs);
+        match s.conn.reader.timer.within_for(write_timeout, written).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
             Err(_) => return Err(ErrorKind::WriteTimeout.into()),
@@ -117,7 +120,8 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
         let mut request_complete = true;
         if !head.body.has_body() {
             let mut bufs = [IoSlice::new(&s.conn.reqbuf)];
-            match tokio::time::timeout(upstream_ms, write_all(&up.stream, &mut bufs)).await {
+            let written = write_all(&up.stream, &mut bufs);
+            match s.conn.upstream_timer.within_for(upstream_ms, written).await {
                 Ok(Ok(())) => {}
                 // The upstream never saw a whole request: send it again.
                 Ok(Err(_)) if may_retry => continue,
@@ -132,7 +136,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
             // body; its response then wins and the rest is not sent.
             tokio::select! {
                 biased;
-                pumped = pump_body(stream, &s.conn.reqbuf, &mut s.conn.reader, framing, upstream_ms) => match pumped {
+                pumped = pump_body(stream, &s.conn.reqbuf, &mut s.conn.reader, &mut s.conn.upstream_timer, framing, upstream_ms) => match pumped {
                     Ok(()) => {}
                     Err(PumpError::Client(e)) => return Err(e.into()),
                     Err(PumpError::UpstreamTimeout) => return Err(ErrorKind::UpstreamTimeout.into()),
@@ -177,7 +181,8 @@ async fn wait_head(
     upstream_ms: Duration,
     retry_unanswered: bool,
 ) -> Result<ResponseHead, WaitError> {
-    let deadline = Instant::now() + upstream_ms;
+    // The deadline counts from the first wait, right after the request left.
+    let mut deadline = None;
     // Only a client whose request is complete can be watched: anything it
     // sends now belongs to its next request.
     let watch_client = conn.reader.is_done();
@@ -196,9 +201,11 @@ async fn wait_head(
             ParsedResponse::Incomplete => {}
         }
         let ClientReader { stream, buf, .. } = &mut conn.reader;
+        let read = read_buf(&up.stream, &mut up.rbuf);
+        let at = || *deadline.get_or_insert_with(|| Instant::now() + upstream_ms);
         tokio::select! {
             biased;
-            read = tokio::time::timeout_at(deadline, read_buf(&up.stream, &mut up.rbuf)) => match read {
+            read = conn.upstream_timer.within(at, read) => match read {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(_) if retry_unanswered && up.rbuf.is_empty() => return Err(WaitError::RetryUnanswered),
                 Ok(_) => return Err(WaitError::Failed(ErrorKind::UpstreamReset.into())),
@@ -220,6 +227,7 @@ async fn pump_body(
     stream: &TcpStream,
     head: &[u8],
     reader: &mut ClientReader,
+    timer: &mut Deadline,
     framing: Framing,
     upstream_ms: Duration,
 ) -> Result<(), PumpError> {
@@ -236,7 +244,7 @@ async fn pump_body(
         let end = reader.ends_after(n);
         let size = ChunkSize::new(n);
         let mut bufs = framing.frame(head, &size, &reader.buf[..n], end);
-        match tokio::time::timeout(upstream_ms, write_all(stream, &mut bufs)).await {
+        match timer.within_for(upstream_ms, write_all(stream, &mut bufs)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 return Err(PumpError::Upstream {

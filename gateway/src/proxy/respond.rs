@@ -53,7 +53,8 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
                     other => Some(other),
                 }
             } else {
-                match tokio::time::timeout(upstream_ms, read_buf(&up.stream, &mut up.rbuf)).await {
+                let read = read_buf(&up.stream, &mut up.rbuf);
+                match s.conn.upstream_timer.within_for(upstream_ms, read).await {
                     Ok(r) => Some(r),
                     Err(_) => return Err(ErrorKind::UpstreamTimeout.into()),
                 }
@@ -77,7 +78,8 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
             ex.status = head.status.as_u16();
         }
         if total > 0 {
-            match tokio::time::timeout(write_ms, write_all(&s.conn.stream, &mut bufs)).await {
+            let written = write_all(&s.conn.stream, &mut bufs);
+            match s.conn.reader.timer.within_for(write_ms, written).await {
                 Ok(Ok(())) => ex.bytes_sent += total as u64,
                 Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
                 Err(_) => return Err(ErrorKind::WriteTimeout.into()),
@@ -111,7 +113,13 @@ pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared
     let body: &[u8] = if s.head_only { &[] } else { &prepared.body };
     let mut bufs = [IoSlice::new(&s.conn.wbuf), IoSlice::new(body)];
     let total = s.conn.wbuf.len() + body.len();
-    let written = tokio::time::timeout(s.write_timeout(), write_all(&s.conn.stream, &mut bufs)).await;
+    let write_timeout = s.write_timeout();
+    let written = s
+        .conn
+        .reader
+        .timer
+        .within_for(write_timeout, write_all(&s.conn.stream, &mut bufs))
+        .await;
     s.conn.wbuf.clear();
     match written {
         Ok(Ok(())) => {

@@ -109,7 +109,7 @@ pub fn run_worker(
 /// the rest (each logs its exchange) and waits briefly for them to end.
 async fn drain(worker: &Rc<Worker>, deadline: Instant) {
     // Idle keep-alive connections close now.
-    worker.events.notify_waiters();
+    worker.close_idle();
     if tokio::time::timeout_at(deadline.into(), worker.idle()).await.is_ok() {
         return;
     }
