@@ -7,11 +7,25 @@ use std::io::IoSlice;
 use bytes::{BufMut, BytesMut};
 use http::{Method, StatusCode, Version};
 
-use crate::fields::Fields;
+use crate::fields::{Fields, Line};
 use crate::headers::{ConnectionTokens, Known, listed_in};
 use crate::request::BodyKind;
 
 pub(crate) fn status_line(out: &mut BytesMut, status: StatusCode) {
+    // The common ones without looking the reason phrase up.
+    let line: &[u8] = match status.as_u16() {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        _ => b"",
+    };
+    if !line.is_empty() {
+        out.put_slice(line);
+        return;
+    }
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_u8(b' ');
@@ -86,11 +100,20 @@ pub fn encode_request(out: &mut BytesMut, f: &Forward<'_>) {
             .filter(|(_, _, k)| *k == Known::Connection)
             .map(|(_, v, _)| v)
     };
-    for (name, value, kind) in f.headers.iter() {
+    for (line, kind) in f.headers.lines() {
+        let name = match line {
+            Line::Raw(_, name) | Line::Parts(name, _) => name,
+        };
         if rewritten(kind) || (tokens.names_headers && listed_in(connection(), name)) {
             continue;
         }
-        header_line(out, name, value);
+        match line {
+            Line::Raw(raw, _) => {
+                out.put_slice(raw);
+                out.put_slice(b"\r\n");
+            }
+            Line::Parts(name, value) => header_line(out, name, value),
+        }
     }
     out.put_slice(b"x-forwarded-for: ");
     if forwarded_for {

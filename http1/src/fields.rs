@@ -21,6 +21,15 @@ struct Field {
     removed: bool,
 }
 
+/// One field as [`Fields::lines`] yields it.
+#[derive(Debug, Clone, Copy)]
+pub enum Line<'a> {
+    /// `name: value` as received (without its line ending), and the name.
+    Raw(&'a [u8], &'a [u8]),
+    /// An added field's name and value.
+    Parts(&'a [u8], &'a [u8]),
+}
+
 /// The header fields of one request. Its storage is reused from request to
 /// request on a connection ([`Fields::clear`] keeps the capacity).
 #[derive(Debug, Default)]
@@ -39,23 +48,34 @@ impl Fields {
         self.added.clear();
     }
 
-    /// Starts a new set of fields over `head`, with room for `count`.
-    pub(crate) fn reset(&mut self, head: Bytes, count: usize) {
+    /// Starts a new set of fields, with room for `count`; the head bytes
+    /// come later ([`Fields::set_head`]), once parsing let go of them.
+    pub(crate) fn begin(&mut self, count: usize) {
         self.clear();
-        self.head = head;
         self.fields.reserve(count);
     }
 
-    /// Adds a received field (ranges into the head), classified once.
-    pub(crate) fn push(&mut self, name: Range<usize>, value: Range<usize>) -> Known {
-        let kind = Known::of(&self.head[name.clone()]);
+    /// Adds a received field: ranges into the head, and what it is.
+    pub(crate) fn push(&mut self, name: Range<usize>, value: Range<usize>, kind: Known) {
         self.fields.push(Field {
             name: name.start as u32..name.end as u32,
             value: value.start as u32..value.end as u32,
             kind,
             removed: false,
         });
-        kind
+    }
+
+    /// The bytes the ranges point into.
+    pub(crate) fn set_head(&mut self, head: Bytes) {
+        self.head = head;
+    }
+
+    /// The received fields: what each is, its value, and where the value sits.
+    pub(crate) fn received(&self) -> impl Iterator<Item = (Known, &[u8], Range<usize>)> {
+        self.fields.iter().map(|f| {
+            let range = f.value.start as usize..f.value.end as usize;
+            (f.kind, &self.head[range.clone()], range)
+        })
     }
 
     fn name_of(&self, f: &Field) -> &[u8] {
@@ -78,6 +98,20 @@ impl Fields {
             .added
             .iter()
             .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes(), Known::of(n.as_str().as_bytes())));
+        received.chain(added)
+    }
+
+    /// Every field as the forwarded head writes it: a received field as its
+    /// `name: value` bytes from the head (one copy), an added one in parts.
+    pub fn lines(&self) -> impl Iterator<Item = (Line<'_>, Known)> {
+        let received = self.fields.iter().filter(|f| !f.removed).map(|f| {
+            let line = &self.head[f.name.start as usize..f.value.end.max(f.name.end) as usize];
+            (Line::Raw(line, self.name_of(f)), f.kind)
+        });
+        let added = self.added.iter().map(|(n, v)| {
+            let name = n.as_str().as_bytes();
+            (Line::Parts(name, v.as_bytes()), Known::of(name))
+        });
         received.chain(added)
     }
 
@@ -145,15 +179,16 @@ mod tests {
 
     fn fields(head: &'static str) -> Fields {
         let mut f = Fields::default();
-        f.reset(Bytes::from_static(head.as_bytes()), 4);
+        f.begin(4);
         // "Name: value" lines, each `name: value` separated by '\n'.
         let mut at = 0;
         for line in head.split('\n') {
             let colon = line.find(':').expect("a field line");
             let value_start = at + colon + 2;
-            f.push(at..at + colon, value_start..at + line.len());
+            f.push(at..at + colon, value_start..at + line.len(), Known::of(&line.as_bytes()[..colon]));
             at += line.len() + 1;
         }
+        f.set_head(Bytes::from_static(head.as_bytes()));
         f
     }
 

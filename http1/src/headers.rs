@@ -198,6 +198,23 @@ pub fn split_port(value: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
+/// Bytes a registered name may hold besides `%HH` escapes: unreserved and
+/// sub-delimiter characters (RFC 3986 §3.2.2).
+static REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+            );
+        b += 1;
+    }
+    t
+};
+
 fn valid_uri_host(host: &[u8]) -> bool {
     if let [b'[', inner @ .., b']'] = host {
         return !inner.is_empty() && inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
@@ -208,23 +225,13 @@ fn valid_uri_host(host: &[u8]) -> bool {
     let mut i = 0;
     while i < host.len() {
         let b = host[i];
-        if b == b'%' {
-            let hex = host.get(i + 1..i + 3);
-            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                return false;
-            }
+        if REG_NAME[b as usize] {
+            i += 1;
+        } else if b == b'%' && host.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
             i += 3;
-            continue;
-        }
-        let ok = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-            );
-        if !ok {
+        } else {
             return false;
         }
-        i += 1;
     }
     true
 }

@@ -79,6 +79,7 @@ pub enum Parsed {
     Refused(HeadError, Partial),
 }
 
+/// Header slots parsed on the stack; more (`maxHeaders` above it) go to the heap.
 const STACK_HEADERS: usize = 128;
 
 /// Parses one head from the front of `buf`, consuming it when complete.
@@ -147,22 +148,17 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
         start..start + s.len()
     };
     let target_range = req.path.map(|p| frozen_range(p.as_bytes()));
-    // Where each header's name and value sit in the head, kept on the stack
-    // (the head is frozen into `Bytes` before the header map is built).
+    // Where each field's name and value sit in the head, classified now
+    // (the head is frozen into `Bytes` once httparse lets go of the buffer).
     let count = req.headers.len();
-    let mut stack_spans = [[0u32; 4]; STACK_HEADERS];
-    let mut heap_spans: Vec<[u32; 4]>;
-    let spans: &mut [[u32; 4]] = if count <= STACK_HEADERS {
-        &mut stack_spans[..count]
-    } else {
-        heap_spans = vec![[0; 4]; count];
-        &mut heap_spans
-    };
-    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-        let (n, v) = (frozen_range(h.name.as_bytes()), frozen_range(h.value));
-        *span = [n.start as u32, n.end as u32, v.start as u32, v.end as u32];
+    let mut headers = fields;
+    headers.begin(count);
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        headers.push(frozen_range(name), frozen_range(h.value), Known::of(name));
     }
     let head_bytes = buf.split_to(len).freeze();
+    headers.set_head(head_bytes.clone());
     let Some(raw_target) = target_range.map(|r| head_bytes.slice(r)) else {
         return Parsed::Refused(HeadError::Malformed("missing request target"), Partial::default());
     };
@@ -177,8 +173,6 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
         )
     };
 
-    let mut headers = fields;
-    headers.reset(head_bytes.clone(), count);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut saw_te = false;
@@ -187,14 +181,10 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
     let mut connection = ConnectionTokens::default();
     let mut expect_continue = false;
     let mut expect_other = false;
-    for &[ns, ne, vs, ve] in spans.iter() {
-        let value = &head_bytes[vs as usize..ve as usize];
-        // httparse checked names are tokens; values get the rule `HeaderValue`
-        // applies (no control byte but HTAB, no DEL).
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return refuse(HeadError::Malformed("bad header value"));
-        }
-        match headers.push(ns as usize..ne as usize, vs as usize..ve as usize) {
+    // httparse already refused names that are not tokens and values with a
+    // control byte (but HTAB) or DEL.
+    for (kind, value, range) in headers.received() {
+        match kind {
             Known::ContentLength => {
                 let Some(n) = parse_content_length(value) else {
                     return refuse(HeadError::Malformed("bad Content-Length"));
@@ -216,7 +206,7 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
             }
             Known::Host => {
                 hosts += 1;
-                host = Some(head_bytes.slice(vs as usize..ve as usize));
+                host = Some(head_bytes.slice(range));
             }
             Known::Connection => connection.add(value),
             Known::Expect => {

@@ -10,7 +10,7 @@ use http::{Method, StatusCode, Version};
 
 use crate::decoder::Decoder;
 use crate::encode::{Framing, header_line, status_line};
-use crate::headers::{ConnectionTokens, ends_chunked, is_hop_by_hop, listed_in, parse_content_length};
+use crate::headers::{ConnectionTokens, Known, ends_chunked, listed_in, parse_content_length};
 
 /// A parsed upstream response head, already encoded for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,10 +133,20 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
     };
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
-        if is_hop_by_hop(name) || name.eq_ignore_ascii_case(b"content-length") || listed(name) {
+        let kind = Known::of(name);
+        if kind.is_hop_by_hop() || kind == Known::ContentLength || listed(name) {
             continue;
         }
-        header_line(out, name, h.value);
+        // `name: value` as received, one copy (httparse's slices point into `buf`).
+        let start = name.as_ptr() as usize - buf.as_ptr() as usize;
+        let end = h.value.as_ptr() as usize - buf.as_ptr() as usize + h.value.len();
+        match buf.get(start..end) {
+            Some(line) if !h.value.is_empty() => {
+                out.put_slice(line);
+                out.put_slice(b"\r\n");
+            }
+            _ => header_line(out, name, h.value),
+        }
     }
     match (framing, length) {
         // HEAD and 304 may say how long the body would be; 204 never has one.

@@ -7,18 +7,22 @@ use crate::{HostNode, NONE};
 /// Strips `:port` (and a trailing root dot) from a `Host` value without allocating.
 /// `[v6]:port` keeps its brackets.
 pub fn host_without_port(host: &str) -> &str {
-    let host = if host.starts_with('[') {
-        match host.find(']') {
-            Some(end) => &host[..=end],
-            None => host,
-        }
+    let end = host_without_port_bytes(host.as_bytes()).len();
+    &host[..end]
+}
+
+/// [`host_without_port`] on bytes.
+pub fn host_without_port_bytes(bytes: &[u8]) -> &[u8] {
+    let end = if bytes.first() == Some(&b'[') {
+        bytes.iter().position(|&b| b == b']').map_or(bytes.len(), |i| i + 1)
     } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-            _ => host,
-        }
+        // Back over the port's digits: a `:` before them ends the name.
+        let digits = bytes.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+        let colon = bytes.len() - digits;
+        if colon > 0 && bytes[colon - 1] == b':' { colon - 1 } else { bytes.len() }
     };
-    host.strip_suffix('.').unwrap_or(host)
+    let end = if end > 0 && bytes[end - 1] == b'.' { end - 1 } else { end };
+    &bytes[..end]
 }
 
 /// Where the host walk ended: the exact host's prefix tree, and the deepest node
@@ -72,12 +76,12 @@ impl HostTrie {
 
     /// Walks `host` (already without port) from its last label.
     #[inline]
-    pub fn walk(&self, host: &str) -> HostWalk {
+    pub fn walk(&self, host: &[u8]) -> HostWalk {
         const NO_MATCH: HostWalk = HostWalk {
             exact: NONE,
             wildcard_node: NONE,
         };
-        let bytes = host.as_bytes();
+        let bytes = host;
         // Not a DNS name (longer than 253 bytes, or an empty label: `.com` is
         // not under `*.com`): only catch-all routes can match.
         if bytes.len() > 253

@@ -22,7 +22,7 @@ mod wrr;
 
 pub use artifact::{ArtifactError, Decoded, FORMAT_VERSION, decode, encode, sha256_hex};
 pub use builder::{HostPattern, PlanBuilder, parse_host_pattern, split_prefix};
-pub use host::{HostTrie, host_without_port};
+pub use host::{HostTrie, host_without_port, host_without_port_bytes};
 pub use model::{
     AccessLog, Cluster, HostNode, Limits, LogDestination, LogField, NONE, OnError, PathNode, Plan, Policy,
     PolicyLimits, PoolSettings, Route, Timeouts, Upstream,

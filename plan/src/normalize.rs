@@ -82,6 +82,8 @@ fn is_unreserved(b: u8) -> bool {
 fn scan(path: &str) -> Result<bool, PathError> {
     let bytes = path.as_bytes();
     let mut rewrite = false;
+    // A dot-segment can only start right after a `/`, with `.` or `%`.
+    let mut maybe_dot = false;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -101,12 +103,16 @@ fn scan(path: &str) -> Result<bool, PathError> {
                 i += 3;
                 continue;
             }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => rewrite = true,
+            b'/' => match bytes.get(i + 1) {
+                Some(b'/') => rewrite = true,
+                Some(b'.' | b'%') => maybe_dot = true,
+                _ => {}
+            },
             _ => {}
         }
         i += 1;
     }
-    Ok(rewrite || path[1..].split('/').any(|seg| is_dot_segment(seg).is_some()))
+    Ok(rewrite || (maybe_dot && path[1..].split('/').any(|seg| is_dot_segment(seg).is_some())))
 }
 
 /// Decodes percent-encoded unreserved characters; other escapes are kept with

@@ -1,7 +1,6 @@
 //! Prefix trees over path segments: segment-wise prefix semantics, longest match.
 
 use crate::hash::ChildIndex;
-use crate::normalize::match_segment;
 use crate::{NONE, PathNode};
 
 /// Runtime index over the [`PathNode`] arena (all trees share it).
@@ -44,9 +43,10 @@ impl PrefixTree {
             NONE => None,
             route => Some((route, root)),
         };
-        let rest = path.strip_prefix('/').unwrap_or(path);
-        for seg in rest.split('/') {
-            match self.index.child(node, match_segment(seg).as_bytes()) {
+        let rest = path.strip_prefix('/').unwrap_or(path).as_bytes();
+        for seg in rest.split(|&b| b == b'/') {
+            let seg = seg.iter().position(|&b| b == b';').map_or(seg, |i| &seg[..i]);
+            match self.index.child(node, seg) {
                 Some(child) => {
                     node = child;
                     let route = self.routes[child as usize];

@@ -1,7 +1,7 @@
 //! The loaded plan: checked indices, runtime indexes and WRR pickers, and the one
 //! lookup the gateway calls per request.
 
-use crate::host::{HostTrie, host_without_port};
+use crate::host::{HostTrie, host_without_port_bytes};
 use crate::path::PrefixTree;
 use std::sync::Arc;
 
@@ -118,9 +118,9 @@ impl Router {
     /// without query. Exact host first, then wildcards from the longest suffix,
     /// then catch-all; within a host, the longest segment-wise prefix.
     #[inline]
-    pub fn lookup(&self, host: &str, path: &str) -> Option<Match> {
+    pub fn lookup(&self, host: &(impl AsRef<[u8]> + ?Sized), path: &str) -> Option<Match> {
         let plan = &self.plan;
-        let host = host_without_port(host);
+        let host = host_without_port_bytes(host.as_ref());
         let walk = self.hosts.walk(host);
         let found = |root: u32| self.paths.longest_prefix(root, path).map(|(route, _)| route);
         let hit = |route: u32, tier: Tier| Match {

@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::Method;
 use http1::{Known, Partial, RequestHead, RequestTarget};
+use plan::LogField;
 
 use crate::error::kind::{ErrorKind, Failure};
 
@@ -62,13 +63,19 @@ impl Exchange {
         }
     }
 
-    /// Records what the access log needs of a head that was read.
-    pub fn record_head(&mut self, head: &RequestHead) {
+    /// Records what the access log needs of a head that was read; header
+    /// values only when `fields` log them.
+    pub fn record_head(&mut self, head: &RequestHead, fields: &[LogField]) {
         self.method = Some(head.method.clone());
         self.target = Some(head.target.clone());
         self.host = Some(head.host.clone());
-        self.user_agent = head.headers.shared_value(Known::UserAgent);
-        self.request_id = head.headers.shared_value(Known::XRequestId);
+        for field in fields {
+            match field {
+                LogField::UserAgent => self.user_agent = head.headers.shared_value(Known::UserAgent),
+                LogField::RequestId => self.request_id = head.headers.shared_value(Known::XRequestId),
+                _ => {}
+            }
+        }
     }
 
     /// Records what is known of a refused head.

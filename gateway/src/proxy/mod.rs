@@ -28,7 +28,7 @@ pub use crate::session::{KeepAlive, Session};
 /// Runs one exchange whose head has been read; returns whether the client
 /// connection can carry another request.
 pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut RequestHead, ex: &mut Exchange) -> bool {
-    ex.record_head(head);
+    ex.record_head(head, &generation.log_fields);
     let plan = generation.router.plan();
     conn.reader
         .start(head.body, plan.limits.max_request_body_bytes, generation.defaults.read);
@@ -47,8 +47,7 @@ pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut Reque
 
 async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) -> Result<(), Failure> {
     let generation = s.generation;
-    let host = std::str::from_utf8(&head.host).unwrap_or("");
-    let routed = route::route(generation, &head.target, host)?;
+    let routed = route::route(generation, &head.target, &head.host)?;
     ex.route = Some(routed.route);
     ex.cluster = Some(routed.cluster);
     s.timeouts = &generation.route_timeouts[routed.route as usize];

@@ -20,7 +20,7 @@ pub struct Routed<'h> {
 
 /// Normalizes the path and finds the route; `bad_path`/`bad_request` for a
 /// path no route may see, `no_route` when none matches.
-pub fn route<'h>(generation: &Generation, target: &'h RequestTarget, host: &str) -> Result<Routed<'h>, Failure> {
+pub fn route<'h>(generation: &Generation, target: &'h RequestTarget, host: &[u8]) -> Result<Routed<'h>, Failure> {
     let path = normalize_path(target.path())?;
     let m = generation.router.lookup(host, &path).ok_or(ErrorKind::NoRoute)?;
     Ok(Routed {

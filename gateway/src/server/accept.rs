@@ -51,6 +51,7 @@ pub fn run_worker(
             let mut since_sweep = Duration::ZERO;
             loop {
                 tick.tick().await;
+                ticker.pool.tick(Instant::now());
                 ticker.flush_log();
                 since_sweep += FLUSH_EVERY;
                 if since_sweep >= POOL_SWEEP {

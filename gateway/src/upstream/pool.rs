@@ -1,7 +1,7 @@
 //! The per-thread pool of upstream connections: no lock, no cross-thread
 //! traffic, no task per connection; idle connections expire after `idleMs`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
@@ -56,6 +56,8 @@ impl UpstreamConn {
 pub struct Pool {
     idle: RefCell<Vec<Vec<UpstreamConn>>>,
     max_idle: usize,
+    /// The worker's coarse clock (its 10 ms tick): idle expiry needs no more.
+    now: Cell<Instant>,
 }
 
 impl Pool {
@@ -63,7 +65,13 @@ impl Pool {
         Self {
             idle: RefCell::new(Vec::new()),
             max_idle,
+            now: Cell::new(Instant::now()),
         }
+    }
+
+    /// Advances the coarse clock (the worker's tick).
+    pub fn tick(&self, now: Instant) {
+        self.now.set(now);
     }
 
     /// A live idle connection to `target`, if any; dead and expired ones are
@@ -71,7 +79,7 @@ impl Pool {
     pub fn checkout(&self, target: &Target) -> Option<UpstreamConn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(target.pool_id)?;
-        let now = Instant::now();
+        let now = self.now.get();
         while let Some(mut conn) = list.pop() {
             conn.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
             if conn.expires > now && conn.is_alive() {
@@ -105,7 +113,7 @@ impl Pool {
         let list = &mut idle[target.pool_id];
         if list.len() < self.max_idle {
             conn.reused = true;
-            conn.expires = Instant::now() + target.idle_timeout;
+            conn.expires = self.now.get() + target.idle_timeout;
             conn.stats.connections_idle.fetch_add(1, Ordering::Relaxed);
             list.push(conn);
         }
