@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let mut ex = Exchange::new(Instant::now());
+    let mut ex = Exchange::new(Instant::now(), std::time::SystemTime::now());
     ex.method = Some(Method::GET);
     ex.target = Some(RequestTarget::parse(Bytes::from_static(b"/v1/users/42?expand=orders")).expect("target"));
     ex.host = Some(Bytes::from_static(b"api.example.com"));

@@ -55,22 +55,45 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         upstream_timer: Deadline::new(),
     };
     let mut in_flight: Option<InFlight> = None;
-    let cut = tokio::select! {
-        biased;
-        () = serve_requests(&mut conn, &mut in_flight) => false,
-        () = worker.cut() => true,
-    };
+    let cut = until_cut(&worker, serve_requests(&mut conn, &mut in_flight)).await;
     if cut && let Some(InFlight { mut ex, generation }) = in_flight.take() {
         cut_exchange(&mut conn, &mut ex).await;
         worker.shared.registry.global.in_flight.fetch_sub(1, Ordering::Relaxed);
-        finish(&conn, &generation, &mut ex);
+        finish(&conn, &generation, &mut ex, std::time::Instant::now());
     }
+}
+
+/// Runs `serving` to its end (`false`) or until the drain deadline cuts the
+/// worker's connections (`true`). The cut signal is registered once, on the
+/// first poll; later wakeups only read the worker's flag, so a connection's
+/// many polls cost no lock each.
+async fn until_cut(worker: &Worker, serving: impl std::future::Future<Output = ()>) -> bool {
+    let mut serving = std::pin::pin!(serving);
+    let mut cut = std::pin::pin!(worker.cut_signal());
+    let mut registered = false;
+    std::future::poll_fn(|cx| {
+        if serving.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(false);
+        }
+        if worker.is_cut() {
+            return std::task::Poll::Ready(true);
+        }
+        if !registered {
+            registered = true;
+            if cut.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(true);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
     let mut first = true;
+    let mut last_end: Option<Instant> = None;
     loop {
-        let read = read_head(conn, first).await;
+        let read = read_head(conn, first, last_end).await;
         first = false;
         // The plan current when the head arrived routes it, even if the
         // connection sat idle across a reload.
@@ -78,18 +101,18 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
         match read {
             HeadRead::Closed => return,
             HeadRead::Refused(failure, partial, started) => {
-                let mut ex = Exchange::new(started.into_std());
+                let mut ex = Exchange::new(started.into_std(), conn.worker.wall_at(started.into_std()));
                 ex.record_partial(partial);
                 ex.record_failure(failure);
                 write_error(conn, &mut ex, failure, false, true, generation.defaults.write).await;
-                finish(conn, &generation, &mut ex);
+                finish(conn, &generation, &mut ex, std::time::Instant::now());
                 return;
             }
             HeadRead::Head(mut head, started) => {
                 let in_flight_gauge = &conn.worker.shared.registry.global.in_flight;
                 in_flight_gauge.fetch_add(1, Ordering::Relaxed);
                 let InFlight { ex, generation } = in_flight.insert(InFlight {
-                    ex: Exchange::new(started.into_std()),
+                    ex: Exchange::new(started.into_std(), conn.worker.wall_at(started.into_std())),
                     generation,
                 });
                 let keep_alive = crate::proxy::exchange(conn, generation, &mut head, ex).await;
@@ -104,7 +127,9 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
                         .global
                         .in_flight
                         .fetch_sub(1, Ordering::Relaxed);
-                    finish(conn, &generation, &mut ex);
+                    let now = std::time::Instant::now();
+                    finish(conn, &generation, &mut ex, now);
+                    last_end = Some(Instant::from_std(now));
                 }
                 if !keep_alive {
                     return;
@@ -127,8 +152,10 @@ async fn cut_exchange(conn: &mut Conn, ex: &mut Exchange) {
 
 /// Log phase (after the last response byte, or after the client went away):
 /// counters, duration histogram and the access-log line.
-fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
-    let duration = ex.started.elapsed();
+/// Ends the exchange at `now`, which the caller read (and keeps, for the
+/// next idle deadline).
+fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange, now: std::time::Instant) {
+    let duration = now.saturating_duration_since(ex.started);
     let registry = &conn.worker.shared.registry;
     if ex.status == 0 {
         // Nothing reached the client: logged as NGINX does, 499.
@@ -177,7 +204,7 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange) {
 /// Reads the next request head under the idle and read deadlines. While it
 /// waits for a first byte the connection is in its worker's idle set, so a
 /// drain can close it at once.
-async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
+async fn read_head(conn: &mut Conn, first: bool, last_end: Option<Instant>) -> HeadRead {
     let (limits, read_ms, idle_ms) = {
         let generation = conn.worker.shared.current.load();
         (
@@ -212,7 +239,11 @@ async fn read_head(conn: &mut Conn, first: bool) -> HeadRead {
         let read = read_buf(&reader.stream, &mut reader.buf);
         let result = match started {
             Some(t) => reader.timer.within(|| t + read_ms, read).await,
-            None => reader.timer.within_for(idle_for, read).await,
+            // Idle counts from the end of the last response (read then anyway).
+            None => match last_end {
+                Some(end) => reader.timer.within(|| end + idle_for, read).await,
+                None => reader.timer.within_for(idle_for, read).await,
+            },
         };
         drop(idle);
         match result {

@@ -66,6 +66,9 @@ pub struct Worker {
     cut_events: Notify,
     /// Connections waiting for their next request: a drain closes them.
     idle: RefCell<IdleSet>,
+    /// A wall-clock reading and the monotonic instant it was taken at,
+    /// renewed every tick: log timestamps derive from it, no clock read each.
+    wall: Cell<(std::time::SystemTime, std::time::Instant)>,
 }
 
 /// Idle connections' sockets, in reused slots (no allocation per request).
@@ -105,6 +108,21 @@ impl Worker {
             cut: Cell::new(false),
             cut_events: Notify::new(),
             idle: RefCell::default(),
+            wall: Cell::new((std::time::SystemTime::now(), std::time::Instant::now())),
+        }
+    }
+
+    /// Renews the wall-clock reading (the worker's tick).
+    pub fn tick_wall(&self) {
+        self.wall.set((std::time::SystemTime::now(), std::time::Instant::now()));
+    }
+
+    /// The wall-clock time of a monotonic `instant` (within a tick of now).
+    pub fn wall_at(&self, instant: std::time::Instant) -> std::time::SystemTime {
+        let (wall, at) = self.wall.get();
+        match instant.checked_duration_since(at) {
+            Some(after) => wall + after,
+            None => wall - at.duration_since(instant),
         }
     }
 
@@ -172,16 +190,14 @@ impl Worker {
         self.cut_events.notify_waiters();
     }
 
-    /// Resolves when the drain deadline cuts this worker's connections.
-    pub async fn cut(&self) {
-        loop {
-            // Registered before the flag is read: no wakeup can be missed.
-            let cut = self.cut_events.notified();
-            if self.cut.get() {
-                return;
-            }
-            cut.await;
-        }
+    /// Whether the drain deadline cut this worker's connections.
+    pub fn is_cut(&self) -> bool {
+        self.cut.get()
+    }
+
+    /// Resolves when [`Worker::cut_all`] is called after this was created.
+    pub fn cut_signal(&self) -> tokio::sync::futures::Notified<'_> {
+        self.cut_events.notified()
     }
 
     pub fn flush_log(&self) {

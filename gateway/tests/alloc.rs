@@ -18,7 +18,7 @@ static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
 
 #[test]
 fn formatting_a_log_line_allocates_nothing() {
-    let mut ex = Exchange::new(Instant::now());
+    let mut ex = Exchange::new(Instant::now(), std::time::SystemTime::now());
     ex.method = Some(Method::POST);
     ex.target = Some(RequestTarget::parse(Bytes::from_static(b"/v1/users/../items?id=7&q=\"x\"")).expect("target"));
     ex.host = Some(Bytes::from_static(b"api.example.com:8080"));

@@ -41,10 +41,11 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(started: Instant) -> Self {
+    /// An exchange whose head began at `started` (monotonic) and `wall`.
+    pub fn new(started: Instant, started_wall: SystemTime) -> Self {
         Self {
             started,
-            started_wall: SystemTime::now(),
+            started_wall,
             method: None,
             target: None,
             raw_target: None,

@@ -156,7 +156,8 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
             client_version: head.version,
             keep_alive: request_complete && s.may_keep_alive(),
         };
-        match wait_head(s.conn, &mut up, &answering, upstream_ms, retry_unanswered).await {
+        // upstreamMs counts from the moment the whole request left.
+        match wait_head(s.conn, &mut up, &answering, sent_at + upstream_ms, retry_unanswered).await {
             Ok(response) => {
                 return Ok(Sent {
                     up,
@@ -178,11 +179,9 @@ async fn wait_head(
     conn: &mut Conn,
     up: &mut UpstreamConn,
     answering: &Answering<'_>,
-    upstream_ms: Duration,
+    deadline: Instant,
     retry_unanswered: bool,
 ) -> Result<ResponseHead, WaitError> {
-    // The deadline counts from the first wait, right after the request left.
-    let mut deadline = None;
     // Only a client whose request is complete can be watched: anything it
     // sends now belongs to its next request.
     let watch_client = conn.reader.is_done();
@@ -202,7 +201,7 @@ async fn wait_head(
         }
         let ClientReader { stream, buf, .. } = &mut conn.reader;
         let read = read_buf(&up.stream, &mut up.rbuf);
-        let at = || *deadline.get_or_insert_with(|| Instant::now() + upstream_ms);
+        let at = || deadline;
         tokio::select! {
             biased;
             read = conn.upstream_timer.within(at, read) => match read {

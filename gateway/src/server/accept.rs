@@ -52,6 +52,7 @@ pub fn run_worker(
             loop {
                 tick.tick().await;
                 ticker.pool.tick(Instant::now());
+                ticker.tick_wall();
                 ticker.flush_log();
                 since_sweep += FLUSH_EVERY;
                 if since_sweep >= POOL_SWEEP {
