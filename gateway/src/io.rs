@@ -57,7 +57,22 @@ pub struct WriteError {
 }
 
 /// Writes every byte of `bufs`, vectored.
-pub async fn write_all(stream: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> Result<(), WriteError> {
+pub async fn write_all(stream: &TcpStream, bufs: &mut [IoSlice<'_>]) -> Result<(), WriteError> {
+    // Only the non-empty pieces go to the kernel: framing leaves some empty.
+    let mut packed = [IoSlice::new(&[]); MAX_SLICES];
+    let mut count = 0;
+    for b in bufs.iter().filter(|b| !b.is_empty()) {
+        if count == MAX_SLICES {
+            break;
+        }
+        packed[count] = IoSlice::new(b);
+        count += 1;
+    }
+    debug_assert!(
+        bufs.iter().filter(|b| !b.is_empty()).count() <= MAX_SLICES,
+        "write_all takes at most {MAX_SLICES} non-empty pieces"
+    );
+    let mut bufs = &mut packed[..count];
     let mut written = 0;
     let fail = |_: io::Error, written| WriteError { written };
     while !bufs.is_empty() {
@@ -86,6 +101,10 @@ pub async fn write_all(stream: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> Resu
     }
     Ok(())
 }
+
+/// The most pieces one [`write_all`] takes (a head, a chunk's size line, its
+/// data, its CRLF and the last chunk).
+const MAX_SLICES: usize = 5;
 
 /// Resolves when the peer has closed (or reset) its side of `stream` while an
 /// exchange waits for the upstream. Bytes that arrive instead (a pipelined
