@@ -196,11 +196,14 @@ def start_proxy(name, work, port, upstream, cpus, routes):
     """Starts proxy `name`; returns (Proc, pids to measure). `gateway@N` serves N routes."""
     if "@" in name:
         name, routes = name.split("@")[0], int(name.split("@")[1])
-    if name.startswith("gateway"):
+    if name.startswith("gateway") or name.startswith("previous"):
         log = "+log" in name
         policy = next((p for p in ("noop", "canary") if f"+{p}" in name), None)
         conf = gateway_conf(work, port, upstream, log, routes, policy)
-        p = Proc([str(TARGET / "gateway"), "run", "--config", str(conf), "--threads", "1"], cpus)
+        # `previous`: another build of the gateway (PREVIOUS_GATEWAY=path), to
+        # measure a change against the build before it in the same rounds.
+        binary = os.environ.get("PREVIOUS_GATEWAY", "") if name.startswith("previous") else str(TARGET / "gateway")
+        p = Proc([binary, "run", "--config", str(conf), "--threads", "1"], cpus)
         wait_port(port)
         return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
     if name.startswith("nginx"):
