@@ -1,6 +1,6 @@
 //! Plan lookup at 1 / 100 / 10,000 routes (mixed exact, wildcard and catch-all
-//! hosts, prefixes up to 6 segments) against a naive linear scan; WRR picks from
-//! two threads.
+//! hosts, prefixes up to 6 segments) against a naive linear scan; one
+//! benchmark per matcher and condition kind; WRR picks from two threads.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
@@ -9,6 +9,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use plan::reference as support;
+use plan::{OwnedRequest, PathMatch};
+use support::{Spec, Val};
 
 /// `n` routes: a third exact hosts, a third wildcards, a third catch-all, with
 /// prefixes of 1 to 6 segments.
@@ -48,19 +50,23 @@ fn bench_lookup(c: &mut Criterion) {
         let refs: Vec<(Option<&str>, &str)> = table.iter().map(|(h, p)| (h.as_deref(), p.as_str())).collect();
         let router = support::router(&refs);
         let reqs = requests(n);
+        let get = OwnedRequest {
+            method: "GET".into(),
+            ..OwnedRequest::default()
+        };
         let mut k = 0;
         group.bench_function(format!("trie/{n}"), |b| {
             b.iter(|| {
                 let (h, p) = &reqs[k % reqs.len()];
                 k += 1;
-                black_box(router.lookup(h, p))
+                black_box(router.lookup(h, p, &get))
             })
         });
         let normalized: Vec<(String, String)> = router
             .plan()
             .routes
             .iter()
-            .map(|r| (r.host.clone(), r.path_prefix.clone()))
+            .map(|r| (r.hosts[0].clone(), r.path.as_str().to_owned()))
             .collect();
         group.bench_function(format!("linear-scan/{n}"), |b| {
             b.iter(|| {
@@ -69,6 +75,75 @@ fn bench_lookup(c: &mut Criterion) {
                 black_box(support::reference_lookup(&normalized, h, p))
             })
         });
+    }
+    group.finish();
+}
+
+/// One lookup per matcher and condition kind, each among many routes of its
+/// kind where that matters.
+fn bench_kinds(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kind");
+    let get = OwnedRequest {
+        method: "GET".into(),
+        headers: vec![
+            ("x-version".into(), "v42".into()),
+            ("accept".into(), "text/html".into()),
+        ],
+        query: Some("page=7&sort=asc".into()),
+    };
+    let many = |n: usize, f: &dyn Fn(usize) -> PathMatch| -> Vec<Spec> { (0..n).map(|i| Spec::new(None, f(i))).collect() };
+    let cases: Vec<(&str, Vec<Spec>, &str)> = vec![
+        (
+            "prefix-10000",
+            many(10_000, &|i| PathMatch::Prefix(format!("/svc{i}/items"))),
+            "/svc9999/items/123",
+        ),
+        (
+            "exact-10000",
+            many(10_000, &|i| PathMatch::Exact(format!("/svc{i}/items"))),
+            "/svc9999/items",
+        ),
+        ("regex-1", many(1, &|i| PathMatch::Regex(format!("/svc{i}/items/[0-9]+"))), "/svc0/items/123"),
+        (
+            "regex-1000-last",
+            many(1000, &|i| PathMatch::Regex(format!("/svc{i}/items/[0-9]+"))),
+            "/svc999/items/123",
+        ),
+    ];
+    let conditional = |f: &dyn Fn(&mut Spec)| {
+        let mut specs = many(100, &|i| PathMatch::Prefix(format!("/svc{i}")));
+        let mut s = Spec::new(None, PathMatch::Prefix("/".into()));
+        f(&mut s);
+        specs.push(s);
+        specs
+    };
+    let cases = cases.into_iter().chain([
+        ("method", conditional(&|s| s.methods = vec!["POST".into(), "GET".into()]), "/x"),
+        (
+            "header-exact",
+            conditional(&|s| s.headers = vec![("X-Version".into(), Val::Exact("v42".into()))]),
+            "/x",
+        ),
+        (
+            "header-regex",
+            conditional(&|s| s.headers = vec![("Accept".into(), Val::Regex("text/(html|plain)".into()))]),
+            "/x",
+        ),
+        (
+            "query-exact",
+            conditional(&|s| s.query = vec![("sort".into(), Val::Exact("asc".into()))]),
+            "/x",
+        ),
+        (
+            "query-regex",
+            conditional(&|s| s.query = vec![("page".into(), Val::Regex("[0-9]+".into()))]),
+            "/x",
+        ),
+    ]);
+    for (name, specs, path) in cases {
+        let router = support::router_of(&specs);
+        assert!(router.lookup("h", path, &get).is_some(), "{name} routes");
+        group.bench_function(name, |b| b.iter(|| black_box(router.lookup("h", black_box(path), &get))));
     }
     group.finish();
 }
@@ -92,7 +167,7 @@ fn bench_wrr(c: &mut Criterion) {
     let _ = other.join();
 }
 
-criterion_group!(benches, bench_lookup, bench_wrr);
+criterion_group!(benches, bench_lookup, bench_kinds, bench_wrr);
 
 fn bench_calibrate(c: &mut Criterion) {
     let mut m = std::collections::HashMap::new();

@@ -1,7 +1,7 @@
 //! The plan artifact: versioned, digested, deterministic JSON.
 //!
 //! Layout (one line):
-//! `{"formatVersion":1,"digest":"sha256:…","sourceDigest":"sha256:…","plan":{…}}`.
+//! `{"formatVersion":3,"digest":"sha256:…","sourceDigest":"sha256:…","plan":{…}}`.
 //! `digest` is the SHA-256 of the exact bytes of the `plan` value, so a damaged
 //! artifact is refused before any of it is trusted.
 
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::Plan;
 
 /// Bumped whenever the meaning or layout of [`Plan`] changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {

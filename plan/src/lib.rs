@@ -2,32 +2,42 @@
 //!
 //! The compiler builds a [`Plan`] from `gateway.yaml`; the gateway loads it (from an
 //! artifact or straight from the compiler) into a [`Router`], whose lookups run on
-//! borrowed `&str` and allocate nothing. This crate knows nothing of YAML, tokio, hyper
-//! or wasmtime.
+//! borrowed requests and allocate nothing. This crate knows nothing of YAML, tokio,
+//! hyper or wasmtime.
 
 #![forbid(unsafe_code)]
 
 pub mod abi;
 mod artifact;
-mod builder;
+#[cfg(feature = "build")]
+pub mod build;
+pub mod dfa;
 mod hash;
 mod host;
 mod model;
 mod normalize;
 mod path;
+mod pattern;
 #[cfg(feature = "reference")]
 pub mod reference;
+mod request;
+mod route;
 mod router;
 mod wrr;
 
 pub use artifact::{ArtifactError, Decoded, FORMAT_VERSION, decode, encode, sha256_hex};
-pub use builder::{HostPattern, PlanBuilder, parse_host_pattern, split_prefix};
 pub use host::{HostTrie, host_without_port, host_without_port_bytes};
 pub use model::{
     AccessLog, Cluster, HostNode, Limits, LogDestination, LogField, NONE, OnError, PathNode, Plan, Policy,
-    PolicyLimits, PoolSettings, Route, Timeouts, Upstream,
+    PolicyLimits, PoolSettings, RegexDfa, RegexSet, Table, Timeouts, Upstream,
 };
 pub use normalize::{Dot, PathError, is_dot_segment, match_segment, normalize_path};
-pub use path::PrefixTree;
+pub use path::{PathWalk, PrefixTree, match_segments};
+pub use pattern::{HostPattern, parse_host_pattern, split_prefix};
+pub use request::{Failed, OwnedRequest, RequestView};
+pub use route::{
+    Action, Backend, Condition, HeaderFilter, PathMatch, PathReplace, Redirect, Rewrite, Route, ValueMatch,
+    replace_prefix,
+};
 pub use router::{Match, Router, RouterError, Tier};
 pub use wrr::{MAX_TABLE_LEN, WrrPicker, smooth_wrr_sequence};

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Route;
+
 /// Marks an absent index in the flat arrays.
 pub const NONE: u32 = u32::MAX;
 
@@ -30,10 +32,15 @@ pub struct Plan {
     pub policies: Vec<Policy>,
     /// Host trie over reversed labels; node 0 is the root (empty label).
     pub hosts: Vec<HostNode>,
-    /// Root of the catch-all host's prefix tree, or [`NONE`].
+    /// The catch-all host's table, or [`NONE`].
     pub catch_all: u32,
+    /// One table per host pattern that routes use.
+    pub tables: Vec<Table>,
     /// All prefix trees, one arena; roots have `parent == NONE`.
     pub paths: Vec<PathNode>,
+    /// Every compiled regex: path regexes of the tables, header and query
+    /// regexes of the routes' conditions.
+    pub regexes: Vec<RegexDfa>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,22 +202,6 @@ impl LogField {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Route {
-    pub name: String,
-    /// Normalized host pattern: `"example.com"`, `"*.example.com"` or `"*"`.
-    pub host: String,
-    /// Normalized prefix: starts with `/`, no trailing `/` unless it is `/`.
-    pub path_prefix: String,
-    pub cluster: u32,
-    pub timeouts: Timeouts,
-    pub policies: Vec<u32>,
-    /// Where the route was declared, for `explain` and diagnostics.
-    pub line: u32,
-    pub column: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cluster {
     pub name: String,
     pub upstreams: Vec<Upstream>,
@@ -303,10 +294,50 @@ pub struct HostNode {
     pub parent: u32,
     /// Lowercase DNS label; empty for the root.
     pub label: String,
-    /// Prefix-tree root for the exact host spelled by the path to this node.
+    /// Table of the exact host spelled by the path to this node, or [`NONE`].
     pub exact: u32,
-    /// Prefix-tree root for `*.` + the host spelled by the path to this node.
+    /// Table of `*.` + the host spelled by the path to this node, or [`NONE`].
     pub wildcard: u32,
+}
+
+/// The routes of one host pattern: exact and prefix routes on a prefix tree,
+/// regex routes in DFAs. Every candidate list is in precedence order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Table {
+    /// Root of the prefix tree.
+    pub root: u32,
+    /// Regex routes, most precedent first: one set, or several when one DFA
+    /// would be too large.
+    pub regex: Vec<RegexSet>,
+}
+
+/// Regex routes walked in one pass: pattern `i` of DFA `dfa` is `routes[i]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegexSet {
+    pub dfa: u32,
+    pub routes: Vec<u32>,
+}
+
+/// A compiled regex DFA (one or many patterns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegexDfa {
+    /// The sources, pattern `i` first: for `explain` and for checking.
+    pub patterns: Vec<String>,
+    /// `regex-automata` dense DFA, little-endian, base64.
+    pub dfa: String,
+}
+
+impl RegexDfa {
+    /// The DFA bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.dfa)
+            .map_err(|e| format!("DFA is not valid base64: {e}"))
+    }
 }
 
 /// A node of a prefix tree. Children are found through `(parent, segment)`.
@@ -315,6 +346,8 @@ pub struct HostNode {
 pub struct PathNode {
     pub parent: u32,
     pub segment: String,
-    /// The route whose prefix ends here, or [`NONE`].
-    pub route: u32,
+    /// Routes whose exact path ends here, in precedence order.
+    pub exact: Vec<u32>,
+    /// Routes whose prefix ends here, in precedence order.
+    pub prefix: Vec<u32>,
 }

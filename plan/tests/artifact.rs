@@ -50,3 +50,23 @@ fn another_format_version_is_refused_by_name() {
     assert!(matches!(err, ArtifactError::Version { found: 99 }), "{err:?}");
     assert!(err.to_string().contains("unsupported plan formatVersion 99"), "{err}");
 }
+
+#[test]
+fn regex_plans_are_deterministic_and_a_truncated_dfa_is_refused_at_load() {
+    use plan::PathMatch;
+    use support::Spec;
+    let specs = [
+        Spec::new(None, PathMatch::Regex("/users/[0-9]+".into())),
+        Spec::new(Some("*.example.com"), PathMatch::Regex("/(a|b)/.*".into())),
+    ];
+    let a = encode(&support::plan(&specs), "sha256:s");
+    assert_eq!(a, encode(&support::plan(&specs), "sha256:s"));
+    let mut plan = decode(&a).expect("decodes").plan;
+    let dfa = &mut plan.regexes[0].dfa;
+    dfa.truncate(dfa.len() / 2 / 4 * 4);
+    // A consistent digest, so only the DFA's own validation stands between
+    // the damaged table and the request path.
+    let damaged = decode(&encode(&plan, "sha256:s")).expect("digest is consistent");
+    let err = plan::Router::new(damaged).expect_err("refused");
+    assert!(err.to_string().contains("regex 0"), "{err}");
+}

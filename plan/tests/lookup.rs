@@ -5,14 +5,21 @@
 
 use plan::reference as support;
 
-use plan::{Tier, normalize_path};
+use plan::{OwnedRequest, PathMatch, Tier, normalize_path};
 use proptest::prelude::*;
-use support::{reference_lookup, router};
+use support::{Spec, Val, reference_lookup, reference_route, router, router_of};
+
+fn get() -> OwnedRequest {
+    OwnedRequest {
+        method: "GET".into(),
+        ..OwnedRequest::default()
+    }
+}
 
 fn check(routes: &[(Option<&str>, &str)], cases: &[(&str, &str, Option<usize>)]) {
     let r = router(routes);
     for &(host, path, expected) in cases {
-        let got = r.lookup(host, path).map(|m| m.route as usize);
+        let got = r.lookup(host, path, &get()).map(|m| m.route as usize);
         assert_eq!(got, expected, "{host}{path}");
     }
 }
@@ -61,9 +68,9 @@ fn hosts_that_are_not_dns_names_match_only_catch_all_routes() {
     // reference disagreed on hosts longer than 253 bytes.
     let r = router(&[(Some("*.com"), "/"), (None, "/any")]);
     let long = format!("{}.com", "a".repeat(260));
-    assert_eq!(r.lookup(&long, "/"), None);
-    assert_eq!(r.lookup(&long, "/any").map(|m| m.route), Some(1));
-    assert_eq!(r.lookup("a..com", "/").map(|m| m.route), None);
+    assert_eq!(r.lookup(&long, "/", &get()), None);
+    assert_eq!(r.lookup(&long, "/any", &get()).map(|m| m.route), Some(1));
+    assert_eq!(r.lookup("a..com", "/", &get()).map(|m| m.route), None);
 }
 
 #[test]
@@ -114,12 +121,12 @@ fn tiers_fall_back_from_exact_to_wildcard_to_catch_all() {
         ],
     );
     let r = router(&routes);
-    assert_eq!(r.lookup("api.example.com", "/v1").map(|m| m.tier), Some(Tier::Exact));
+    assert_eq!(r.lookup("api.example.com", "/v1", &get()).map(|m| m.tier), Some(Tier::Exact));
     assert!(matches!(
-        r.lookup("a.example.com", "/v2").map(|m| m.tier),
+        r.lookup("a.example.com", "/v2", &get()).map(|m| m.tier),
         Some(Tier::Wildcard(_))
     ));
-    assert_eq!(r.lookup("x.org", "/").map(|m| m.tier), Some(Tier::CatchAll));
+    assert_eq!(r.lookup("x.org", "/", &get()).map(|m| m.tier), Some(Tier::CatchAll));
 }
 
 #[test]
@@ -182,15 +189,209 @@ proptest! {
             .collect();
         let table: Vec<(Option<&str>, &str)> = routes.iter().map(|(h, p)| (h.as_deref(), p.as_str())).collect();
         let r = router(&table);
-        let normalized: Vec<(String, String)> = r.plan().routes.iter().map(|x| (x.host.clone(), x.path_prefix.clone())).collect();
+        let normalized: Vec<(String, String)> = r.plan().routes.iter().map(|x| (x.hosts[0].clone(), x.path.as_str().to_owned())).collect();
         for (host, path, port) in requests {
             let host = match port { Some(p) => format!("{host}:{p}"), None => host };
             let path = normalize_path(&path).expect("generated paths are absolute");
             prop_assert!(!path.split('/').any(|s| plan::is_dot_segment(s).is_some()), "dot segment left in {path}");
             prop_assert!(!path.contains("//"), "run of slashes left in {path}");
-            let got = r.lookup(&host, &path).map(|m| m.route as usize);
+            let got = r.lookup(&host, &path, &get()).map(|m| m.route as usize);
             let want = reference_lookup(&normalized, &host, &path);
             prop_assert_eq!(got, want, "host {} path {} routes {:?}", host, path, normalized);
+        }
+    }
+}
+
+fn spec(host: Option<&str>, path: PathMatch) -> Spec {
+    Spec::new(host, path)
+}
+
+fn prefix(p: &str) -> PathMatch {
+    PathMatch::Prefix(p.into())
+}
+
+fn exact(p: &str) -> PathMatch {
+    PathMatch::Exact(p.into())
+}
+
+fn regex(p: &str) -> PathMatch {
+    PathMatch::Regex(p.into())
+}
+
+fn req(method: &str, headers: &[(&str, &str)], query: Option<&str>) -> OwnedRequest {
+    OwnedRequest {
+        method: method.into(),
+        headers: headers.iter().map(|(n, v)| ((*n).into(), (*v).into())).collect(),
+        query: query.map(Into::into),
+    }
+}
+
+fn route_of(specs: &[Spec], host: &str, path: &str, r: &OwnedRequest) -> Option<usize> {
+    let router = router_of(specs);
+    let got = router.lookup(host, path, r).map(|m| m.route as usize);
+    assert_eq!(got, reference_route(specs, host, path, r), "reference disagrees: {host}{path} {r:?}");
+    got
+}
+
+#[test]
+fn exact_paths_before_regexes_before_prefixes() {
+    let specs = [
+        spec(None, prefix("/users")),
+        spec(None, regex("/users/[0-9]+")),
+        spec(None, exact("/users/42")),
+        spec(None, regex("/users/[0-9]+/?")),
+        spec(None, exact("/users/")),
+    ];
+    let cases = [
+        ("/users/42", Some(2)),
+        // The longer pattern source first.
+        ("/users/7", Some(3)),
+        ("/users/7/", Some(3)),
+        ("/users/x", Some(0)),
+        ("/users", Some(0)),
+        // A trailing slash matters to exact paths.
+        ("/users/", Some(4)),
+        // Matchers see each segment's ;params set aside.
+        ("/users;a=1/42;b", Some(2)),
+        ("/users/8;v", Some(3)),
+        ("/other", None),
+    ];
+    for (path, want) in cases {
+        assert_eq!(route_of(&specs, "h", path, &get()), want, "{path}");
+    }
+}
+
+#[test]
+fn regexes_match_the_whole_path() {
+    let specs = [spec(None, regex("/a[0-9]")), spec(None, regex(".*/b"))];
+    for (path, want) in [("/a1", Some(0)), ("/a12", None), ("/x/a1", None), ("/x/b", Some(1)), ("/b/x", None)] {
+        assert_eq!(route_of(&specs, "h", path, &get()), want, "{path}");
+    }
+}
+
+#[test]
+fn conditions_order_methods_then_header_count_then_query_count() {
+    let mut with_method = spec(None, prefix("/"));
+    with_method.methods = vec!["POST".into()];
+    let mut two_headers = spec(None, prefix("/"));
+    two_headers.headers = vec![
+        ("Version".into(), Val::Exact("two".into())),
+        ("color".into(), Val::Regex("or.*".into())),
+    ];
+    let mut one_header = spec(None, prefix("/"));
+    one_header.headers = vec![("version".into(), Val::Exact("two".into()))];
+    let mut query = spec(None, prefix("/"));
+    query.query = vec![("q".into(), Val::Exact("a b".into()))];
+    let specs = [spec(None, prefix("/")), query, one_header, two_headers, with_method];
+    let cases = [
+        (req("GET", &[], None), Some(0)),
+        (req("POST", &[("Version", "two")], None), Some(4)),
+        (req("GET", &[("VERSION", "two")], None), Some(2)),
+        (req("GET", &[("version", "two"), ("Color", "orange")], None), Some(3)),
+        (req("GET", &[("version", "two"), ("Color", "red")], None), Some(2)),
+        // Lines of one header are read joined with commas.
+        (req("GET", &[("version", "two"), ("version", "two")], None), Some(0)),
+        (req("GET", &[("version", "Two")], None), Some(0)),
+        (req("GET", &[], Some("q=a%20b&q=x")), Some(1)),
+        (req("GET", &[], Some("q=x&q=a%20b")), Some(0)),
+        (req("GET", &[], Some("Q=a%20b")), Some(0)),
+        (req("GET", &[], Some("%71=a b")), Some(1)),
+        (req("get", &[], None), Some(0)),
+    ];
+    for (r, want) in cases {
+        assert_eq!(route_of(&specs, "h", "/x", &r), want, "{r:?}");
+    }
+}
+
+#[test]
+fn a_route_whose_conditions_fail_falls_back_within_and_across_tiers() {
+    let mut exact_host = spec(Some("api.example.com"), prefix("/v1"));
+    exact_host.methods = vec!["DELETE".into()];
+    let mut multi = spec(Some("*.example.com"), exact("/v1"));
+    multi.hosts.push(Some("example.org".into()));
+    let specs = [exact_host, multi, spec(None, prefix("/"))];
+    let cases = [
+        ("api.example.com", "DELETE", "/v1/x", Some(0)),
+        ("api.example.com", "GET", "/v1", Some(1)),
+        ("api.example.com", "GET", "/v1/x", Some(2)),
+        ("example.org", "GET", "/v1", Some(1)),
+        ("a.example.org", "GET", "/v1", Some(2)),
+    ];
+    for (host, method, path, want) in cases {
+        assert_eq!(route_of(&specs, host, path, &req(method, &[], None)), want, "{host} {method} {path}");
+    }
+}
+
+fn full_spec_strategy() -> impl Strategy<Value = Spec> {
+    let path = prop_oneof![
+        2 => prefix_strategy().prop_map(PathMatch::Prefix),
+        1 => prefix_strategy().prop_map(PathMatch::Exact),
+        1 => prop::sample::select(vec!["/a/[0-9]+", "/api/.*", "/(a|b)/v1", "/[a-z]+", ".*", "/v1(/.*)?", "/a/b/?"])
+            .prop_map(|s| PathMatch::Regex(s.to_owned())),
+    ];
+    let val = prop_oneof![
+        prop::sample::select(vec!["1", "2", "a b", ""]).prop_map(|v| Val::Exact(v.to_owned())),
+        prop::sample::select(vec!["[0-9]", "a.*", "1,2"]).prop_map(|v| Val::Regex(v.to_owned())),
+    ];
+    (
+        prop::collection::vec(pattern_strategy(), 1..3),
+        path,
+        prop::collection::vec(prop::sample::select(vec!["GET", "POST"]), 0..2),
+        prop::collection::vec((prop::sample::select(vec!["x", "Y"]), val.clone()), 0..3),
+        prop::collection::vec((prop::sample::select(vec!["p", "q"]), val), 0..2),
+    )
+        .prop_map(|(hosts, path, methods, headers, query)| Spec {
+            hosts,
+            path,
+            methods: methods.into_iter().map(str::to_owned).collect(),
+            headers: headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+            query: query.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+        })
+}
+
+fn request_strategy() -> impl Strategy<Value = OwnedRequest> {
+    let header = (
+        prop::sample::select(vec!["x", "X", "y", "z"]),
+        prop::sample::select(vec!["1", "2", "a b", "abc", ""]),
+    );
+    (
+        prop::sample::select(vec!["GET", "POST", "PUT"]),
+        prop::collection::vec(header, 0..4),
+        prop::option::of(prop::sample::select(vec![
+            "p=1", "q=2&p=1", "p=a%20b", "p=a+b", "q", "%70=2", "p=1&p=2", "q=abc&p=",
+        ])),
+    )
+        .prop_map(|(method, headers, query)| OwnedRequest {
+            method: method.to_owned(),
+            headers: headers.into_iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+            query: query.map(str::to_owned),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn lookup_equals_the_reference_for_the_whole_language(
+        specs in prop::collection::vec(full_spec_strategy(), 0..10),
+        requests in prop::collection::vec((host_strategy(), path_strategy(), request_strategy()), 1..8),
+    ) {
+        // A route may not list a host pattern twice (the compiler refuses it).
+        let specs: Vec<Spec> = specs
+            .into_iter()
+            .map(|mut s| {
+                let mut seen = std::collections::HashSet::new();
+                s.hosts.retain(|h| seen.insert(plan::parse_host_pattern(h.as_deref()).map(|p| p.to_plan_string()).ok()));
+                s
+            })
+            .filter(|s| s.hosts.iter().all(|h| plan::parse_host_pattern(h.as_deref()).is_ok()))
+            .collect();
+        let r = router_of(&specs);
+        for (host, path, request) in requests {
+            let path = normalize_path(&path).expect("generated paths are absolute");
+            let got = r.lookup(&host, &path, &request).map(|m| m.route as usize);
+            let want = reference_route(&specs, &host, &path, &request);
+            prop_assert_eq!(got, want, "host {} path {} request {:?} specs {:?}", host, path, request, specs);
         }
     }
 }
