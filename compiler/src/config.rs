@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 
 use marked_yaml::Node;
-use plan::{HostPattern, LogField, OnError, parse_host_pattern, split_prefix};
+use plan::{LogField, OnError, split_prefix};
 
 use crate::diag::{Loc, suggestion};
+use crate::route::RouteCfg;
 use crate::yaml::{Reader, Spanned, join, loc, to_json};
 
 /// Largest timeout accepted anywhere: one day.
@@ -44,18 +45,6 @@ pub struct TimeoutsCfg {
     pub upstream_ms: Option<u64>,
     pub connect_ms: Option<u64>,
     pub idle_ms: Option<u64>,
-}
-
-#[derive(Debug)]
-pub struct RouteCfg {
-    pub loc: Loc,
-    pub name: Option<Spanned<String>>,
-    /// `None` when the host was invalid (already reported).
-    pub host: Option<HostPattern>,
-    pub prefix: Option<Spanned<String>>,
-    pub cluster: Option<Spanned<String>>,
-    pub timeouts: TimeoutsCfg,
-    pub policies: Vec<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -129,7 +118,7 @@ impl Reader<'_> {
         }
     }
 
-    fn timeouts(&mut self, node: &Node, path: &str, per_route: bool) -> TimeoutsCfg {
+    pub(crate) fn timeouts(&mut self, node: &Node, path: &str, per_route: bool) -> TimeoutsCfg {
         let mut t = TimeoutsCfg::default();
         let Some(map) = self.mapping(node, path, TIMEOUT_KEYS) else {
             return t;
@@ -155,64 +144,6 @@ impl Reader<'_> {
             *slot = self.integer(value, &p, 1, MAX_TIMEOUT_MS, " ms").map(|v| v.value);
         }
         t
-    }
-
-    fn route(&mut self, node: &Node, path: &str) -> Option<RouteCfg> {
-        const KEYS: &[&str] = &["name", "host", "pathPrefix", "cluster", "timeouts", "policies"];
-        let map = self.mapping(node, path, KEYS)?;
-        let mut route = RouteCfg {
-            loc: loc(node),
-            name: None,
-            host: Some(HostPattern::Any),
-            prefix: None,
-            cluster: None,
-            timeouts: TimeoutsCfg::default(),
-            policies: Vec::new(),
-        };
-        for (key, value) in map.iter() {
-            let p = join(path, key.as_str());
-            match key.as_str() {
-                "name" => route.name = self.string(value, &p),
-                "host" => {
-                    route.host = self.string(value, &p).and_then(|h| {
-                        parse_host_pattern(Some(&h.value))
-                            .map_err(|e| self.diags.error(h.loc, &p, e))
-                            .ok()
-                    });
-                }
-                "pathPrefix" => {
-                    route.prefix = self.string(value, &p).and_then(|s| match split_prefix(&s.value) {
-                        Ok(normalized) => Some(Spanned { value: normalized, ..s }),
-                        Err(e) => {
-                            self.diags.error(s.loc, &p, e);
-                            None
-                        }
-                    });
-                }
-                "cluster" => route.cluster = self.string(value, &p),
-                "timeouts" => route.timeouts = self.timeouts(value, &p, true),
-                "policies" => {
-                    if let Some(seq) = self.sequence(value, &p) {
-                        for (i, item) in seq.iter().enumerate() {
-                            if let Some(name) = self.string(item, &format!("{p}[{i}]")) {
-                                route.policies.push(name);
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (key, present) in [
-            ("name", map.get_node("name").is_some()),
-            ("pathPrefix", map.get_node("pathPrefix").is_some()),
-            ("cluster", map.get_node("cluster").is_some()),
-        ] {
-            if !present {
-                self.diags.error(route.loc, join(path, key), "missing required field");
-            }
-        }
-        Some(route)
     }
 
     fn upstream(&mut self, node: &Node, path: &str) -> Option<UpstreamCfg> {

@@ -7,9 +7,13 @@
 
 #![forbid(unsafe_code)]
 
+mod analysis;
 mod config;
 mod diag;
+mod lang;
 mod lower;
+mod regex;
+mod route;
 mod wasm;
 mod yaml;
 
@@ -77,7 +81,7 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
         .prevent_coercion(true);
     let plan = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => {
-            let cfg = yaml::Reader { diags: &mut diags }.config(&root);
+            let cfg = yaml::Reader { diags: &mut diags, text }.config(&root);
             let source_name = Path::new(file)
                 .file_name()
                 .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());

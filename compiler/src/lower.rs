@@ -5,13 +5,17 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use base64::Engine as _;
+use plan::build::serialize;
 use plan::{
-    AccessLog, Cluster, Limits, LogDestination, Plan, PlanBuilder, Policy, PolicyLimits, PoolSettings, Route, Timeouts,
-    Upstream, sha256_hex, smooth_wrr_sequence,
+    AccessLog, Action, Backend, Cluster, Condition, HeaderFilter, Limits, LogDestination, PathMatch, Plan, Policy,
+    PolicyLimits, PoolSettings, Redirect, RegexDfa, Rewrite, Route, Timeouts, Upstream, ValueMatch, sha256_hex,
+    smooth_wrr_sequence,
 };
 
+use crate::analysis;
 use crate::config::{Config, TimeoutsCfg};
 use crate::diag::{Diagnostics, Loc, suggestion};
+use crate::route::{ActionCfg, ConditionCfg, FilterCfg, PathCfg, RouteCfg, ValueCfg};
 
 fn merge(base: Timeouts, over: &TimeoutsCfg) -> Timeouts {
     Timeouts {
@@ -86,49 +90,93 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
     let _ = route_names;
 
     let defaults = merge(Timeouts::default(), &cfg.defaults);
-    let mut builder = PlanBuilder::new();
     let mut used_clusters = vec![false; cfg.clusters.len()];
     let mut used_policies = vec![false; cfg.policies.len()];
+    let mut regexes: Vec<RegexDfa> = Vec::new();
     let mut routes = Vec::with_capacity(cfg.routes.len());
-    for (i, r) in cfg.routes.iter().enumerate() {
-        let cluster = r
-            .cluster
-            .as_ref()
-            .and_then(|c| resolve(diags, "cluster", &clusters, &mut used_clusters, c));
+    for r in &cfg.routes {
+        let action = r.action.as_ref().and_then(|a| match a {
+            ActionCfg::Cluster(c) => resolve(diags, "cluster", &clusters, &mut used_clusters, c).map(Action::Cluster),
+            ActionCfg::Backends(list) => {
+                let mut backends = Vec::with_capacity(list.len());
+                for (c, weight) in list {
+                    if let Some(cluster) = resolve(diags, "cluster", &clusters, &mut used_clusters, c) {
+                        backends.push(Backend { cluster, weight: *weight });
+                    }
+                }
+                let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+                (backends.len() == list.len() && !list.is_empty()).then(|| Action::Backends {
+                    wrr: smooth_wrr_sequence(&weights).unwrap_or_default(),
+                    backends,
+                })
+            }
+            ActionCfg::Redirect(rd) => Some(Action::Redirect(Redirect {
+                scheme: rd.scheme.clone(),
+                host: rd.host.clone(),
+                port: rd.port,
+                path: rd.path.as_ref().map(|p| p.value.clone()),
+                status: rd.status,
+            })),
+        });
         let mut route_policies = Vec::with_capacity(r.policies.len());
         for p in &r.policies {
             if let Some(idx) = resolve(diags, "policy", &policies, &mut used_policies, p) {
                 route_policies.push(idx);
             }
         }
-        if let (Some(host), Some(prefix)) = (&r.host, &r.prefix)
-            && let Err(other) = builder.insert(host, &prefix.value, i as u32)
-        {
-            let other = &cfg.routes[other as usize];
-            diags.error(
-                prefix.loc,
-                &prefix.path,
-                format!(
-                    "route has the same host {:?} and pathPrefix {:?} as route {:?} (line {}) after normalization",
-                    host.to_plan_string(),
-                    prefix.value,
-                    other.name.as_ref().map_or("?", |n| n.value.as_str()),
-                    other.loc.line,
-                ),
-            );
+        let (Some(name), Some(path), Some(action)) = (&r.name, &r.path, action) else {
+            continue;
+        };
+        if r.hosts.is_empty() {
+            continue;
         }
-        if let (Some(name), Some(host), Some(prefix), Some(cluster)) = (&r.name, &r.host, &r.prefix, cluster) {
-            routes.push(Route {
-                name: name.value.clone(),
-                host: host.to_plan_string(),
-                path_prefix: prefix.value.clone(),
-                cluster,
-                timeouts: merge(defaults, &r.timeouts),
-                policies: route_policies,
-                line: r.loc.line,
-                column: r.loc.col,
-            });
-        }
+        let mut condition = |c: &ConditionCfg| Condition {
+            name: c.name.clone(),
+            value: match &c.value {
+                ValueCfg::Exact(v) => ValueMatch::Exact(v.clone()),
+                ValueCfg::Regex(re) => {
+                    regexes.push(serialize(vec![re.source.clone()], &re.dfa));
+                    ValueMatch::Regex {
+                        source: re.source.clone(),
+                        dfa: (regexes.len() - 1) as u32,
+                    }
+                }
+            },
+        };
+        let headers = r.headers.iter().map(&mut condition).collect();
+        let query = r.query.iter().map(&mut condition).collect();
+        let filter = |f: &FilterCfg| HeaderFilter {
+            set: f.set.clone(),
+            add: f.add.clone(),
+            remove: f.remove.clone(),
+        };
+        routes.push(Route {
+            name: name.value.clone(),
+            hosts: r.hosts.iter().map(|h| h.value.to_plan_string()).collect(),
+            path: match &path.value {
+                PathCfg::Prefix(p) => PathMatch::Prefix(p.clone()),
+                PathCfg::Exact(p) => PathMatch::Exact(p.clone()),
+                PathCfg::Regex(re) => PathMatch::Regex(re.source.clone()),
+            },
+            methods: r.methods.clone(),
+            headers,
+            query,
+            action,
+            request_headers: filter(&r.request_headers),
+            response_headers: filter(&r.response_headers),
+            rewrite: Rewrite {
+                host: r.rewrite.host.clone(),
+                path: r.rewrite.path.as_ref().map(|p| p.value.clone()),
+            },
+            timeouts: merge(defaults, &r.timeouts),
+            policies: route_policies,
+            line: r.loc.line,
+            column: r.loc.col,
+        });
+    }
+    duplicates(cfg, diags);
+    if !diags.has_errors() {
+        analysis::check(&views(cfg), diags, source_name);
     }
     let mut plan_policies = Vec::with_capacity(cfg.policies.len());
     for p in &cfg.policies {
@@ -253,7 +301,14 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
             }
         })
         .collect();
-    let (hosts, catch_all, paths) = builder.finish();
+    let index = match plan::build::index(&routes, regexes.len() as u32) {
+        Ok(index) => index,
+        Err(e) => {
+            diags.error(Loc { line: 1, col: 1 }, "routes", format!("the path regexes together: {e}"));
+            return None;
+        }
+    };
+    regexes.extend(index.regexes);
     let limits = Limits::default();
     let log = AccessLog::default();
     Some(Plan {
@@ -287,8 +342,101 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
         routes,
         clusters,
         policies: plan_policies,
-        hosts,
-        catch_all,
-        paths,
+        hosts: index.hosts,
+        catch_all: index.catch_all,
+        tables: index.tables,
+        paths: index.paths,
+        regexes,
     })
+}
+
+/// The key of a route's match within one host pattern: the path matcher and
+/// the conditions, order-insensitive.
+fn match_key(r: &RouteCfg) -> Option<(u8, String, Vec<String>, Vec<String>, Vec<String>)> {
+    let path = r.path.as_ref()?;
+    let (rank, text) = match &path.value {
+        PathCfg::Exact(p) => (0, p.clone()),
+        PathCfg::Regex(re) => (1, re.source.clone()),
+        PathCfg::Prefix(p) => (2, p.clone()),
+    };
+    let conds = |list: &[ConditionCfg]| {
+        let mut v: Vec<String> = list
+            .iter()
+            .map(|c| match &c.value {
+                ValueCfg::Exact(x) => format!("{}={x}", c.name),
+                ValueCfg::Regex(re) => format!("{}~{}", c.name, re.source),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut methods = r.methods.clone();
+    methods.sort();
+    Some((rank, text, methods, conds(&r.headers), conds(&r.query)))
+}
+
+/// Two routes with a host pattern in common and the same path matcher and
+/// conditions: the later one could never be selected for that host, and the
+/// config says two things about one request.
+fn duplicates(cfg: &Config, diags: &mut Diagnostics) {
+    let mut seen: HashMap<(String, (u8, String, Vec<String>, Vec<String>, Vec<String>)), usize> = HashMap::new();
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let Some(key) = match_key(r) else { continue };
+        for h in &r.hosts {
+            let host = h.value.to_plan_string();
+            match seen.get(&(host.clone(), key.clone())) {
+                Some(&first) if first != i => {
+                    let other = &cfg.routes[first];
+                    let Some(path) = &r.path else { continue };
+                    let (sep, what) = if key.2.is_empty() && key.3.is_empty() && key.4.is_empty() {
+                        (" and", "")
+                    } else {
+                        (",", " and conditions")
+                    };
+                    diags.error(
+                        path.loc,
+                        &path.path,
+                        format!(
+                            "route has the same host {host:?}{sep} {} {:?}{what} as route {:?} (line {}) after normalization",
+                            ["path", "pathRegex", "pathPrefix"][key.0 as usize],
+                            key.1,
+                            other.name.as_ref().map_or("?", |n| n.value.as_str()),
+                            other.loc.line,
+                        ),
+                    );
+                    break;
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert((host, key.clone()), i);
+                }
+            }
+        }
+    }
+}
+
+/// The routes as the static checks see them (every route read whole).
+fn views(cfg: &Config) -> Vec<analysis::View<'_>> {
+    cfg.routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let path = r.path.as_ref()?;
+            Some(analysis::View {
+                name: r.name.as_ref().map_or("?", |n| n.value.as_str()),
+                line: r.loc.line,
+                loc: r.loc,
+                field: format!("routes[{i}]"),
+                hosts: r.hosts.iter().map(|h| h.value.clone()).collect(),
+                matcher: match &path.value {
+                    PathCfg::Prefix(p) => analysis::Matcher::Prefix(p),
+                    PathCfg::Exact(p) => analysis::Matcher::Exact(p),
+                    PathCfg::Regex(re) => analysis::Matcher::Regex(re),
+                },
+                methods: &r.methods,
+                headers: &r.headers,
+                query: &r.query,
+            })
+        })
+        .collect()
 }

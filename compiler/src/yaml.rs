@@ -43,6 +43,8 @@ fn is_null(s: &MarkedScalarNode) -> bool {
 /// A reader for one file's diagnostics.
 pub struct Reader<'d> {
     pub diags: &'d mut Diagnostics,
+    /// The config text, to place errors inside a value (a regex's character).
+    pub text: &'d str,
 }
 
 impl Reader<'_> {

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use compiler::{Compiled, Severity, compile_str};
+use plan::Action;
 
 fn compile(path: &Path) -> Compiled {
     let text = std::fs::read_to_string(path).expect("readable corpus file");
@@ -54,11 +55,38 @@ fn valid_configs_compile_to_the_expected_plan() {
         let _ = writeln!(dump, "defaults {:?}", plan.defaults);
         let _ = writeln!(dump, "accessLog {:?}", plan.access_log);
         for r in &plan.routes {
+            let action = match &r.action {
+                Action::Cluster(c) => format!("cluster {}", plan.clusters[*c as usize].name),
+                Action::Backends { backends, wrr } => {
+                    let split: Vec<String> = backends
+                        .iter()
+                        .map(|b| format!("{}×{}", plan.clusters[b.cluster as usize].name, b.weight))
+                        .collect();
+                    format!("backends [{}] wrr {wrr:?}", split.join(", "))
+                }
+                Action::Redirect(rd) => format!("redirect {rd:?}"),
+            };
             let _ = writeln!(
                 dump,
-                "route {} host {} prefix {} cluster {} line {} timeouts {:?}",
-                r.name, r.host, r.path_prefix, plan.clusters[r.cluster as usize].name, r.line, r.timeouts
+                "route {} hosts {:?} {} {} {action} line {} timeouts {:?}",
+                r.name,
+                r.hosts,
+                r.path.key(),
+                r.path.as_str(),
+                r.line,
+                r.timeouts
             );
+            if r.has_conditions() {
+                let _ = writeln!(dump, "  methods {:?} headers {:?} query {:?}", r.methods, r.headers, r.query);
+            }
+            for (what, f) in [("requestHeaders", &r.request_headers), ("responseHeaders", &r.response_headers)] {
+                if !f.is_empty() {
+                    let _ = writeln!(dump, "  {what} {f:?}");
+                }
+            }
+            if r.rewrite != Default::default() {
+                let _ = writeln!(dump, "  rewrite {:?}", r.rewrite);
+            }
         }
         for cl in &plan.clusters {
             let ups: Vec<String> = cl.upstreams.iter().map(|u| format!("{}×{}", u.url, u.weight)).collect();

@@ -32,7 +32,7 @@ pub mod target;
 pub use decoder::{DecodeError, Decoder};
 pub use encode::{ChunkSize, Forward, Framing, encode_request};
 pub use fields::Fields;
-pub use headers::Known;
+pub use headers::{Known, is_field_value, is_hop_by_hop, is_token};
 pub use request::{BodyKind, HeadError, Parsed, Partial, RequestHead, parse, parse_into};
 pub use response::{Answering, MAX_RESPONSE_HEAD, ParsedResponse, ResponseHead, parse_response};
 pub use synth::{Synthesized, encode_prepared_head, encode_synthesized};

@@ -1,0 +1,655 @@
+//! Reading one route (SPEC §4): hosts, one path matcher, request conditions,
+//! one action, filters and rewrite, each checked where it stands. References
+//! to clusters and policies are resolved by `lower`.
+
+use marked_yaml::Node;
+use marked_yaml::types::MarkedMappingNode;
+use plan::{HostPattern, PathReplace, normalize_path, parse_host_pattern, split_prefix};
+
+use crate::config::TimeoutsCfg;
+use crate::diag::Loc;
+use crate::regex::{CompiledRegex, RegexUse};
+use crate::yaml::{Reader, Spanned, join, loc};
+
+#[derive(Debug)]
+pub struct RouteCfg {
+    pub loc: Loc,
+    pub name: Option<Spanned<String>>,
+    /// Each pattern with where it was written; empty when invalid (reported).
+    pub hosts: Vec<Spanned<HostPattern>>,
+    pub path: Option<Spanned<PathCfg>>,
+    pub methods: Vec<String>,
+    pub headers: Vec<ConditionCfg>,
+    pub query: Vec<ConditionCfg>,
+    pub action: Option<ActionCfg>,
+    pub request_headers: FilterCfg,
+    pub response_headers: FilterCfg,
+    pub rewrite: RewriteCfg,
+    pub timeouts: TimeoutsCfg,
+    pub policies: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathCfg {
+    Prefix(String),
+    Exact(String),
+    Regex(CompiledRegex),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConditionCfg {
+    pub name: String,
+    pub value: ValueCfg,
+}
+
+#[derive(Debug, Clone)]
+pub enum ValueCfg {
+    Exact(String),
+    Regex(CompiledRegex),
+}
+
+#[derive(Debug)]
+pub enum ActionCfg {
+    Cluster(Spanned<String>),
+    Backends(Vec<(Spanned<String>, u32)>),
+    Redirect(RedirectCfg),
+}
+
+#[derive(Debug)]
+pub struct RedirectCfg {
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<Spanned<PathReplace>>,
+    pub status: u16,
+}
+
+#[derive(Debug, Default)]
+pub struct FilterCfg {
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
+    pub loc: Option<Loc>,
+}
+
+#[derive(Debug, Default)]
+pub struct RewriteCfg {
+    pub host: Option<String>,
+    pub path: Option<Spanned<PathReplace>>,
+    pub loc: Option<Loc>,
+}
+
+const KEYS: &[&str] = &[
+    "name",
+    "host",
+    "hosts",
+    "pathPrefix",
+    "path",
+    "pathRegex",
+    "methods",
+    "headers",
+    "query",
+    "cluster",
+    "backends",
+    "redirect",
+    "requestHeaders",
+    "responseHeaders",
+    "rewrite",
+    "timeouts",
+    "policies",
+];
+
+/// Headers a request filter may not touch: the gateway writes them itself
+/// (framing, `Host` through `rewrite.host`, `X-Forwarded-*`) or they are
+/// hop-by-hop.
+fn reserved_request(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "host" => Some("the forwarded Host is set with rewrite.host"),
+        "content-length" | "transfer-encoding" => Some("the gateway writes the framing of every message it forwards"),
+        "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" => {
+            Some("X-Forwarded-* are set by the gateway and filters cannot change them")
+        }
+        "expect" => Some("the gateway answers Expect itself"),
+        _ if http1::is_hop_by_hop(lower.as_bytes()) => Some("hop-by-hop headers are not forwarded"),
+        _ => None,
+    }
+}
+
+fn reserved_response(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "content-length" | "transfer-encoding" => Some("the gateway writes the framing of every message it forwards"),
+        _ if http1::is_hop_by_hop(lower.as_bytes()) => Some("hop-by-hop headers are not forwarded"),
+        _ => None,
+    }
+}
+
+/// A hostname for `redirect.host` or `rewrite.host`: a DNS name or IP, no
+/// port, no wildcard.
+fn check_hostname(raw: &str) -> Result<String, String> {
+    match parse_host_pattern(Some(raw)) {
+        Ok(HostPattern::Exact(h)) => Ok(h),
+        Ok(_) => Err(format!("host {raw:?} must be a hostname, not a pattern")),
+        Err(e) => Err(e),
+    }
+}
+
+/// A path that replaces another: starts with `/`, no query or fragment, and
+/// only bytes a request target may carry.
+fn check_replacement(raw: &str) -> Result<String, String> {
+    if !raw.starts_with('/') {
+        return Err(format!("path {raw:?} must start with \"/\""));
+    }
+    if let Some(c) = raw.chars().find(|c| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control()) {
+        return Err(format!("path {raw:?} contains {c:?}, which a request path cannot carry"));
+    }
+    normalize_path(raw)
+        .map(|p| p.into_owned())
+        .map_err(|e| format!("path {raw:?}: {e}"))
+}
+
+/// An exact `path`: normalized as request paths are; a path that no
+/// normalized request path can equal is refused.
+fn check_exact(raw: &str) -> Result<String, String> {
+    if !raw.starts_with('/') {
+        return Err(format!("path {raw:?} must start with \"/\""));
+    }
+    if let Some(c) = raw.chars().find(|c| matches!(c, '?' | '#' | ';')) {
+        return Err(format!(
+            "path {raw:?} contains {c:?}; the query, fragment and ;params are never part of the matched path, so it can never match"
+        ));
+    }
+    if let Some(seg) = raw[1..].split('/').find(|s| plan::is_dot_segment(s).is_some()) {
+        return Err(format!(
+            "path {raw:?} contains the dot-segment {seg:?}; request paths are normalized before matching, so it can never match"
+        ));
+    }
+    normalize_path(raw)
+        .map(|p| p.into_owned())
+        .map_err(|e| format!("path {raw:?}: {e}; such requests are refused with 400, so it can never match"))
+}
+
+impl Reader<'_> {
+    fn string_list(&mut self, node: &Node, path: &str) -> Vec<Spanned<String>> {
+        let mut out = Vec::new();
+        if let Some(seq) = self.sequence(node, path) {
+            if seq.is_empty() {
+                self.diags.error(loc(node), path, "must not be empty");
+            }
+            for (i, item) in seq.iter().enumerate() {
+                if let Some(s) = self.string(item, &format!("{path}[{i}]")) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    fn hosts(&mut self, node: &Node, path: &str) -> Vec<Spanned<HostPattern>> {
+        let mut out: Vec<Spanned<HostPattern>> = Vec::new();
+        for s in self.string_list(node, path) {
+            match parse_host_pattern(Some(&s.value)) {
+                Ok(p) if out.iter().any(|h| h.value == p) => self.diags.error(
+                    s.loc,
+                    &s.path,
+                    format!("host pattern {:?} is listed twice", p.to_plan_string()),
+                ),
+                Ok(p) => out.push(Spanned {
+                    value: p,
+                    loc: s.loc,
+                    path: s.path,
+                }),
+                Err(e) => self.diags.error(s.loc, &s.path, e),
+            }
+        }
+        out
+    }
+
+    fn methods(&mut self, node: &Node, path: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in self.string_list(node, path) {
+            if !http1::is_token(m.value.as_bytes()) {
+                self.diags
+                    .error(m.loc, &m.path, format!("{:?} is not a valid method token", m.value));
+            } else if out.contains(&m.value) {
+                self.diags.error(m.loc, &m.path, format!("method {:?} is listed twice", m.value));
+            } else {
+                out.push(m.value);
+            }
+        }
+        out
+    }
+
+    fn conditions(&mut self, node: &Node, path: &str, header: bool) -> Vec<ConditionCfg> {
+        let mut out: Vec<ConditionCfg> = Vec::new();
+        let Some(seq) = self.sequence(node, path) else {
+            return out;
+        };
+        for (i, item) in seq.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(map) = self.mapping(item, &p, &["name", "value", "regex"]) else {
+                continue;
+            };
+            let name = match map.get_node("name") {
+                Some(n) => self.string(n, &join(&p, "name")),
+                None => {
+                    self.diags.error(loc(item), join(&p, "name"), "missing required field");
+                    None
+                }
+            };
+            let value = match (map.get_node("value"), map.get_node("regex")) {
+                (Some(_), Some(r)) => {
+                    self.diags
+                        .error(loc(r), join(&p, "regex"), "value and regex are exclusive: give one");
+                    None
+                }
+                (Some(v), None) => self.field_value(v, &join(&p, "value"), header).map(ValueCfg::Exact),
+                (None, Some(r)) => {
+                    let use_ = if header { RegexUse::Header } else { RegexUse::Query };
+                    self.regex(r, &join(&p, "regex"), use_).map(ValueCfg::Regex)
+                }
+                (None, None) => {
+                    self.diags.error(loc(item), &p, "needs value or regex");
+                    None
+                }
+            };
+            let Some(name) = name else { continue };
+            if header && !http1::is_token(name.value.as_bytes()) {
+                self.diags
+                    .error(name.loc, &name.path, format!("{:?} is not a valid header name", name.value));
+                continue;
+            }
+            let key = if header {
+                name.value.to_ascii_lowercase()
+            } else {
+                name.value.clone()
+            };
+            if out.iter().any(|c| c.name == key) {
+                self.diags.error(
+                    name.loc,
+                    &name.path,
+                    format!("{:?} has a condition already; one condition per name", name.value),
+                );
+                continue;
+            }
+            if let Some(value) = value {
+                out.push(ConditionCfg { name: key, value });
+            }
+        }
+        out
+    }
+
+    /// A header value (or, for query conditions, any string) that can occur.
+    fn field_value(&mut self, node: &Node, path: &str, header: bool) -> Option<String> {
+        let Some(s) = node.as_scalar() else {
+            self.diags.error(loc(node), path, "must be a string");
+            return None;
+        };
+        let v = s.as_str();
+        if header && !http1::is_field_value(v.as_bytes()) {
+            self.diags.error(
+                loc(node),
+                path,
+                format!(
+                    "{v:?} is not a valid header value (control bytes, or whitespace at either end)"
+                ),
+            );
+            return None;
+        }
+        Some(v.to_owned())
+    }
+
+    fn filter(&mut self, node: &Node, path: &str, request: bool) -> FilterCfg {
+        let mut f = FilterCfg {
+            loc: Some(loc(node)),
+            ..FilterCfg::default()
+        };
+        let Some(map) = self.mapping(node, path, &["set", "add", "remove"]) else {
+            return f;
+        };
+        let reserved = if request { reserved_request } else { reserved_response };
+        let mut seen: Vec<(String, &'static str)> = Vec::new();
+        let mut check_name = |r: &mut Self, name: &str, at: Loc, p: &str, list: &'static str| -> bool {
+            if !http1::is_token(name.as_bytes()) {
+                r.diags.error(at, p, format!("{name:?} is not a valid header name"));
+                return false;
+            }
+            if let Some(why) = reserved(name) {
+                r.diags.error(at, p, format!("{name} cannot be changed by a filter: {why}"));
+                return false;
+            }
+            let lower = name.to_ascii_lowercase();
+            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == lower) {
+                let what = if *other == list {
+                    format!("{name} is listed twice in {list} (names are case-insensitive)")
+                } else {
+                    format!("{name} is in both {other} and {list}, which contradict each other")
+                };
+                // `set` then `add` of one name is allowed: the value set, then one more.
+                if !(*other == "set" && list == "add") {
+                    r.diags.error(at, p, what);
+                    return false;
+                }
+            }
+            seen.push((lower, list));
+            true
+        };
+        for list in ["set", "add"] {
+            let Some(v) = map.get_node(list) else { continue };
+            let lp = join(path, list);
+            let Some(m) = v.as_mapping() else {
+                self.diags.error(loc(v), &lp, "must be a mapping of header names to values");
+                continue;
+            };
+            for (k, value) in m.iter() {
+                let p = join(&lp, k.as_str());
+                let at = crate::yaml::span_loc(k.span());
+                if !check_name(self, k.as_str(), at, &p, list) {
+                    continue;
+                }
+                if let Some(value) = self.field_value(value, &p, true) {
+                    let pair = (k.as_str().to_owned(), value);
+                    if list == "set" { f.set.push(pair) } else { f.add.push(pair) }
+                }
+            }
+        }
+        if let Some(v) = map.get_node("remove") {
+            for name in self.string_list(v, &join(path, "remove")) {
+                if check_name(self, &name.value, name.loc, &name.path, "remove") {
+                    f.remove.push(name.value);
+                }
+            }
+        }
+        if map.is_empty() {
+            self.diags.warning(loc(node), path, "filter changes nothing");
+        }
+        f
+    }
+
+    /// `path` / `pathPrefix` of a rewrite or redirect (exclusive).
+    fn replacement(&mut self, map: &MarkedMappingNode, path: &str) -> Option<Spanned<PathReplace>> {
+        let mut out = None;
+        for key in ["path", "pathPrefix"] {
+            let Some(v) = map.get_node(key) else { continue };
+            let p = join(path, key);
+            let Some(s) = self.string(v, &p) else { continue };
+            if out.is_some() {
+                self.diags.error(s.loc, &p, "path and pathPrefix are exclusive: give one");
+                return None;
+            }
+            match check_replacement(&s.value) {
+                Ok(value) => {
+                    out = Some(Spanned {
+                        value: if key == "path" {
+                            PathReplace::Full(value)
+                        } else {
+                            PathReplace::Prefix(value)
+                        },
+                        loc: s.loc,
+                        path: p,
+                    });
+                }
+                Err(e) => self.diags.error(s.loc, &p, e),
+            }
+        }
+        out
+    }
+
+    fn redirect(&mut self, node: &Node, path: &str) -> Option<RedirectCfg> {
+        let map = self.mapping(node, path, &["scheme", "host", "port", "path", "pathPrefix", "status"])?;
+        let mut r = RedirectCfg {
+            scheme: None,
+            host: None,
+            port: None,
+            path: self.replacement(map, path),
+            status: 302,
+        };
+        if let Some(v) = map.get_node("scheme") {
+            r.scheme = self.choice(v, &join(path, "scheme"), &["http", "https"]).map(|s| s.value);
+        }
+        if let Some(v) = map.get_node("host") {
+            let p = join(path, "host");
+            r.host = self
+                .string(v, &p)
+                .and_then(|s| check_hostname(&s.value).map_err(|e| self.diags.error(s.loc, &p, e)).ok());
+        }
+        if let Some(v) = map.get_node("port") {
+            r.port = self.integer(v, &join(path, "port"), 1, 65_535, "").map(|p| p.value as u16);
+        }
+        if let Some(v) = map.get_node("status") {
+            let p = join(path, "status");
+            if let Some(s) = self.integer(v, &p, 100, 599, "") {
+                if matches!(s.value, 301 | 302 | 303 | 307 | 308) {
+                    r.status = s.value as u16;
+                } else {
+                    self.diags.error(
+                        s.loc,
+                        &p,
+                        format!("must be one of 301, 302, 303, 307, 308, got {}", s.value),
+                    );
+                }
+            }
+        }
+        Some(r)
+    }
+
+    fn rewrite(&mut self, node: &Node, path: &str) -> RewriteCfg {
+        let mut r = RewriteCfg {
+            loc: Some(loc(node)),
+            ..RewriteCfg::default()
+        };
+        let Some(map) = self.mapping(node, path, &["host", "path", "pathPrefix"]) else {
+            return r;
+        };
+        r.path = self.replacement(map, path);
+        if let Some(v) = map.get_node("host") {
+            let p = join(path, "host");
+            r.host = self
+                .string(v, &p)
+                .and_then(|s| check_hostname(&s.value).map_err(|e| self.diags.error(s.loc, &p, e)).ok());
+        }
+        if map.is_empty() {
+            self.diags.error(loc(node), path, "needs host, path or pathPrefix");
+        }
+        r
+    }
+
+    fn backends(&mut self, node: &Node, path: &str) -> Vec<(Spanned<String>, u32)> {
+        let mut out: Vec<(Spanned<String>, u32)> = Vec::new();
+        let Some(seq) = self.sequence(node, path) else {
+            return out;
+        };
+        if seq.is_empty() {
+            self.diags.error(loc(node), path, "must list at least one backend");
+        }
+        for (i, item) in seq.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(map) = self.mapping(item, &p, &["cluster", "weight"]) else {
+                continue;
+            };
+            let Some(cluster) = map.get_node("cluster").and_then(|c| self.string(c, &join(&p, "cluster"))) else {
+                if map.get_node("cluster").is_none() {
+                    self.diags.error(loc(item), join(&p, "cluster"), "missing required field");
+                }
+                continue;
+            };
+            let weight = match map.get_node("weight") {
+                Some(w) => self.integer(w, &join(&p, "weight"), 0, 1_000_000, "").map(|w| w.value as u32),
+                None => Some(1),
+            };
+            if out.iter().any(|(c, _)| c.value == cluster.value) {
+                self.diags.error(
+                    cluster.loc,
+                    &cluster.path,
+                    format!("cluster {:?} is listed twice in this split", cluster.value),
+                );
+                continue;
+            }
+            if let Some(w) = weight {
+                out.push((cluster, w));
+            }
+        }
+        if !out.is_empty() && out.iter().all(|(_, w)| *w == 0) {
+            self.diags
+                .error(loc(node), path, "at least one backend needs a weight greater than 0");
+        }
+        out
+    }
+
+    fn path_matcher(&mut self, key: &str, value: &Node, p: &str) -> Option<PathCfg> {
+        if key == "pathRegex" {
+            return self.regex(value, p, RegexUse::Path).map(PathCfg::Regex);
+        }
+        let s = self.string(value, p)?;
+        let checked = if key == "pathPrefix" {
+            split_prefix(&s.value).map(PathCfg::Prefix)
+        } else {
+            check_exact(&s.value).map(PathCfg::Exact)
+        };
+        checked.map_err(|e| self.diags.error(s.loc, p, e)).ok()
+    }
+
+    pub fn route(&mut self, node: &Node, path: &str) -> Option<RouteCfg> {
+        let map = self.mapping(node, path, KEYS)?;
+        let mut route = RouteCfg {
+            loc: loc(node),
+            name: None,
+            hosts: vec![Spanned {
+                value: HostPattern::Any,
+                loc: loc(node),
+                path: join(path, "host"),
+            }],
+            path: None,
+            methods: Vec::new(),
+            headers: Vec::new(),
+            query: Vec::new(),
+            action: None,
+            request_headers: FilterCfg::default(),
+            response_headers: FilterCfg::default(),
+            rewrite: RewriteCfg::default(),
+            timeouts: TimeoutsCfg::default(),
+            policies: Vec::new(),
+        };
+        let mut path_key: Option<&str> = None;
+        let mut action_key: Option<&str> = None;
+        for (key, value) in map.iter() {
+            let k = key.as_str();
+            let p = join(path, k);
+            let key_loc = crate::yaml::span_loc(key.span());
+            match k {
+                "name" => route.name = self.string(value, &p),
+                "hosts" if map.get_node("host").is_some() => {
+                    self.diags.error(key_loc, &p, "host and hosts are exclusive: give one");
+                }
+                "host" => {
+                    route.hosts = self
+                        .string(value, &p)
+                        .and_then(|h| match parse_host_pattern(Some(&h.value)) {
+                            Ok(pattern) => Some(vec![Spanned {
+                                value: pattern,
+                                loc: h.loc,
+                                path: h.path,
+                            }]),
+                            Err(e) => {
+                                self.diags.error(h.loc, &p, e);
+                                None
+                            }
+                        })
+                        .unwrap_or_default();
+                }
+                "hosts" => route.hosts = self.hosts(value, &p),
+                "pathPrefix" | "path" | "pathRegex" => {
+                    if let Some(first) = path_key {
+                        self.diags.error(
+                            key_loc,
+                            &p,
+                            format!("{first} and {k} are exclusive: a route has one path matcher"),
+                        );
+                        continue;
+                    }
+                    path_key = Some(k);
+                    route.path = self.path_matcher(k, value, &p).map(|m| Spanned {
+                        value: m,
+                        loc: loc(value),
+                        path: p.clone(),
+                    });
+                }
+                "methods" => route.methods = self.methods(value, &p),
+                "headers" => route.headers = self.conditions(value, &p, true),
+                "query" => route.query = self.conditions(value, &p, false),
+                "cluster" | "backends" | "redirect" => {
+                    if let Some(first) = action_key {
+                        self.diags.error(
+                            key_loc,
+                            &p,
+                            format!("{first} and {k} are exclusive: a route has one action"),
+                        );
+                        continue;
+                    }
+                    action_key = Some(k);
+                    route.action = match k {
+                        "cluster" => self.string(value, &p).map(ActionCfg::Cluster),
+                        "backends" => Some(ActionCfg::Backends(self.backends(value, &p))),
+                        _ => self.redirect(value, &p).map(ActionCfg::Redirect),
+                    };
+                }
+                "requestHeaders" => route.request_headers = self.filter(value, &p, true),
+                "responseHeaders" => route.response_headers = self.filter(value, &p, false),
+                "rewrite" => route.rewrite = self.rewrite(value, &p),
+                "timeouts" => route.timeouts = self.timeouts(value, &p, true),
+                "policies" => route.policies = self.string_list(value, &p),
+                _ => {}
+            }
+        }
+        if map.get_node("name").is_none() {
+            self.diags.error(route.loc, join(path, "name"), "missing required field");
+        }
+        if path_key.is_none() {
+            self.diags.error(
+                route.loc,
+                join(path, "pathPrefix"),
+                "missing required field: one of pathPrefix, path or pathRegex",
+            );
+        }
+        if action_key.is_none() {
+            self.diags.error(
+                route.loc,
+                join(path, "cluster"),
+                "missing required field: one of cluster, backends or redirect",
+            );
+        }
+        let prefix_route = matches!(route.path, Some(Spanned { value: PathCfg::Prefix(_), .. }));
+        let replacements = [
+            match &route.action {
+                Some(ActionCfg::Redirect(r)) => r.path.as_ref(),
+                _ => None,
+            },
+            route.rewrite.path.as_ref(),
+        ];
+        for r in replacements.into_iter().flatten() {
+            if matches!(r.value, PathReplace::Prefix(_)) && !prefix_route && route.path.is_some() {
+                self.diags.error(
+                    r.loc,
+                    &r.path,
+                    "pathPrefix replaces the matched prefix, so it needs a pathPrefix route; use path to replace the whole path",
+                );
+            }
+        }
+        if let Some(ActionCfg::Redirect(_)) = route.action {
+            for (what, at) in [
+                ("requestHeaders", route.request_headers.loc),
+                ("rewrite", route.rewrite.loc),
+            ] {
+                if let Some(at) = at {
+                    self.diags.error(
+                        at,
+                        join(path, what),
+                        format!("{what} changes the forwarded request, and a redirect route forwards nothing"),
+                    );
+                }
+            }
+        }
+        Some(route)
+    }
+}
