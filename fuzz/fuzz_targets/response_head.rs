@@ -10,11 +10,18 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, input)) = data.split_first() else { return };
+    // Half the inputs go through a route's response filter.
+    let filter = if mode & 8 == 0 {
+        http1::Filter::NONE
+    } else {
+        http1::Filter::new(["x-a", "content-type"], [("x-added", "1"), ("cache-control", "no-store")])
+    };
     let method = if mode & 1 == 0 { http::Method::GET } else { http::Method::HEAD };
     let answering = Answering {
         method: &method,
         client_version: if mode & 2 == 0 { http::Version::HTTP_11 } else { http::Version::HTTP_10 },
         keep_alive: mode & 4 == 0,
+        filter: &filter,
     };
     let mut out = BytesMut::new();
     let head = match parse_response(input, &answering, &mut out) {

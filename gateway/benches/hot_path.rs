@@ -1,6 +1,7 @@
 //! The gateway's own per-request work outside routing: parsing a request head
-//! (into a fresh header map), encoding the head forwarded upstream, and
-//! formatting an access-log line into a reused buffer.
+//! (into a fresh header map), encoding the head forwarded upstream (with and
+//! without a route's header filters), and formatting an access-log line into
+//! a reused buffer.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // bench code: a failed expectation is a failed run
 
@@ -12,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gateway::observe::accesslog::{LineContext, format_line};
 use gateway::observe::exchange::Exchange;
 use http::Method;
-use http1::{Fields, Forward, Parsed, RequestTarget, encode_request, parse_into};
+use http1::{Fields, Filter, Forward, Parsed, RequestTarget, encode_request, parse_into};
 use plan::LogField;
 
 const HEAD: &[u8] = b"GET /v1/users/42?expand=orders HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: application/json\r\nAccept-Encoding: gzip, br\r\nX-Request-Id: 7f3c2a\r\nConnection: keep-alive\r\n\r\n";
@@ -43,25 +44,36 @@ fn bench(c: &mut Criterion) {
         panic!("bench head refused");
     };
     let mut out = BytesMut::with_capacity(4 * 1024);
-    c.bench_function("hot/encode-forwarded-request-head", |b| {
-        b.iter(|| {
-            out.clear();
-            encode_request(
-                &mut out,
-                &Forward {
-                    method: &head.method,
-                    target: [b"/base", b"/v1/users/42", b"?", b"expand=orders"],
-                    headers: &head.headers,
-                    host: &head.host,
-                    forwarded_host: &head.host,
-                    client_ip: b"127.0.0.1",
-                    proto: b"http",
-                    body: head.body,
-                },
-            );
-            black_box(out.len())
-        })
-    });
+    // A route with filters: two sets, an add, a remove (SPEC §4.9).
+    let filtered = Filter::new(
+        ["x-route", "x-version", "accept-encoding"],
+        [("X-Route", "users"), ("X-Version", "2"), ("X-Tag", "edge")],
+    );
+    for (name, filter) in [
+        ("hot/encode-forwarded-request-head", Filter::none()),
+        ("hot/encode-forwarded-request-head-filtered", &filtered),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                encode_request(
+                    &mut out,
+                    &Forward {
+                        method: &head.method,
+                        target: [b"/base", b"/v1/users/42", b"?", b"expand=orders"],
+                        headers: &head.headers,
+                        host: &head.host,
+                        forwarded_host: &head.host,
+                        client_ip: b"127.0.0.1",
+                        proto: b"http",
+                        body: head.body,
+                        filter,
+                    },
+                );
+                black_box(out.len())
+            })
+        });
+    }
 
     let mut ex = Exchange::new(Instant::now(), std::time::SystemTime::now());
     ex.method = Some(Method::GET);

@@ -64,9 +64,16 @@ struct PlanView<'a> {
 #[serde(rename_all = "camelCase")]
 struct RouteView<'a> {
     name: &'a str,
-    host: &'a str,
-    path_prefix: &'a str,
+    hosts: &'a [String],
+    /// `pathPrefix`, `path` or `pathRegex`.
+    path_kind: &'static str,
+    path: &'a str,
+    /// The cluster of a `cluster` action.
     cluster: Option<&'a str>,
+    /// The clusters and weights of a `backends` split.
+    backends: Option<Vec<(&'a str, u32)>>,
+    /// The status of a `redirect`.
+    redirect: Option<u16>,
     policies: Vec<&'a str>,
     line: u32,
 }
@@ -104,9 +111,26 @@ pub fn plan_json(shared: &Shared) -> String {
             .iter()
             .map(|r| RouteView {
                 name: &r.name,
-                host: &r.host,
-                path_prefix: &r.path_prefix,
-                cluster: plan.clusters.get(r.cluster as usize).map(|c| c.name.as_str()),
+                hosts: &r.hosts,
+                path_kind: r.path.key(),
+                path: r.path.as_str(),
+                cluster: r
+                    .cluster()
+                    .and_then(|c| plan.clusters.get(c as usize))
+                    .map(|c| c.name.as_str()),
+                backends: match &r.action {
+                    plan::Action::Backends { backends, .. } => Some(
+                        backends
+                            .iter()
+                            .filter_map(|b| plan.clusters.get(b.cluster as usize).map(|c| (c.name.as_str(), b.weight)))
+                            .collect(),
+                    ),
+                    _ => None,
+                },
+                redirect: match &r.action {
+                    plan::Action::Redirect(rd) => Some(rd.status),
+                    _ => None,
+                },
                 policies: r
                     .policies
                     .iter()

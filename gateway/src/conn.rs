@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::ClientReader;
-use crate::error::{ErrorKind, Failure, write_error};
+use crate::error::{ErrorKind, Failure, Reply, write_error};
 use crate::generation::Generation;
 use crate::io::read_buf;
 use crate::observe::accesslog::{LineContext, format_line};
@@ -47,6 +47,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         reader: ClientReader::new(stream.clone()),
         stream,
         reqbuf: BytesMut::with_capacity(4 * 1024),
+        scratch: String::new(),
         spare_fields: Fields::default(),
         wbuf: BytesMut::with_capacity(4 * 1024),
         peer,
@@ -104,7 +105,7 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
                 let mut ex = Exchange::new(started.into_std(), conn.worker.wall_at(started.into_std()));
                 ex.record_partial(partial);
                 ex.record_failure(failure);
-                write_error(conn, &mut ex, failure, false, true, generation.defaults.write).await;
+                write_error(conn, &mut ex, failure, &Reply::closing(generation.defaults.write)).await;
                 finish(conn, &generation, &mut ex, std::time::Instant::now());
                 return;
             }
@@ -145,7 +146,7 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
 async fn cut_exchange(conn: &mut Conn, ex: &mut Exchange) {
     let failure = Failure::from(ErrorKind::Shutdown);
     if ex.status == 0 {
-        write_error(conn, ex, failure, false, true, Duration::from_millis(100)).await;
+        write_error(conn, ex, failure, &Reply::closing(Duration::from_millis(100))).await;
     }
     ex.record_failure(failure);
 }
@@ -170,7 +171,7 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange, now: std::tim
     if ex.error == Some(ErrorKind::BodyTooLarge) {
         registry.global.body_limit_exceeded.fetch_add(1, Ordering::Relaxed);
     }
-    match ex.route.and_then(|r| generation.stats.routes.get(r as usize)) {
+    match ex.route.and_then(|r| generation.stats.route(r, ex.cluster)) {
         Some(r) => r.record(ex.status, duration),
         None => registry.unrouted.record(ex.status, duration),
     }

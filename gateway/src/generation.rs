@@ -33,6 +33,26 @@ impl From<plan::Timeouts> for RouteTimeouts {
     }
 }
 
+/// A route's header filters (SPEC §4.9) in the form the codec applies.
+#[derive(Debug, Clone, Default)]
+pub struct RouteFilters {
+    pub request: http1::Filter,
+    pub response: http1::Filter,
+}
+
+impl RouteFilters {
+    pub fn of(route: &plan::Route) -> Self {
+        let filter = |f: &plan::HeaderFilter| {
+            let drop = f.set.iter().map(|(n, _)| n.as_str()).chain(f.remove.iter().map(String::as_str));
+            http1::Filter::new(drop, f.written())
+        };
+        Self {
+            request: filter(&route.request_headers),
+            response: filter(&route.response_headers),
+        }
+    }
+}
+
 /// Numbers plan generations, so per-worker state built for one (warm policy
 /// instances) is never mistaken for another's.
 static GENERATIONS: AtomicU64 = AtomicU64::new(1);
@@ -47,6 +67,8 @@ pub struct Generation {
     pub defaults: RouteTimeouts,
     /// Each route's timeouts, by route index.
     pub route_timeouts: Vec<RouteTimeouts>,
+    /// Each route's header filters, by route index.
+    pub route_filters: Vec<RouteFilters>,
     pub targets: Targets,
     pub stats: Stats,
     /// Access-log fields, empty when the log is off.
@@ -68,6 +90,7 @@ impl Generation {
         let policies = policy_host::Policies::new(plan, id, instances, |name| registry.policy(name))?;
         let defaults = RouteTimeouts::from(plan.defaults);
         let route_timeouts = plan.routes.iter().map(|r| RouteTimeouts::from(r.timeouts)).collect();
+        let route_filters = plan.routes.iter().map(RouteFilters::of).collect();
         let stats = registry.resolve(plan);
         let targets = Targets::new(plan, pool_ids, &stats)?;
         let log_fields = if plan.access_log.enabled {
@@ -81,6 +104,7 @@ impl Generation {
             router,
             defaults,
             route_timeouts,
+            route_filters,
             targets,
             stats,
             log_fields,

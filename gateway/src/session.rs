@@ -25,6 +25,8 @@ pub struct Conn {
     pub wbuf: BytesMut,
     /// Reused buffer for encoding the forwarded request head.
     pub reqbuf: BytesMut,
+    /// Reused buffer for a rewritten path or a redirect's `Location`.
+    pub scratch: String,
     /// The last request's header fields, emptied and reused by the next head.
     pub spare_fields: Fields,
     pub peer: SocketAddr,
@@ -63,6 +65,8 @@ pub struct Session<'a> {
     pub timeouts: &'a RouteTimeouts,
     /// A response to HEAD carries no body.
     pub head_only: bool,
+    /// The route's response-header filter (none until a route is known).
+    pub response_filter: &'a http1::Filter,
 }
 
 impl Session<'_> {

@@ -49,6 +49,7 @@ pub fn forwarded_once(input: &[u8], max_bytes: usize, max_headers: usize) -> Res
             client_ip: b"127.0.0.1",
             proto: b"http",
             body: head.body,
+            filter: crate::Filter::none(),
         },
     );
     let framing = Framing::from(head.body);

@@ -8,6 +8,7 @@ use bytes::{BufMut, BytesMut};
 use http::{Method, StatusCode, Version};
 
 use crate::fields::{Fields, Line};
+use crate::filter::Filter;
 use crate::headers::{ConnectionTokens, Known, listed_in};
 use crate::request::BodyKind;
 
@@ -56,6 +57,8 @@ pub struct Forward<'a> {
     /// `X-Forwarded-Proto`.
     pub proto: &'a [u8],
     pub body: BodyKind,
+    /// The route's request-header filter.
+    pub filter: &'a Filter,
 }
 
 /// Headers the forwarded head never copies from the client: hop-by-hop ones,
@@ -104,7 +107,7 @@ pub fn encode_request(out: &mut BytesMut, f: &Forward<'_>) {
         let name = match line {
             Line::Raw(_, name) | Line::Parts(name, _) => name,
         };
-        if rewritten(kind) || (tokens.names_headers && listed_in(connection(), name)) {
+        if rewritten(kind) || (tokens.names_headers && listed_in(connection(), name)) || f.filter.drops(name) {
             continue;
         }
         match line {
@@ -114,6 +117,9 @@ pub fn encode_request(out: &mut BytesMut, f: &Forward<'_>) {
             }
             Line::Parts(name, value) => header_line(out, name, value),
         }
+    }
+    for (name, value) in f.filter.added() {
+        header_line(out, name, value);
     }
     out.put_slice(b"x-forwarded-for: ");
     if forwarded_for {
@@ -239,6 +245,10 @@ mod tests {
 
     /// The forwarded head of a request whose header lines are `lines`.
     fn forward(lines: &str, body: BodyKind) -> String {
+        forward_with(lines, body, Filter::none())
+    }
+
+    fn forward_with(lines: &str, body: BodyKind, filter: &Filter) -> String {
         let mut buf = BytesMut::from(format!("POST /x HTTP/1.1\r\n{lines}\r\n").as_str());
         let crate::Parsed::Complete(head) = crate::parse(&mut buf, 16_384, 100) else {
             panic!("test head refused: {lines:?}");
@@ -255,6 +265,7 @@ mod tests {
                 client_ip: b"127.0.0.1",
                 proto: b"http",
                 body,
+                filter,
             },
         );
         String::from_utf8_lossy(&out).into_owned()
@@ -270,6 +281,20 @@ mod tests {
             "POST /v1/x?q=1 HTTP/1.1\r\nhost: api.example.com\r\nX-Kept: yes\r\n\
              x-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\nx-forwarded-proto: http\r\n\
              x-forwarded-host: api.example.com\r\ncontent-length: 3\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn request_filters_edit_after_hop_by_hop_removal_and_before_forwarded_headers() {
+        let filter = Filter::new(
+            ["x-set", "X-Remove"],
+            [("X-Set", "new"), ("X-Add", "two"), ("X-Set", "second")],
+        );
+        let lines = "Host: a\r\nX-Set: old\r\nx-set: older\r\nX-REMOVE: 1\r\nX-Add: one\r\nConnection: x-add\r\n";
+        assert_eq!(
+            forward_with(lines, BodyKind::None, &filter),
+            "POST /v1/x?q=1 HTTP/1.1\r\nhost: api.example.com\r\nX-Set: new\r\nX-Add: two\r\nX-Set: second\r\n\
+             x-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: api.example.com\r\n\r\n"
         );
     }
 

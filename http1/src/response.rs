@@ -10,6 +10,7 @@ use http::{Method, StatusCode, Version};
 
 use crate::decoder::Decoder;
 use crate::encode::{Framing, header_line, status_line};
+use crate::filter::Filter;
 use crate::headers::{ConnectionTokens, Known, ends_chunked, listed_in, parse_content_length};
 
 /// A parsed upstream response head, already encoded for the client.
@@ -47,6 +48,8 @@ pub struct Answering<'a> {
     /// The client connection may stay open (as far as the request and the
     /// gateway go).
     pub keep_alive: bool,
+    /// The route's response-header filter.
+    pub filter: &'a Filter,
 }
 
 const MAX_RESPONSE_HEADERS: usize = 128;
@@ -134,7 +137,7 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
         let kind = Known::of(name);
-        if kind.is_hop_by_hop() || kind == Known::ContentLength || listed(name) {
+        if kind.is_hop_by_hop() || kind == Known::ContentLength || listed(name) || answering.filter.drops(name) {
             continue;
         }
         // `name: value` as received, one copy (httparse's slices point into `buf`).
@@ -147,6 +150,9 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
             }
             _ => header_line(out, name, h.value),
         }
+    }
+    for (name, value) in answering.filter.added() {
+        header_line(out, name, value);
     }
     match (framing, length) {
         // HEAD and 304 may say how long the body would be; 204 never has one.
@@ -182,6 +188,7 @@ mod tests {
             method,
             client_version: version,
             keep_alive: true,
+            filter: Filter::none(),
         };
         let parsed = parse_response(raw.as_bytes(), &answering, &mut out);
         (parsed, String::from_utf8_lossy(&out).into_owned())
@@ -279,6 +286,24 @@ mod tests {
             Version::HTTP_11,
         );
         assert_eq!(out, "HTTP/1.1 204 No Content\r\n\r\n");
+    }
+
+    #[test]
+    fn response_filters_drop_then_add_before_the_framing() {
+        let filter = Filter::new(["x-set", "x-remove"], [("X-Set", "mine"), ("X-Add", "b")]);
+        let mut out = BytesMut::new();
+        let answering = Answering {
+            method: &Method::GET,
+            client_version: Version::HTTP_11,
+            keep_alive: true,
+            filter: &filter,
+        };
+        let raw = "HTTP/1.1 200 OK\r\nX-SET: theirs\r\nX-Add: a\r\nx-remove: 1\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(parse_response(raw.as_bytes(), &answering, &mut out), ParsedResponse::Complete(_)));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 200 OK\r\nX-Add: a\r\nX-Set: mine\r\nX-Add: b\r\ncontent-length: 0\r\n\r\n"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 
 use crate::encode::{header_line, status_line};
+use crate::filter::Filter;
 use crate::headers::is_hop_by_hop;
 
 /// A gateway-generated response.
@@ -23,17 +24,27 @@ pub struct Synthesized<'a> {
     pub head_only: bool,
     /// The connection closes after this response.
     pub close: bool,
+    /// The route's response-header filter (a route's own responses get it too).
+    pub filter: &'a Filter,
 }
 
 /// Encodes a complete gateway-generated response into `out`.
 pub fn encode_synthesized(out: &mut BytesMut, r: &Synthesized<'_>) {
     status_line(out, r.status);
-    out.put_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    let mut line = |name: &[u8], value: &[u8]| {
+        if !r.filter.drops(name) {
+            header_line(out, name, value);
+        }
+    };
+    line(b"content-type", b"text/plain; charset=utf-8");
     if let Some(kind) = r.kind {
-        header_line(out, b"x-gateway-error", kind.as_bytes());
+        line(b"x-gateway-error", kind.as_bytes());
     }
     for (name, value) in r.extra {
-        header_line(out, name.as_bytes(), value);
+        line(name.as_bytes(), value);
+    }
+    for (name, value) in r.filter.added() {
+        header_line(out, name, value);
     }
     let len: usize = r.body.iter().map(|p| p.len()).sum();
     header_line(out, b"content-length", itoa::Buffer::new().format(len).as_bytes());
@@ -56,13 +67,18 @@ pub fn encode_prepared_head(
     headers: &[(HeaderName, HeaderValue)],
     body_len: usize,
     close: bool,
+    filter: &Filter,
 ) {
     status_line(out, status);
     for (name, value) in headers {
-        if is_hop_by_hop(name.as_str().as_bytes()) || *name == http::header::CONTENT_LENGTH {
+        let name = name.as_str().as_bytes();
+        if is_hop_by_hop(name) || name == b"content-length" || filter.drops(name) {
             continue;
         }
-        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+        header_line(out, name, value.as_bytes());
+    }
+    for (name, value) in filter.added() {
+        header_line(out, name, value);
     }
     if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
         header_line(out, b"content-length", itoa::Buffer::new().format(body_len).as_bytes());
@@ -89,6 +105,7 @@ mod tests {
                 extra: &[],
                 head_only: false,
                 close: true,
+                filter: Filter::none(),
             },
         );
         assert_eq!(

@@ -23,6 +23,7 @@ pub mod reference;
 mod request;
 mod route;
 mod router;
+mod trace;
 mod wrr;
 
 pub use artifact::{ArtifactError, Decoded, FORMAT_VERSION, decode, encode, sha256_hex};
@@ -40,4 +41,5 @@ pub use route::{
     replace_prefix,
 };
 pub use router::{Match, Router, RouterError, Tier};
+pub use trace::{Candidate, TierTrace, Trace};
 pub use wrr::{MAX_TABLE_LEN, WrrPicker, smooth_wrr_sequence};

@@ -395,3 +395,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// `explain` narrates the same decision the lookup makes.
+    #[test]
+    fn the_trace_picks_what_the_lookup_picks(
+        specs in prop::collection::vec(full_spec_strategy(), 0..10),
+        requests in prop::collection::vec((host_strategy(), path_strategy(), request_strategy()), 1..8),
+    ) {
+        let specs: Vec<Spec> = specs
+            .into_iter()
+            .map(|mut s| {
+                let mut seen = std::collections::HashSet::new();
+                s.hosts.retain(|h| seen.insert(plan::parse_host_pattern(h.as_deref()).map(|p| p.to_plan_string()).ok()));
+                s
+            })
+            .filter(|s| s.hosts.iter().all(|h| plan::parse_host_pattern(h.as_deref()).is_ok()))
+            .collect();
+        let r = router_of(&specs);
+        for (host, path, request) in requests {
+            let path = normalize_path(&path).expect("generated paths are absolute");
+            let trace = r.trace(&host, &path, &request);
+            prop_assert_eq!(trace.winner, r.lookup(&host, &path, &request));
+            for t in &trace.tiers {
+                let last = t.candidates.len().saturating_sub(1);
+                for (i, c) in t.candidates.iter().enumerate() {
+                    prop_assert_eq!(c.outcome.is_ok(), trace.winner.is_some_and(|w| w.route == c.route && i == last));
+                }
+            }
+        }
+    }
+}

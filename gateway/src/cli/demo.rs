@@ -80,21 +80,24 @@ pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr) -> std::io:
 fn samples(plan: &Plan) -> Vec<(String, String, String)> {
     plan.routes
         .iter()
-        .take(6)
-        .map(|route| {
-            let host = match route.host.as_str() {
+        .filter(|route| route.headers.is_empty() && route.query.is_empty() && route.methods.iter().all(|m| m == "GET"))
+        .take(8)
+        .filter_map(|route| {
+            let host = match route.hosts.first().map_or("*", String::as_str) {
                 "*" => "anything.test".to_owned(),
                 h => match h.strip_prefix("*.") {
                     Some(suffix) => format!("tenant1.{suffix}"),
                     None => h.to_owned(),
                 },
             };
-            let path = if route.path_prefix == "/" {
-                "/hello".to_owned()
-            } else {
-                format!("{}/demo", route.path_prefix)
+            let path = match &route.path {
+                plan::PathMatch::Prefix(p) if p == "/" => "/hello".to_owned(),
+                plan::PathMatch::Prefix(p) => format!("{p}/demo"),
+                plan::PathMatch::Exact(p) => p.clone(),
+                // A sample path for a regex is not worth guessing.
+                plan::PathMatch::Regex(_) => return None,
             };
-            (host, path, route.name.clone())
+            Some((host, path, route.name.clone()))
         })
         .collect()
 }
@@ -118,5 +121,9 @@ fn fetch(gateway: SocketAddr, host: &str, path: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("x-gateway-error: "))
         .map_or(String::new(), |k| format!(" ({k})"));
-    format!("{status}{upstream}{kind}")
+    let location = response
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .map_or(String::new(), |l| format!(" -> {l}"));
+    format!("{status}{upstream}{kind}{location}")
 }

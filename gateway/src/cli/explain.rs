@@ -1,50 +1,164 @@
-//! `gateway explain`: which route a URL takes and why, or why none does. Written
-//! to be pasted into a bug report.
+//! `gateway explain`: which route a request takes and why, or why none does:
+//! every host tier it reaches, every route whose path matched there and the
+//! condition that turned it down, then the winner's action, filters, and the
+//! request head exactly as it would be forwarded. Written to be pasted into a
+//! bug report.
 
 use std::fmt::Write as _;
 
-use plan::{NONE, Route, Router, Tier, host_without_port, normalize_path};
+use bytes::BytesMut;
+use plan::{Action, Failed, OwnedRequest, PathMatch, Route, Router, Tier, ValueMatch, host_without_port, normalize_path};
 
-/// Does `host` (no port) match a plan host pattern? The naive reading of SPEC §4.2.
-pub fn host_matches(pattern: &str, host: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    if let Some(suffix) = pattern.strip_prefix("*.") {
-        return host.len() > suffix.len() + 1
-            && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-            && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
-    }
-    pattern.eq_ignore_ascii_case(host)
+use crate::proxy::respond::location;
+
+/// What to explain: a URL, a method and headers.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: String,
+    pub method: String,
+    /// `Name: value` pairs as given with `-H`.
+    pub headers: Vec<(String, String)>,
 }
 
-/// How many leading segments of `prefix` match `path`, and whether all do.
-fn prefix_match(prefix: &str, path: &str) -> (usize, bool) {
-    if prefix == "/" {
-        return (0, true);
+fn at(router: &Router, route: &Route) -> String {
+    format!("{}:{}", router.plan().source, route.line)
+}
+
+fn matcher(route: &Route) -> String {
+    format!("{} {:?}", route.path.key(), route.path.as_str())
+}
+
+fn value(v: &ValueMatch) -> String {
+    match v {
+        ValueMatch::Exact(x) => format!("= {x:?}"),
+        ValueMatch::Regex { source, .. } => format!("~ /{source}/"),
     }
-    let mut want = prefix[1..].split('/');
-    let mut have = path.strip_prefix('/').unwrap_or(path).split('/');
-    let mut n = 0;
-    loop {
-        match (want.next(), have.next()) {
-            (None, _) => return (n, true),
-            (Some(w), Some(h)) if w == h => n += 1,
-            _ => return (n, false),
+}
+
+/// Why `route` was turned down, in words.
+fn why(route: &Route, failed: Failed, req: &OwnedRequest) -> String {
+    match failed {
+        Failed::Method => format!("method {} is not one of {}", req.method, route.methods.join(", ")),
+        Failed::Header(i) => {
+            let c = &route.headers[i];
+            let got: Vec<&str> = req
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(&c.name))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if got.is_empty() {
+                format!("header {} {}: absent", c.name, value(&c.value))
+            } else {
+                format!("header {} {}: got {:?}", c.name, value(&c.value), got.join(","))
+            }
+        }
+        Failed::Query(i) => {
+            let c = &route.query[i];
+            format!("query {} {}: absent or another value (first occurrence, percent-decoded)", c.name, value(&c.value))
         }
     }
 }
 
-fn location(router: &Router, route: &Route) -> String {
-    format!("{}:{}", router.plan().source, route.line)
+/// Every condition of the winner, as evaluated.
+fn conditions(route: &Route) -> Vec<String> {
+    let mut out = Vec::new();
+    if !route.methods.is_empty() {
+        out.push(format!("method in [{}] ✓", route.methods.join(", ")));
+    }
+    for c in &route.headers {
+        out.push(format!("header {} {} ✓", c.name, value(&c.value)));
+    }
+    for c in &route.query {
+        out.push(format!("query {} {} ✓", c.name, value(&c.value)));
+    }
+    out
 }
 
-/// Explains `url`; returns the report and whether it was routed.
-pub fn explain(router: &Router, url: &str) -> (String, bool) {
+fn filter_lines(out: &mut String, label: &str, f: &plan::HeaderFilter) {
+    if f.is_empty() {
+        return;
+    }
+    let mut parts = Vec::new();
+    for (n, v) in &f.set {
+        parts.push(format!("set {n}: {v}"));
+    }
+    for (n, v) in &f.add {
+        parts.push(format!("add {n}: {v}"));
+    }
+    for n in &f.remove {
+        parts.push(format!("remove {n}"));
+    }
+    let _ = writeln!(out, "{label}{}", parts.join("; "));
+}
+
+fn letter(i: usize) -> String {
+    if i < 26 {
+        ((b'a' + i as u8) as char).to_string()
+    } else {
+        format!("#{i}")
+    }
+}
+
+/// The head the gateway would send upstream for `raw` (the client's head).
+fn forwarded_head(router: &Router, route: &Route, raw: &str, cluster: u32, first: usize, path: &str) -> String {
+    let mut buf = BytesMut::from(raw);
+    let http1::Parsed::Complete(head) = http1::parse(&mut buf, 1 << 20, 1000) else {
+        return "  (the request head does not parse: the gateway would answer 400)\n".to_owned();
+    };
+    let plan = router.plan();
+    let upstream = &plan.clusters[cluster as usize].upstreams[first];
+    let base = upstream
+        .url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("");
+    let mut rewritten = String::new();
+    let path = match (&route.rewrite.path, &route.path) {
+        (None, _) => path,
+        (Some(plan::PathReplace::Prefix(with)), PathMatch::Prefix(prefix)) => {
+            plan::replace_prefix(path, prefix, with, &mut rewritten);
+            &rewritten
+        }
+        (Some(plan::PathReplace::Full(with) | plan::PathReplace::Prefix(with)), _) => with,
+    };
+    let query = head.target.query();
+    let filters = crate::generation::RouteFilters::of(route);
+    let mut out = BytesMut::new();
+    http1::encode_request(
+        &mut out,
+        &http1::Forward {
+            method: &head.method,
+            target: [
+                base.as_bytes(),
+                path.as_bytes(),
+                if query.is_some() { b"?" } else { b"" },
+                query.unwrap_or("").as_bytes(),
+            ],
+            headers: &head.headers,
+            host: route.rewrite.host.as_deref().map_or(&head.host[..], str::as_bytes),
+            forwarded_host: &head.host,
+            client_ip: b"<client-ip>",
+            proto: b"http",
+            body: head.body,
+            filter: &filters.request,
+        },
+    );
+    let text = String::from_utf8_lossy(&out);
+    let mut shown = format!("forward   to {}\n", upstream.url);
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let _ = writeln!(shown, "  | {line}");
+    }
+    shown
+}
+
+/// Explains `request`; returns the report and whether it was routed.
+pub fn explain(router: &Router, request: &Request) -> (String, bool) {
     let mut out = String::new();
+    let url = &request.url;
     let with_scheme;
     let url_for_parse = if url.contains("://") {
-        url
+        url.as_str()
     } else {
         with_scheme = format!("http://{url}");
         &with_scheme
@@ -56,12 +170,16 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
     let host = host_without_port(authority);
     let raw_path = if uri.path().is_empty() { "/" } else { uri.path() };
-    let _ = writeln!(out, "request   {url}");
-    let port_note = if host.len() < authority.len() {
-        " (port ignored)"
-    } else {
-        ""
+    let req = OwnedRequest {
+        method: request.method.clone(),
+        headers: request.headers.clone(),
+        query: uri.query().map(str::to_owned),
     };
+    let _ = writeln!(out, "request   {} {url}", request.method);
+    for (n, v) in &request.headers {
+        let _ = writeln!(out, "header    {n}: {v}");
+    }
+    let port_note = if host.len() < authority.len() { " (port ignored)" } else { "" };
     let _ = writeln!(out, "host      {host}{port_note}");
     let path = match normalize_path(raw_path) {
         Ok(p) => p,
@@ -75,8 +193,14 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
     if path != raw_path {
         notes.push(format!("normalized from {raw_path}"));
     }
-    if uri.query().is_some() {
-        notes.push("query ignored for matching, forwarded intact".to_owned());
+    if path.contains(';') {
+        let seen: Vec<String> = plan::match_segments(&path)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        notes.push(format!("matched as /{} with ;params set aside", seen.join("/")));
+    }
+    if let Some(q) = uri.query() {
+        notes.push(format!("query {q} is read by query conditions only, forwarded intact"));
     }
     let notes = if notes.is_empty() {
         String::new()
@@ -86,87 +210,111 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
     let _ = writeln!(out, "path      {path}{notes}");
 
     let plan = router.plan();
-    let Some(m) = router.lookup(authority, &path) else {
-        let _ = writeln!(out, "result    404 no_route: no route matches");
-        let mut scored: Vec<(bool, usize, &Route, String)> = plan
-            .routes
-            .iter()
-            .map(|r| {
-                let host_ok = host_matches(&r.host, host);
-                let (segments, prefix_ok) = prefix_match(&r.path_prefix, &path);
-                let why = match (host_ok, prefix_ok) {
-                    (false, _) => format!("host pattern {:?} does not match {host:?}", r.host),
-                    (true, false) => format!(
-                        "pathPrefix {:?} does not match {path:?} (segment-wise; {segments} segment(s) agree)",
-                        r.path_prefix
-                    ),
-                    (true, true) => "matches".to_owned(),
-                };
-                (host_ok, segments, r, why)
-            })
-            .collect();
-        scored.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.line.cmp(&b.2.line)));
-        if scored.is_empty() {
-            let _ = writeln!(out, "closest   (the plan has no routes)");
-        } else {
-            let _ = writeln!(out, "closest routes:");
-            for (_, _, r, why) in scored.iter().take(5) {
-                let _ = writeln!(out, "  {} ({}): {why}", r.name, location(router, r));
+    let trace = router.trace(authority, &path, &req);
+    for t in &trace.tiers {
+        let kind = match t.tier {
+            Tier::Exact => "exact host",
+            Tier::Wildcard(_) => "wildcard host",
+            Tier::CatchAll => "catch-all host",
+        };
+        let _ = writeln!(out, "tier      {kind} {:?}: {} route(s)", t.pattern, t.routes);
+        let won = trace.winner.is_some_and(|w| w.table == t.table);
+        for c in &t.candidates {
+            let route = &plan.routes[c.route as usize];
+            match c.outcome {
+                Ok(()) => {}
+                Err(failed) => {
+                    let _ = writeln!(
+                        out,
+                        "  passed  {} ({}) {}: {}",
+                        route.name,
+                        at(router, route),
+                        matcher(route),
+                        why(route, failed, &req)
+                    );
+                }
             }
+        }
+        if !won {
+            let none = if t.candidates.is_empty() {
+                "no route's path matcher matches"
+            } else {
+                "no route's conditions hold"
+            };
+            let _ = writeln!(out, "  none    {none}: falling back to the next tier");
+        }
+    }
+    let Some(m) = trace.winner else {
+        let _ = writeln!(out, "result    404 no_route: no route matches");
+        if plan.routes.is_empty() {
+            let _ = writeln!(out, "closest   (the plan has no routes)");
         }
         return (out, false);
     };
-
     let route = &plan.routes[m.route as usize];
-    let cluster = &plan.clusters[m.cluster as usize];
-    let _ = writeln!(out, "route     {} ({})", route.name, location(router, route));
-    let tier = match m.tier {
-        Tier::Exact => format!("exact host {:?}", route.host),
-        Tier::Wildcard(_) => format!("wildcard host {:?}", route.host),
-        Tier::CatchAll => "catch-all host \"*\"".to_owned(),
-    };
-    let _ = writeln!(out, "tier      {tier}");
-    // Say which more specific routes were passed over, so tier fallback is visible.
-    for r in &plan.routes {
-        let more_specific = match m.tier {
-            Tier::Exact => false,
-            Tier::Wildcard(_) => !r.host.starts_with('*') || r.host.len() > route.host.len(),
-            Tier::CatchAll => r.host != "*",
-        };
-        if more_specific && r.host != route.host && host_matches(&r.host, host) {
-            let _ = writeln!(
-                out,
-                "skipped   {} ({}): host {:?} matches but pathPrefix {:?} does not",
-                r.name,
-                location(router, r),
-                r.host,
-                r.path_prefix
-            );
+    let _ = writeln!(out, "route     {} ({})", route.name, at(router, route));
+    let mut matched = vec![matcher(route)];
+    matched.extend(conditions(route));
+    let _ = writeln!(out, "matched   {}", matched.join("; "));
+    filter_lines(&mut out, "request   headers: ", &route.request_headers);
+    filter_lines(&mut out, "response  headers: ", &route.response_headers);
+    if let Some(h) = &route.rewrite.host {
+        let _ = writeln!(out, "rewrite   host {h}");
+    }
+    if let Some(p) = &route.rewrite.path {
+        let _ = writeln!(out, "rewrite   path {p:?}");
+    }
+    let raw = {
+        let mut r = format!("{} {} HTTP/1.1\r\nHost: {authority}\r\n", request.method, uri.path_and_query().map_or("/", |p| p.as_str()));
+        for (n, v) in &request.headers {
+            let _ = write!(r, "{n}: {v}\r\n");
         }
+        r.push_str("\r\n");
+        r
+    };
+    let cluster = match &route.action {
+        Action::Redirect(rd) => {
+            let mut loc = String::new();
+            location(&mut loc, rd, route, authority.as_bytes(), &path, uri.query());
+            let _ = writeln!(out, "action    redirect {} to {loc} (no upstream is contacted)", rd.status);
+            None
+        }
+        Action::Cluster(c) => Some(*c),
+        Action::Backends { backends, wrr } => {
+            let split: Vec<String> = backends
+                .iter()
+                .map(|b| format!("{} ×{}", plan.clusters[b.cluster as usize].name, b.weight))
+                .collect();
+            let _ = writeln!(out, "split     {}", split.join(", "));
+            let shown: Vec<&str> = wrr
+                .iter()
+                .take(16)
+                .map(|&i| plan.clusters[backends[i as usize].cluster as usize].name.as_str())
+                .collect();
+            if !shown.is_empty() {
+                let more = if wrr.len() > 16 { " ..." } else { "" };
+                let _ = writeln!(out, "          period {}: {}{more}", wrr.len(), shown.join(" "));
+            }
+            wrr.first().map(|&i| backends[i as usize].cluster)
+        }
+    };
+    if let Some(c) = cluster {
+        let cl = &plan.clusters[c as usize];
+        let _ = writeln!(out, "cluster   {}", cl.name);
+        for (i, u) in cl.upstreams.iter().enumerate() {
+            let _ = writeln!(out, "  upstream {} {} weight {}", letter(i), u.url, u.weight);
+        }
+        if cl.wrr.is_empty() {
+            let _ = writeln!(out, "wrr       live smooth WRR (period above {} picks)", plan::MAX_TABLE_LEN);
+        } else {
+            let shown: Vec<String> = cl.wrr.iter().take(32).map(|&i| letter(i as usize)).collect();
+            let more = if cl.wrr.len() > 32 { " ..." } else { "" };
+            let _ = writeln!(out, "wrr       period {}: {}{more}", cl.wrr.len(), shown.join(" "));
+        }
+        let first = cl.wrr.first().map_or(0, |&i| i as usize);
+        out.push_str(&forwarded_head(router, route, &raw, c, first, &path));
+        let _ = writeln!(out, "          (first pick of a fresh process)");
     }
-    let _ = writeln!(out, "prefix    {}", route.path_prefix);
-    let _ = writeln!(out, "cluster   {}", cluster.name);
-    for (i, u) in cluster.upstreams.iter().enumerate() {
-        let _ = writeln!(out, "  upstream {} {} weight {}", letter(i), u.url, u.weight);
-    }
-    if cluster.wrr.is_empty() {
-        let _ = writeln!(
-            out,
-            "wrr       live smooth WRR (period above {} picks)",
-            plan::MAX_TABLE_LEN
-        );
-    } else {
-        let shown: Vec<String> = cluster.wrr.iter().take(32).map(|&i| letter(i as usize)).collect();
-        let more = if cluster.wrr.len() > 32 { " ..." } else { "" };
-        let _ = writeln!(out, "wrr       period {}: {}{more}", cluster.wrr.len(), shown.join(" "));
-    }
-    let first = cluster.wrr.first().map_or(0, |&i| i as usize);
-    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "forward   {}{path}{query} (first pick of a fresh process)",
-        cluster.upstreams[first].url
-    );
     let t = route.timeouts;
     let _ = writeln!(
         out,
@@ -179,16 +327,7 @@ pub fn explain(router: &Router, url: &str) -> (String, bool) {
             .iter()
             .map(|&p| plan.policies[p as usize].name.as_str())
             .collect();
-        let _ = writeln!(out, "policies  {}", names.join(", "));
+        let _ = writeln!(out, "policies  {} (run before the action; they may answer or reroute)", names.join(", "));
     }
-    debug_assert!(m.route != NONE);
     (out, true)
-}
-
-fn letter(i: usize) -> String {
-    if i < 26 {
-        ((b'a' + i as u8) as char).to_string()
-    } else {
-        format!("#{i}")
-    }
 }

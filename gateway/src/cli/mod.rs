@@ -57,6 +57,12 @@ enum Command {
         /// Explain against a plan artifact instead of a config
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// The request method
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// A request header, `Name: value` (repeatable)
+        #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+        headers: Vec<String>,
     },
     /// Serve a config or plan
     Run(RunArgs),
@@ -199,14 +205,34 @@ fn compile(config: PathBuf, output: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn explain(args: Vec<String>, config: Option<PathBuf>, plan: Option<PathBuf>) -> ExitCode {
+fn explain(
+    args: Vec<String>,
+    config: Option<PathBuf>,
+    plan: Option<PathBuf>,
+    method: String,
+    headers: Vec<String>,
+) -> ExitCode {
+    let mut parsed = Vec::with_capacity(headers.len());
+    for h in &headers {
+        match h.split_once(':') {
+            Some((n, v)) if http1::is_token(n.trim().as_bytes()) => parsed.push((n.trim().to_owned(), v.trim().to_owned())),
+            _ => {
+                eprintln!("error: header {h:?} is not `Name: value`");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if !http1::is_token(method.as_bytes()) {
+        eprintln!("error: {method:?} is not a method");
+        return ExitCode::from(2);
+    }
     let (source, url) = match (plan, config, args.as_slice()) {
         (Some(p), None, [url]) => (Source::Plan(p), url.clone()),
         (None, Some(c), [url]) => (Source::Config(c), url.clone()),
         (None, None, [url]) => (Source::Config(PathBuf::from("gateway.yaml")), url.clone()),
         (None, None, [config, url]) => (Source::Config(PathBuf::from(config)), url.clone()),
         _ => {
-            eprintln!("usage: gateway explain [CONFIG | --config CONFIG | --plan PLAN] URL");
+            eprintln!("usage: gateway explain [CONFIG | --config CONFIG | --plan PLAN] URL [-X METHOD] [-H 'Name: value']...");
             return ExitCode::from(2);
         }
     };
@@ -217,7 +243,12 @@ fn explain(args: Vec<String>, config: Option<PathBuf>, plan: Option<PathBuf>) ->
             return ExitCode::from(2);
         }
     };
-    let (report, routed) = crate::cli::explain::explain(&loaded.router, &url);
+    let request = crate::cli::explain::Request {
+        url,
+        method,
+        headers: parsed,
+    };
+    let (report, routed) = crate::cli::explain::explain(&loaded.router, &request);
     print!("{report}");
     if routed { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
@@ -233,7 +264,9 @@ pub fn main() -> ExitCode {
             config_or_url,
             config,
             plan,
-        } => explain(config_or_url, config, plan),
+            method,
+            headers,
+        } => explain(config_or_url, config, plan, method, headers),
         Command::Run(args) => serve(args.options(), false),
         Command::Demo(args) => serve(args.options(), true),
     }

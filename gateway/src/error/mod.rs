@@ -216,19 +216,39 @@ pub async fn fail(s: &mut Session<'_>, ex: &mut Exchange, failure: Failure) {
         s.ka.disable();
     }
     let write_timeout = s.write_timeout();
-    write_error(s.conn, ex, failure, s.head_only, close, write_timeout).await;
+    let reply = Reply {
+        head_only: s.head_only,
+        close,
+        write_timeout,
+        filter: s.response_filter,
+    };
+    write_error(s.conn, ex, failure, &reply).await;
+}
+
+/// How a gateway-written response goes out.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    pub head_only: bool,
+    pub close: bool,
+    pub write_timeout: Duration,
+    pub filter: &'a http1::Filter,
+}
+
+impl Reply<'_> {
+    /// A response before any route is known: closes the connection.
+    pub fn closing(write_timeout: Duration) -> Reply<'static> {
+        Reply {
+            head_only: false,
+            close: true,
+            write_timeout,
+            filter: http1::Filter::none(),
+        }
+    }
 }
 
 /// Writes the error response for `failure` and records its status. A client
 /// that is gone or not reading leaves the exchange with its original kind.
-pub async fn write_error(
-    conn: &mut Conn,
-    ex: &mut Exchange,
-    failure: Failure,
-    head_only: bool,
-    close: bool,
-    write_timeout: Duration,
-) {
+pub async fn write_error(conn: &mut Conn, ex: &mut Exchange, failure: Failure, reply: &Reply<'_>) {
     let kind = failure.kind;
     let body = failure.body();
     conn.wbuf.clear();
@@ -239,8 +259,9 @@ pub async fn write_error(
             kind: Some(kind.as_str()),
             body: &[body[0], body[1], body[2], "\n"],
             extra: extra_headers(kind),
-            head_only,
-            close,
+            head_only: reply.head_only,
+            close: reply.close,
+            filter: reply.filter,
         },
     );
     ex.status = kind.status().as_u16();
@@ -248,7 +269,7 @@ pub async fn write_error(
     let written = conn
         .reader
         .timer
-        .within_for(write_timeout, write_all(&conn.stream, &mut bufs))
+        .within_for(reply.write_timeout, write_all(&conn.stream, &mut bufs))
         .await;
     if let Ok(Ok(())) = written {
         ex.bytes_sent += conn.wbuf.len() as u64;

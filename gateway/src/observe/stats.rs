@@ -230,11 +230,31 @@ impl Registry {
             .routes
             .iter()
             .map(|r| {
-                let cluster = plan.clusters.get(r.cluster as usize).map_or("", |c| c.name.as_str());
-                routes
-                    .entry((r.name.clone(), cluster.to_owned()))
-                    .or_insert_with(|| Arc::new(RouteStats::new(&r.name, cluster)))
-                    .clone()
+                // Every cluster a request of this route can end at: its action's,
+                // and those its policies may route to.
+                let mut reachable: Vec<u32> = match &r.action {
+                    plan::Action::Cluster(c) => vec![*c],
+                    plan::Action::Backends { backends, .. } => backends.iter().map(|b| b.cluster).collect(),
+                    plan::Action::Redirect(_) => vec![plan::NONE],
+                };
+                for p in r.policies.iter().filter_map(|&p| plan.policies.get(p as usize)) {
+                    for &c in &p.clusters {
+                        if !reachable.contains(&c) {
+                            reachable.push(c);
+                        }
+                    }
+                }
+                reachable
+                    .into_iter()
+                    .map(|c| {
+                        let cluster = plan.clusters.get(c as usize).map_or("", |c| c.name.as_str());
+                        let stats = routes
+                            .entry((r.name.clone(), cluster.to_owned()))
+                            .or_insert_with(|| Arc::new(RouteStats::new(&r.name, cluster)))
+                            .clone();
+                        (c, stats)
+                    })
+                    .collect()
             })
             .collect();
         Stats {
@@ -281,10 +301,25 @@ fn sorted<K, V, O: Ord>(map: &Mutex<HashMap<K, Arc<V>>>, key: impl Fn(&V) -> O) 
 #[derive(Debug)]
 pub struct Stats {
     pub clusters: Vec<Arc<ClusterStats>>,
-    pub routes: Vec<Arc<RouteStats>>,
+    /// Per route: the counters of each cluster its requests can reach
+    /// ([`plan::NONE`] for a redirect's own answers).
+    pub routes: Vec<Vec<(u32, Arc<RouteStats>)>>,
 }
 
 impl Stats {
+    /// The counters of `route` for requests that went to `cluster` (`None`:
+    /// answered by the gateway: a redirect, a policy, an error before a
+    /// cluster was chosen).
+    pub fn route(&self, route: u32, cluster: Option<u32>) -> Option<&Arc<RouteStats>> {
+        let entries = self.routes.get(route as usize)?;
+        let want = cluster.unwrap_or(plan::NONE);
+        entries
+            .iter()
+            .find(|(c, _)| *c == want)
+            .or_else(|| entries.first())
+            .map(|(_, s)| s)
+    }
+
     /// Counts an upstream-side failure of `cluster`.
     pub fn upstream_failure(&self, cluster: u32, kind: ErrorKind) {
         if let Some(c) = self.clusters.get(cluster as usize) {

@@ -11,7 +11,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::{BodyError, ClientReader};
+use plan::{PathMatch, PathReplace, replace_prefix};
+
 use crate::error::kind::{ErrorKind, Failure};
+use crate::generation::Generation;
+use crate::proxy::route::Routed;
 use crate::io::{closed_by_peer, read_buf, write_all};
 use crate::session::{Conn, Session};
 use crate::timer::Deadline;
@@ -45,8 +49,24 @@ pub async fn check_body(s: &mut Session<'_>, head: &RequestHead) -> Result<(), F
 }
 
 /// Encodes the forwarded request head into the connection's `reqbuf`: the
-/// upstream's base path, the normalized path and the query.
-pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, path: &str) {
+/// upstream's base path, the normalized (or rewritten) path and the query,
+/// with the route's request filter and `rewrite.host` applied.
+pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, routed: &Routed<'_>, generation: &Generation) {
+    let route = &generation.router.plan().routes[routed.route as usize];
+    let path: &str = match &route.rewrite.path {
+        None => &routed.path,
+        Some(replace) => {
+            conn.scratch.clear();
+            match (replace, &route.path) {
+                (PathReplace::Prefix(with), PathMatch::Prefix(prefix)) => {
+                    replace_prefix(&routed.path, prefix, with, &mut conn.scratch);
+                }
+                (PathReplace::Full(with) | PathReplace::Prefix(with), _) => conn.scratch.push_str(with),
+            }
+            &conn.scratch
+        }
+    };
+    let host = route.rewrite.host.as_deref().map_or(&head.host[..], str::as_bytes);
     let query = head.target.query();
     conn.reqbuf.clear();
     http1::encode_request(
@@ -60,11 +80,12 @@ pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, path: &
                 query.unwrap_or("").as_bytes(),
             ],
             headers: &head.headers,
-            host: &head.host,
+            host,
             forwarded_host: &head.host,
             client_ip: conn.client_ip.as_bytes(),
             proto: b"http",
             body: head.body,
+            filter: &generation.route_filters[routed.route as usize].request,
         },
     );
 }
@@ -155,6 +176,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
             method: &head.method,
             client_version: head.version,
             keep_alive: request_complete && s.may_keep_alive(),
+            filter: s.response_filter,
         };
         // upstreamMs counts from the moment the whole request left.
         match wait_head(s.conn, &mut up, &answering, sent_at + upstream_ms, retry_unanswered).await {

@@ -38,6 +38,7 @@ pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut Reque
         ka: KeepAlive::new(head.keep_alive),
         timeouts: &generation.defaults,
         head_only: head.method == Method::HEAD,
+        response_filter: http1::Filter::none(),
     };
     if let Err(failure) = phases(&mut s, head, ex).await {
         error::fail(&mut s, ex, failure).await;
@@ -47,11 +48,12 @@ pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut Reque
 
 async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) -> Result<(), Failure> {
     let generation = s.generation;
-    let routed = route::route(generation, &head.target, &head.host)?;
+    let routed = route::route(generation, &head.target, head)?;
     ex.route = Some(routed.route);
-    ex.cluster = Some(routed.cluster);
     s.timeouts = &generation.route_timeouts[routed.route as usize];
     s.conn.reader.read_timeout = s.timeouts.read;
+    let filters = &generation.route_filters[routed.route as usize];
+    s.response_filter = &filters.response;
 
     let request = policy::Request {
         method: &head.method,
@@ -60,20 +62,21 @@ async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) 
         path: &routed.path,
     };
     let cluster = match policy::run(s.conn, generation, routed.route, &request, &mut head.headers, ex)? {
-        policy::Outcome::Continue => routed.cluster,
-        policy::Outcome::Route(c) => {
-            ex.cluster = Some(c);
-            c
-        }
+        policy::Outcome::Continue => match generation.router.cluster_for(routed.route) {
+            Some(c) => c,
+            None => return respond::redirect(s, ex, head, routed.route, &routed.path).await,
+        },
+        policy::Outcome::Route(c) => c,
         policy::Outcome::Respond(prepared) => return respond::prepared(s, ex, prepared).await,
     };
+    ex.cluster = Some(cluster);
 
     forward::check_body(s, head).await?;
     let upstream = generation.router.pick(cluster);
     let id = generation.targets.id(cluster, upstream);
     ex.upstream = Some(id);
     let target = generation.targets.get(id);
-    forward::encode_head(s.conn, head, target, &routed.path);
+    forward::encode_head(s.conn, head, target, &routed, generation);
     let sent = forward::send(s, target, head).await?;
     respond::stream(s, ex, sent, target).await
 }

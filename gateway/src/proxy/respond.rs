@@ -13,6 +13,9 @@ use crate::observe::exchange::Exchange;
 use crate::proxy::forward::Sent;
 use crate::session::Session;
 use crate::upstream::Target;
+use http::StatusCode;
+use http1::RequestHead;
+use plan::{Action, PathMatch, PathReplace, Redirect, host_without_port_bytes, replace_prefix};
 use policy_host::Prepared;
 
 /// Streams the response to the client. The head is held back while more of
@@ -100,6 +103,99 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
     Ok(())
 }
 
+/// The `Location` of a redirect (SPEC §4.8, Gateway API's rules), written
+/// into `out`: scheme and host as given or as the request came; the port as
+/// given, else the default of a given scheme, else the port the request
+/// arrived on (its `Host`'s), left out when it is the scheme's default; the
+/// path replaced as configured; the query kept.
+pub fn location(out: &mut String, redirect: &Redirect, route: &plan::Route, host: &[u8], path: &str, query: Option<&str>) {
+    use std::fmt::Write as _;
+    let scheme = redirect.scheme.as_deref().unwrap_or("http");
+    let name = host_without_port_bytes(host);
+    let request_port = host
+        .get(name.len()..)
+        .and_then(|rest| rest.strip_prefix(b":"))
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.parse::<u16>().ok());
+    let default = if scheme == "https" { 443 } else { 80 };
+    let port = match (redirect.port, &redirect.scheme) {
+        (Some(p), _) => p,
+        (None, Some(_)) => default,
+        (None, None) => request_port.unwrap_or(default),
+    };
+    out.push_str(scheme);
+    out.push_str("://");
+    match &redirect.host {
+        Some(h) => out.push_str(h),
+        None => out.push_str(&String::from_utf8_lossy(name)),
+    }
+    if port != default {
+        let _ = write!(out, ":{port}");
+    }
+    match (&redirect.path, &route.path) {
+        (None, _) => out.push_str(path),
+        (Some(PathReplace::Prefix(with)), PathMatch::Prefix(prefix)) => replace_prefix(path, prefix, with, out),
+        (Some(PathReplace::Full(with) | PathReplace::Prefix(with)), _) => out.push_str(with),
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+}
+
+/// Answers a redirect route: no upstream is contacted.
+pub async fn redirect(
+    s: &mut Session<'_>,
+    ex: &mut Exchange,
+    head: &RequestHead,
+    route: u32,
+    path: &str,
+) -> Result<(), Failure> {
+    let plan_route = &s.generation.router.plan().routes[route as usize];
+    let Action::Redirect(redirect) = &plan_route.action else {
+        return Err(ErrorKind::NoRoute.into());
+    };
+    let status = StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::FOUND);
+    s.conn.scratch.clear();
+    location(&mut s.conn.scratch, redirect, plan_route, &head.host, path, head.target.query());
+    let close = !s.may_keep_alive();
+    if close {
+        s.ka.disable();
+    }
+    s.conn.wbuf.clear();
+    http1::encode_synthesized(
+        &mut s.conn.wbuf,
+        &http1::Synthesized {
+            status,
+            kind: None,
+            body: &[],
+            extra: &[("location", s.conn.scratch.as_bytes())],
+            head_only: s.head_only,
+            close,
+            filter: s.response_filter,
+        },
+    );
+    ex.status = status.as_u16();
+    let mut bufs = [IoSlice::new(&s.conn.wbuf)];
+    let total = s.conn.wbuf.len();
+    let write_timeout = s.write_timeout();
+    let written = s
+        .conn
+        .reader
+        .timer
+        .within_for(write_timeout, write_all(&s.conn.stream, &mut bufs))
+        .await;
+    s.conn.wbuf.clear();
+    match written {
+        Ok(Ok(())) => {
+            ex.bytes_sent += total as u64;
+            Ok(())
+        }
+        Ok(Err(_)) => Err(ErrorKind::ClientClosed.into()),
+        Err(_) => Err(ErrorKind::WriteTimeout.into()),
+    }
+}
+
 /// Writes a response a policy prepared; the request is not forwarded.
 pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared) -> Result<(), Failure> {
     let status = crate::error::prepared_status(prepared.status);
@@ -108,7 +204,14 @@ pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared
         s.ka.disable();
     }
     s.conn.wbuf.clear();
-    http1::encode_prepared_head(&mut s.conn.wbuf, status, &prepared.headers, prepared.body.len(), close);
+    http1::encode_prepared_head(
+        &mut s.conn.wbuf,
+        status,
+        &prepared.headers,
+        prepared.body.len(),
+        close,
+        s.response_filter,
+    );
     ex.status = status.as_u16();
     let body: &[u8] = if s.head_only { &[] } else { &prepared.body };
     let mut bufs = [IoSlice::new(&s.conn.wbuf), IoSlice::new(body)];
