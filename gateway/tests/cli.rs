@@ -177,11 +177,13 @@ fn explain_routed_and_unrouted() {
     for expected in [
         "route     api (gateway.yaml:2)",
         "tier      exact host \"api.example.com\"",
-        "prefix    /v1",
+        "matched   pathPrefix \"/v1\"",
         "cluster   api",
         "path      /v1/items (normalized from /v1/users/../items",
         "wrr       period 6: a a a b a a",
-        "forward   http://127.0.0.1:9001/v1/items?id=7",
+        "forward   to http://127.0.0.1:9001",
+        "  | GET /v1/items?id=7 HTTP/1.1",
+        "  | host: API.example.com:8080",
     ] {
         assert!(report.contains(expected), "missing {expected:?} in\n{report}");
     }
@@ -191,9 +193,7 @@ fn explain_routed_and_unrouted() {
     let report = text(&out.stdout);
     assert!(report.contains("route     tenants (gateway.yaml:6)"), "{report}");
     assert!(
-        report.contains(
-            "skipped   api (gateway.yaml:2): host \"api.example.com\" matches but pathPrefix \"/v1\" does not"
-        ),
+        report.contains("tier      exact host \"api.example.com\": 1 route(s)\n  none    no route's path matcher matches: falling back to the next tier"),
         "{report}"
     );
 
@@ -212,5 +212,87 @@ fn explain_routed_and_unrouted() {
     );
 
     let out = gateway(&["explain"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+const LANGUAGE: &str = "\
+routes:
+  - name: v2
+    host: api.example.com
+    pathRegex: \"/users/[0-9]+\"
+    methods: [GET]
+    headers: [{ name: X-Version, value: \"2\" }]
+    cluster: v2
+    requestHeaders: { set: { X-Route: v2 }, remove: [Cookie] }
+    responseHeaders: { add: { Cache-Control: no-store } }
+    rewrite: { host: users.internal, path: /user }
+  - name: users
+    host: api.example.com
+    pathPrefix: /users
+    backends: [{ cluster: v1, weight: 3 }, { cluster: v2, weight: 1 }]
+  - name: old
+    pathPrefix: /old
+    redirect: { scheme: https, pathPrefix: /new, status: 308 }
+clusters:
+  - { name: v1, upstreams: [{ url: \"http://127.0.0.1:9001/base\" }] }
+  - { name: v2, upstreams: [{ url: \"http://127.0.0.1:9002\" }] }
+";
+
+#[test]
+fn explain_narrates_conditions_actions_filters_and_the_forwarded_head() {
+    let dir = scratch("explain-language");
+    std::fs::write(dir.join("gateway.yaml"), LANGUAGE).expect("write");
+    let out = gateway(
+        &["explain", "http://api.example.com/users/42?x=1", "-H", "X-Version: 2", "-H", "Cookie: a=b"],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for expected in [
+        "request   GET http://api.example.com/users/42?x=1",
+        "header    X-Version: 2",
+        "route     v2 (gateway.yaml:2)",
+        "matched   pathRegex \"/users/[0-9]+\"; method in [GET] ✓; header x-version = \"2\" ✓",
+        "request   headers: set X-Route: v2; remove Cookie",
+        "response  headers: add Cache-Control: no-store",
+        "rewrite   host users.internal",
+        "  | GET /user?x=1 HTTP/1.1",
+        "  | host: users.internal",
+        "  | X-Version: 2",
+        "  | X-Route: v2",
+        "  | x-forwarded-host: api.example.com",
+    ] {
+        assert!(report.contains(expected), "missing {expected:?} in\n{report}");
+    }
+    assert!(!report.contains("Cookie: a=b\n  |"), "{report}");
+
+    // A failed condition is named, and the next candidate (a prefix) wins.
+    let out = gateway(&["explain", "--method", "POST", "http://api.example.com/users/42", "-H", "x-version: 1"], &dir);
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("  passed  v2 (gateway.yaml:2) pathRegex \"/users/[0-9]+\": method POST is not one of GET"),
+        "{report}"
+    );
+    assert!(report.contains("route     users (gateway.yaml:11)"), "{report}");
+    assert!(report.contains("split     v1 ×3, v2 ×1"), "{report}");
+    assert!(report.contains("  | POST /base/users/42 HTTP/1.1"), "{report}");
+    let out = gateway(&["explain", "-X", "GET", "http://api.example.com/users/42", "-H", "x-version: 1"], &dir);
+    assert!(
+        text(&out.stdout).contains("header x-version = \"2\": got \"1\""),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A redirect: the Location, and no upstream.
+    let out = gateway(&["explain", "http://example.org:8080/old/page?q=1"], &dir);
+    assert_eq!(out.status.code(), Some(0));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("action    redirect 308 to https://example.org/new/page?q=1 (no upstream is contacted)"),
+        "{report}"
+    );
+    assert!(!report.contains("forward   "), "{report}");
+
+    let out = gateway(&["explain", "http://example.org/", "-H", "bad header"], &dir);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -152,6 +152,74 @@ fn forwarded_head(router: &Router, route: &Route, raw: &str, cluster: u32, first
     shown
 }
 
+/// Does `host` (no port) match a plan host pattern? The naive reading of SPEC §4.2.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(suffix) = pattern.strip_prefix("*.") {
+        return host.len() > suffix.len() + 1
+            && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+            && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+    }
+    pattern.eq_ignore_ascii_case(host)
+}
+
+/// How many leading segments of `prefix` match `path`.
+fn segments_agreeing(prefix: &str, path: &str) -> usize {
+    prefix[1..]
+        .split('/')
+        .zip(plan::match_segments(path))
+        .take_while(|(want, have)| want.as_bytes() == *have)
+        .count()
+}
+
+/// For a request no route takes: the routes that came closest, and why
+/// each does not match.
+fn closest(out: &mut String, router: &Router, trace: &plan::Trace, host: &str, path: &str, req: &OwnedRequest) {
+    let plan = router.plan();
+    if plan.routes.is_empty() {
+        let _ = writeln!(out, "closest   (the plan has no routes)");
+        return;
+    }
+    let mut scored: Vec<(bool, usize, &Route, String)> = plan
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let host_ok = r.hosts.iter().any(|h| host_matches(h, host));
+            let (agree, why_path) = match &r.path {
+                PathMatch::Prefix(p) => {
+                    let n = segments_agreeing(p, path);
+                    (n, format!("pathPrefix {p:?} does not match {path:?} (segment-wise; {n} segment(s) agree)"))
+                }
+                PathMatch::Exact(p) => (0, format!("path {p:?} is not {path:?}")),
+                PathMatch::Regex(p) => (0, format!("pathRegex {p:?} does not match {path:?}")),
+            };
+            let failed = trace
+                .tiers
+                .iter()
+                .flat_map(|t| &t.candidates)
+                .find(|c| c.route as usize == i)
+                .and_then(|c| c.outcome.err());
+            let why = match (host_ok, failed) {
+                (false, _) => {
+                    let patterns: Vec<String> = r.hosts.iter().map(|h| format!("{h:?}")).collect();
+                    format!("host pattern {} does not match {host:?}", patterns.join(", "))
+                }
+                (true, Some(failed)) => why(r, failed, req),
+                (true, None) => why_path,
+            };
+            (host_ok, agree + usize::from(failed.is_some()) * 1000, r, why)
+        })
+        .collect();
+    scored.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.line.cmp(&b.2.line)));
+    let _ = writeln!(out, "closest routes:");
+    for (_, _, r, why) in scored.iter().take(5) {
+        let _ = writeln!(out, "  {} ({}): {why}", r.name, at(router, r));
+    }
+}
+
 /// Explains `request`; returns the report and whether it was routed.
 pub fn explain(router: &Router, request: &Request) -> (String, bool) {
     let mut out = String::new();
@@ -246,9 +314,7 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
     }
     let Some(m) = trace.winner else {
         let _ = writeln!(out, "result    404 no_route: no route matches");
-        if plan.routes.is_empty() {
-            let _ = writeln!(out, "closest   (the plan has no routes)");
-        }
+        closest(&mut out, router, &trace, host, &path, &req);
         return (out, false);
     };
     let route = &plan.routes[m.route as usize];
