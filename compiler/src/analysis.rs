@@ -269,7 +269,9 @@ fn shadowed(
         let relevant = match (qv.matcher, rv.matcher) {
             (Matcher::Regex(_), _) => regex_takers.contains(&q),
             (Matcher::Exact(e), _) => e.as_bytes().starts_with(lit),
-            (Matcher::Prefix(p), Matcher::Prefix(mine)) => p == mine || p.starts_with(&format!("{mine}/")) || mine == "/",
+            (Matcher::Prefix(p), Matcher::Prefix(mine)) => {
+                p == mine || p.starts_with(&format!("{mine}/")) || mine == "/"
+            }
             (Matcher::Prefix(_), _) => false,
         };
         if relevant && langs.of(q).is_some_and(|d| lang::common_path(&mine, d).is_some()) {
@@ -309,7 +311,9 @@ fn overlaps(views: &[View<'_>], members: &[usize], never: &[bool], diags: &mut D
             if ra.source == rb.source || !related(&ra.literal_prefix, &rb.literal_prefix) {
                 continue;
             }
-            let Some(both) = lang::common_path(&ra.dfa, &rb.dfa) else { continue };
+            let Some(both) = lang::common_path(&ra.dfa, &rb.dfa) else {
+                continue;
+            };
             if lang::path_outside(&ra.dfa, &rb.dfa).is_none() || lang::path_outside(&rb.dfa, &ra.dfa).is_none() {
                 continue;
             }
@@ -318,7 +322,8 @@ fn overlaps(views: &[View<'_>], members: &[usize], never: &[bool], diags: &mut D
             } else {
                 "it is declared first"
             };
-            let conditions = if views[a].methods.is_empty() && views[a].headers.is_empty() && views[a].query.is_empty() {
+            let conditions = if views[a].methods.is_empty() && views[a].headers.is_empty() && views[a].query.is_empty()
+            {
                 ""
             } else {
                 " when its conditions hold"

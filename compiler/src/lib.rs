@@ -10,6 +10,7 @@
 mod analysis;
 mod config;
 mod diag;
+mod edit;
 mod lang;
 mod lower;
 mod regex;
@@ -81,7 +82,11 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
         .prevent_coercion(true);
     let plan = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => {
-            let cfg = yaml::Reader { diags: &mut diags, text }.config(&root);
+            let cfg = yaml::Reader {
+                diags: &mut diags,
+                text,
+            }
+            .config(&root);
             let source_name = Path::new(file)
                 .file_name()
                 .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());

@@ -101,7 +101,10 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
                 let mut backends = Vec::with_capacity(list.len());
                 for (c, weight) in list {
                     if let Some(cluster) = resolve(diags, "cluster", &clusters, &mut used_clusters, c) {
-                        backends.push(Backend { cluster, weight: *weight });
+                        backends.push(Backend {
+                            cluster,
+                            weight: *weight,
+                        });
                     }
                 }
                 let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
@@ -304,7 +307,11 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
     let index = match plan::build::index(&routes, regexes.len() as u32) {
         Ok(index) => index,
         Err(e) => {
-            diags.error(Loc { line: 1, col: 1 }, "routes", format!("the path regexes together: {e}"));
+            diags.error(
+                Loc { line: 1, col: 1 },
+                "routes",
+                format!("the path regexes together: {e}"),
+            );
             return None;
         }
     };
@@ -350,9 +357,13 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
     })
 }
 
+/// What identifies a route's match within one host pattern: path matcher
+/// kind and text, methods, headers and query conditions (each sorted).
+type MatchKey = (u8, String, Vec<String>, Vec<String>, Vec<String>);
+
 /// The key of a route's match within one host pattern: the path matcher and
 /// the conditions, order-insensitive.
-fn match_key(r: &RouteCfg) -> Option<(u8, String, Vec<String>, Vec<String>, Vec<String>)> {
+fn match_key(r: &RouteCfg) -> Option<MatchKey> {
     let path = r.path.as_ref()?;
     let (rank, text) = match &path.value {
         PathCfg::Exact(p) => (0, p.clone()),
@@ -379,7 +390,7 @@ fn match_key(r: &RouteCfg) -> Option<(u8, String, Vec<String>, Vec<String>, Vec<
 /// conditions: the later one could never be selected for that host, and the
 /// config says two things about one request.
 fn duplicates(cfg: &Config, diags: &mut Diagnostics) {
-    let mut seen: HashMap<(String, (u8, String, Vec<String>, Vec<String>, Vec<String>)), usize> = HashMap::new();
+    let mut seen: HashMap<(String, MatchKey), usize> = HashMap::new();
     for (i, r) in cfg.routes.iter().enumerate() {
         let Some(key) = match_key(r) else { continue };
         for h in &r.hosts {

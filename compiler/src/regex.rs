@@ -114,7 +114,12 @@ impl Reader<'_> {
                 let at = locate(self.text, s.loc, offset);
                 let shown = s.value[offset.min(s.value.len())..].chars().next().map_or_else(
                     || "the end".to_owned(),
-                    |c| format!("{c:?} (character {})", s.value[..offset.min(s.value.len())].chars().count() + 1),
+                    |c| {
+                        format!(
+                            "{c:?} (character {})",
+                            s.value[..offset.min(s.value.len())].chars().count() + 1
+                        )
+                    },
                 );
                 self.diags
                     .error(at, path, format!("invalid regex {:?}: {message}, at {shown}", s.value));
@@ -150,8 +155,11 @@ impl Reader<'_> {
                 return None;
             }
             Err(RegexError::Invalid(e)) => {
-                self.diags
-                    .error(s.loc, path, format!("regex {:?} cannot be compiled to a DFA: {e}", s.value));
+                self.diags.error(
+                    s.loc,
+                    path,
+                    format!("regex {:?} cannot be compiled to a DFA: {e}", s.value),
+                );
                 return None;
             }
         };

@@ -77,9 +77,16 @@ fn valid_configs_compile_to_the_expected_plan() {
                 r.timeouts
             );
             if r.has_conditions() {
-                let _ = writeln!(dump, "  methods {:?} headers {:?} query {:?}", r.methods, r.headers, r.query);
+                let _ = writeln!(
+                    dump,
+                    "  methods {:?} headers {:?} query {:?}",
+                    r.methods, r.headers, r.query
+                );
             }
-            for (what, f) in [("requestHeaders", &r.request_headers), ("responseHeaders", &r.response_headers)] {
+            for (what, f) in [
+                ("requestHeaders", &r.request_headers),
+                ("responseHeaders", &r.response_headers),
+            ] {
                 if !f.is_empty() {
                     let _ = writeln!(dump, "  {what} {f:?}");
                 }

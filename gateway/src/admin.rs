@@ -122,7 +122,11 @@ pub fn plan_json(shared: &Shared) -> String {
                     plan::Action::Backends { backends, .. } => Some(
                         backends
                             .iter()
-                            .filter_map(|b| plan.clusters.get(b.cluster as usize).map(|c| (c.name.as_str(), b.weight)))
+                            .filter_map(|b| {
+                                plan.clusters
+                                    .get(b.cluster as usize)
+                                    .map(|c| (c.name.as_str(), b.weight))
+                            })
                             .collect(),
                     ),
                     _ => None,

@@ -43,7 +43,11 @@ pub struct RouteFilters {
 impl RouteFilters {
     pub fn of(route: &plan::Route) -> Self {
         let filter = |f: &plan::HeaderFilter| {
-            let drop = f.set.iter().map(|(n, _)| n.as_str()).chain(f.remove.iter().map(String::as_str));
+            let drop = f
+                .set
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .chain(f.remove.iter().map(String::as_str));
             http1::Filter::new(drop, f.written())
         };
         Self {

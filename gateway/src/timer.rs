@@ -73,7 +73,8 @@ mod tests {
         let mut d = Deadline::new();
         assert_eq!(d.within_for(Duration::from_millis(10), async { 7 }).await, Ok(7));
         assert_eq!(
-            d.within_for(Duration::from_millis(10), std::future::pending::<()>()).await,
+            d.within_for(Duration::from_millis(10), std::future::pending::<()>())
+                .await,
             Err(Elapsed)
         );
         // Reused: a later deadline, then an earlier one, each kept exactly.
@@ -85,7 +86,8 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         let started = Instant::now();
         assert_eq!(
-            d.within_for(Duration::from_millis(20), std::future::pending::<()>()).await,
+            d.within_for(Duration::from_millis(20), std::future::pending::<()>())
+                .await,
             Err(Elapsed)
         );
         assert_eq!(started.elapsed(), Duration::from_millis(20));

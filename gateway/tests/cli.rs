@@ -243,7 +243,14 @@ fn explain_narrates_conditions_actions_filters_and_the_forwarded_head() {
     let dir = scratch("explain-language");
     std::fs::write(dir.join("gateway.yaml"), LANGUAGE).expect("write");
     let out = gateway(
-        &["explain", "http://api.example.com/users/42?x=1", "-H", "X-Version: 2", "-H", "Cookie: a=b"],
+        &[
+            "explain",
+            "http://api.example.com/users/42?x=1",
+            "-H",
+            "X-Version: 2",
+            "-H",
+            "Cookie: a=b",
+        ],
         &dir,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -267,7 +274,17 @@ fn explain_narrates_conditions_actions_filters_and_the_forwarded_head() {
     assert!(!report.contains("Cookie: a=b\n  |"), "{report}");
 
     // A failed condition is named, and the next candidate (a prefix) wins.
-    let out = gateway(&["explain", "--method", "POST", "http://api.example.com/users/42", "-H", "x-version: 1"], &dir);
+    let out = gateway(
+        &[
+            "explain",
+            "--method",
+            "POST",
+            "http://api.example.com/users/42",
+            "-H",
+            "x-version: 1",
+        ],
+        &dir,
+    );
     let report = text(&out.stdout);
     assert!(
         report.contains("  passed  v2 (gateway.yaml:2) pathRegex \"/users/[0-9]+\": method POST is not one of GET"),
@@ -276,7 +293,17 @@ fn explain_narrates_conditions_actions_filters_and_the_forwarded_head() {
     assert!(report.contains("route     users (gateway.yaml:11)"), "{report}");
     assert!(report.contains("split     v1 ×3, v2 ×1"), "{report}");
     assert!(report.contains("  | POST /base/users/42 HTTP/1.1"), "{report}");
-    let out = gateway(&["explain", "-X", "GET", "http://api.example.com/users/42", "-H", "x-version: 1"], &dir);
+    let out = gateway(
+        &[
+            "explain",
+            "-X",
+            "GET",
+            "http://api.example.com/users/42",
+            "-H",
+            "x-version: 1",
+        ],
+        &dir,
+    );
     assert!(
         text(&out.stdout).contains("header x-version = \"2\": got \"1\""),
         "{}",

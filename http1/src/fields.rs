@@ -185,7 +185,11 @@ mod tests {
         for line in head.split('\n') {
             let colon = line.find(':').expect("a field line");
             let value_start = at + colon + 2;
-            f.push(at..at + colon, value_start..at + line.len(), Known::of(&line.as_bytes()[..colon]));
+            f.push(
+                at..at + colon,
+                value_start..at + line.len(),
+                Known::of(&line.as_bytes()[..colon]),
+            );
             at += line.len() + 1;
         }
         f.set_head(Bytes::from_static(head.as_bytes()));

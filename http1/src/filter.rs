@@ -3,20 +3,20 @@
 //! written after the rest. Built once per plan; applying one allocates
 //! nothing, and an empty filter costs one length check per field.
 
+/// A header line to add: name and value.
+type Line = (Box<[u8]>, Box<[u8]>);
+
 /// `set` is a drop plus an add; `remove` a drop; `add` an add.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     /// Lowercase names.
     drop: Vec<Box<[u8]>>,
-    add: Vec<(Box<[u8]>, Box<[u8]>)>,
+    add: Vec<Line>,
 }
 
 impl Filter {
     /// A filter that drops `drop` (any case) and adds `add`, in order.
-    pub fn new<'a>(
-        drop: impl IntoIterator<Item = &'a str>,
-        add: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
+    pub fn new<'a>(drop: impl IntoIterator<Item = &'a str>, add: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         Self {
             drop: drop
                 .into_iter()

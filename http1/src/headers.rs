@@ -227,7 +227,11 @@ fn valid_uri_host(host: &[u8]) -> bool {
         let b = host[i];
         if REG_NAME[b as usize] {
             i += 1;
-        } else if b == b'%' && host.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+        } else if b == b'%'
+            && host
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
             i += 3;
         } else {
             return false;

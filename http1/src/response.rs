@@ -299,7 +299,10 @@ mod tests {
             filter: &filter,
         };
         let raw = "HTTP/1.1 200 OK\r\nX-SET: theirs\r\nX-Add: a\r\nx-remove: 1\r\nContent-Length: 0\r\n\r\n";
-        assert!(matches!(parse_response(raw.as_bytes(), &answering, &mut out), ParsedResponse::Complete(_)));
+        assert!(matches!(
+            parse_response(raw.as_bytes(), &answering, &mut out),
+            ParsedResponse::Complete(_)
+        ));
         assert_eq!(
             String::from_utf8_lossy(&out),
             "HTTP/1.1 200 OK\r\nX-Add: a\r\nX-Set: mine\r\nX-Add: b\r\ncontent-length: 0\r\n\r\n"

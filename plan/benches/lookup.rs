@@ -91,7 +91,8 @@ fn bench_kinds(c: &mut Criterion) {
         ],
         query: Some("page=7&sort=asc".into()),
     };
-    let many = |n: usize, f: &dyn Fn(usize) -> PathMatch| -> Vec<Spec> { (0..n).map(|i| Spec::new(None, f(i))).collect() };
+    let many =
+        |n: usize, f: &dyn Fn(usize) -> PathMatch| -> Vec<Spec> { (0..n).map(|i| Spec::new(None, f(i))).collect() };
     let cases: Vec<(&str, Vec<Spec>, &str)> = vec![
         (
             "prefix-10000",
@@ -103,7 +104,11 @@ fn bench_kinds(c: &mut Criterion) {
             many(10_000, &|i| PathMatch::Exact(format!("/svc{i}/items"))),
             "/svc9999/items",
         ),
-        ("regex-1", many(1, &|i| PathMatch::Regex(format!("/svc{i}/items/[0-9]+"))), "/svc0/items/123"),
+        (
+            "regex-1",
+            many(1, &|i| PathMatch::Regex(format!("/svc{i}/items/[0-9]+"))),
+            "/svc0/items/123",
+        ),
         (
             "regex-1000-last",
             many(1000, &|i| PathMatch::Regex(format!("/svc{i}/items/[0-9]+"))),
@@ -118,7 +123,11 @@ fn bench_kinds(c: &mut Criterion) {
         specs
     };
     let cases = cases.into_iter().chain([
-        ("method", conditional(&|s| s.methods = vec!["POST".into(), "GET".into()]), "/x"),
+        (
+            "method",
+            conditional(&|s| s.methods = vec!["POST".into(), "GET".into()]),
+            "/x",
+        ),
         (
             "header-exact",
             conditional(&|s| s.headers = vec![("X-Version".into(), Val::Exact("v42".into()))]),
@@ -143,7 +152,9 @@ fn bench_kinds(c: &mut Criterion) {
     for (name, specs, path) in cases {
         let router = support::router_of(&specs);
         assert!(router.lookup("h", path, &get).is_some(), "{name} routes");
-        group.bench_function(name, |b| b.iter(|| black_box(router.lookup("h", black_box(path), &get))));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(router.lookup("h", black_box(path), &get)))
+        });
     }
     group.finish();
 }

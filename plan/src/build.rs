@@ -10,8 +10,8 @@ use regex_automata::MatchKind;
 use regex_automata::dfa::{StartKind, dense};
 use regex_automata::util::syntax;
 
-use crate::pattern::{HostPattern, parse_host_pattern};
 use crate::dfa::{MAX_PATTERN_DFA_BYTES, MAX_PLAN_DFA_BYTES};
+use crate::pattern::{HostPattern, parse_host_pattern};
 use crate::{HostNode, NONE, PathMatch, PathNode, RegexDfa, RegexSet, Route, Table};
 
 /// Why patterns could not become a DFA.

@@ -19,9 +19,17 @@ pub fn host_without_port_bytes(bytes: &[u8]) -> &[u8] {
         // Back over the port's digits: a `:` before them ends the name.
         let digits = bytes.iter().rev().take_while(|b| b.is_ascii_digit()).count();
         let colon = bytes.len() - digits;
-        if colon > 0 && bytes[colon - 1] == b':' { colon - 1 } else { bytes.len() }
+        if colon > 0 && bytes[colon - 1] == b':' {
+            colon - 1
+        } else {
+            bytes.len()
+        }
     };
-    let end = if end > 0 && bytes[end - 1] == b'.' { end - 1 } else { end };
+    let end = if end > 0 && bytes[end - 1] == b'.' {
+        end - 1
+    } else {
+        end
+    };
     &bytes[..end]
 }
 

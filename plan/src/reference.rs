@@ -12,8 +12,7 @@ use std::cmp::Reverse;
 use crate::build::{compile_pattern, index, serialize};
 use crate::{
     AccessLog, Action, Cluster, Condition, HeaderFilter, Limits, PathMatch, Plan, RegexDfa, RequestView, Rewrite,
-    Route, Router, Timeouts, Upstream, ValueMatch, decode, encode, host_without_port, parse_host_pattern,
-    split_prefix,
+    Route, Router, Timeouts, Upstream, ValueMatch, decode, encode, host_without_port, parse_host_pattern, split_prefix,
 };
 
 /// A value condition as a test writes it.
@@ -230,7 +229,10 @@ pub fn reference_conditions(spec: &Spec, req: &impl RequestView) -> bool {
         }
     }
     for (name, val) in &spec.query {
-        let query = req.query().map(|q| String::from_utf8_lossy(q).into_owned()).unwrap_or_default();
+        let query = req
+            .query()
+            .map(|q| String::from_utf8_lossy(q).into_owned())
+            .unwrap_or_default();
         let first = query.split('&').find_map(|pair| {
             let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
             (percent_decode(n) == name.as_bytes()).then(|| percent_decode(v))

@@ -119,7 +119,11 @@ fn hex(b: u8) -> Option<u8> {
 fn decoded(raw: &[u8], mut byte: impl FnMut(u8) -> bool) -> bool {
     let mut i = 0;
     while i < raw.len() {
-        let (b, step) = match (raw[i], raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
+        let (b, step) = match (
+            raw[i],
+            raw.get(i + 1).copied().and_then(hex),
+            raw.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(hi), Some(lo)) => (hi * 16 + lo, 3),
             (b, _, _) => (b, 1),
         };
@@ -165,10 +169,13 @@ impl Conditions {
 
     /// DFA indices the conditions use.
     pub(crate) fn dfas(&self) -> impl Iterator<Item = u32> + '_ {
-        self.headers.iter().chain(self.query.iter()).filter_map(|c| match c.value {
-            Value::Dfa(d) => Some(d),
-            Value::Exact(_) => None,
-        })
+        self.headers
+            .iter()
+            .chain(self.query.iter())
+            .filter_map(|c| match c.value {
+                Value::Dfa(d) => Some(d),
+                Value::Exact(_) => None,
+            })
     }
 
     /// The first condition that fails, if any.

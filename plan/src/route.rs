@@ -107,7 +107,10 @@ pub struct Condition {
 pub enum ValueMatch {
     Exact(String),
     /// The whole value matches; `dfa` indexes [`crate::Plan::regexes`].
-    Regex { source: String, dfa: u32 },
+    Regex {
+        source: String,
+        dfa: u32,
+    },
 }
 
 /// What a selected route does (SPEC §4.8).

@@ -98,7 +98,11 @@ impl Router {
             let bytes = regex.bytes().map_err(|e| RouterError(format!("regex {i}: {e}")))?;
             let dfa = Dfa::from_bytes(&bytes).map_err(|e| RouterError(format!("regex {i}: {e}")))?;
             check(dfa.pattern_len() == regex.patterns.len(), || {
-                format!("regex {i} has {} patterns, its DFA {}", regex.patterns.len(), dfa.pattern_len())
+                format!(
+                    "regex {i} has {} patterns, its DFA {}",
+                    regex.patterns.len(),
+                    dfa.pattern_len()
+                )
             })?;
             dfas.push(dfa);
         }
@@ -168,8 +172,13 @@ impl Router {
         for (n, node) in plan.paths.iter().enumerate() {
             let spelled = &node_path[n];
             for &r in &node.exact {
-                let ok = plan.routes.get(r as usize).is_some_and(|route| route.path == PathMatch::Exact(spelled.clone()));
-                check(ok, || format!("path node {n} lists route {r} whose path is not {spelled:?}"))?;
+                let ok = plan
+                    .routes
+                    .get(r as usize)
+                    .is_some_and(|route| route.path == PathMatch::Exact(spelled.clone()));
+                check(ok, || {
+                    format!("path node {n} lists route {r} whose path is not {spelled:?}")
+                })?;
             }
             for &r in &node.prefix {
                 let prefix = if spelled.is_empty() { "/" } else { spelled };
@@ -177,13 +186,17 @@ impl Router {
                     .routes
                     .get(r as usize)
                     .is_some_and(|route| route.path == PathMatch::Prefix(prefix.to_owned()));
-                check(ok, || format!("path node {n} lists route {r} whose prefix is not {prefix:?}"))?;
+                check(ok, || {
+                    format!("path node {n} lists route {r} whose prefix is not {prefix:?}")
+                })?;
             }
         }
         let mut wrr = Vec::with_capacity(clusters);
         for (i, cluster) in plan.clusters.iter().enumerate() {
             let weights: Vec<u32> = cluster.upstreams.iter().map(|u| u.weight).collect();
-            check(weights.iter().all(|&w| w > 0), || format!("cluster {i} has a zero weight"))?;
+            check(weights.iter().all(|&w| w > 0), || {
+                format!("cluster {i} has a zero weight")
+            })?;
             wrr.push(picker(&weights, &cluster.wrr, &|| format!("cluster {i}"))?);
         }
         let hosts = HostTrie::new(&plan.hosts).map_err(RouterError)?;
@@ -292,7 +305,8 @@ impl Router {
     #[inline]
     pub fn lookup(&self, host: &(impl AsRef<[u8]> + ?Sized), path: &str, req: &impl RequestView) -> Option<Match> {
         self.tiers(host).find_map(|(table, tier)| {
-            self.in_table(table, path, req).map(|route| Match { route, tier, table })
+            self.in_table(table, path, req)
+                .map(|route| Match { route, tier, table })
         })
     }
 
@@ -305,13 +319,15 @@ impl Router {
             }
         }
         for (i, route) in self.plan.routes.iter().enumerate() {
-            let Action::Backends { backends, .. } = &route.action else { continue };
+            let Action::Backends { backends, .. } = &route.action else {
+                continue;
+            };
             let same = |r: &&crate::Route| {
                 r.name == route.name
                     && matches!(&r.action, Action::Backends { backends: b, .. }
-                        if b.len() == backends.len() && b.iter().zip(backends).all(|(x, y)| {
-                            x.weight == y.weight && self.plan.clusters[y.cluster as usize].name == old.plan.clusters[x.cluster as usize].name
-                        }))
+                    if b.len() == backends.len() && b.iter().zip(backends).all(|(x, y)| {
+                        x.weight == y.weight && self.plan.clusters[y.cluster as usize].name == old.plan.clusters[x.cluster as usize].name
+                    }))
             };
             if let Some(j) = old.plan.routes.iter().position(|r| same(&r))
                 && let Some(picker) = &old.splits[j]

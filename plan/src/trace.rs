@@ -3,9 +3,9 @@
 //! precedence order, with the condition that turned each down. It walks the
 //! same tables as [`Router::lookup`] and must pick the same route (tested).
 
+use crate::NONE;
 use crate::request::{Failed, RequestView};
 use crate::router::{Match, Router, Tier};
-use crate::NONE;
 
 /// One route considered in a tier: its path matched; `Err` names the first
 /// condition that did not hold.

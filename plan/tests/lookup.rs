@@ -121,7 +121,10 @@ fn tiers_fall_back_from_exact_to_wildcard_to_catch_all() {
         ],
     );
     let r = router(&routes);
-    assert_eq!(r.lookup("api.example.com", "/v1", &get()).map(|m| m.tier), Some(Tier::Exact));
+    assert_eq!(
+        r.lookup("api.example.com", "/v1", &get()).map(|m| m.tier),
+        Some(Tier::Exact)
+    );
     assert!(matches!(
         r.lookup("a.example.com", "/v2", &get()).map(|m| m.tier),
         Some(Tier::Wildcard(_))
@@ -229,7 +232,11 @@ fn req(method: &str, headers: &[(&str, &str)], query: Option<&str>) -> OwnedRequ
 fn route_of(specs: &[Spec], host: &str, path: &str, r: &OwnedRequest) -> Option<usize> {
     let router = router_of(specs);
     let got = router.lookup(host, path, r).map(|m| m.route as usize);
-    assert_eq!(got, reference_route(specs, host, path, r), "reference disagrees: {host}{path} {r:?}");
+    assert_eq!(
+        got,
+        reference_route(specs, host, path, r),
+        "reference disagrees: {host}{path} {r:?}"
+    );
     got
 }
 
@@ -264,7 +271,13 @@ fn exact_paths_before_regexes_before_prefixes() {
 #[test]
 fn regexes_match_the_whole_path() {
     let specs = [spec(None, regex("/a[0-9]")), spec(None, regex(".*/b"))];
-    for (path, want) in [("/a1", Some(0)), ("/a12", None), ("/x/a1", None), ("/x/b", Some(1)), ("/b/x", None)] {
+    for (path, want) in [
+        ("/a1", Some(0)),
+        ("/a12", None),
+        ("/x/a1", None),
+        ("/x/b", Some(1)),
+        ("/b/x", None),
+    ] {
         assert_eq!(route_of(&specs, "h", path, &get()), want, "{path}");
     }
 }
@@ -318,7 +331,11 @@ fn a_route_whose_conditions_fail_falls_back_within_and_across_tiers() {
         ("a.example.org", "GET", "/v1", Some(2)),
     ];
     for (host, method, path, want) in cases {
-        assert_eq!(route_of(&specs, host, path, &req(method, &[], None)), want, "{host} {method} {path}");
+        assert_eq!(
+            route_of(&specs, host, path, &req(method, &[], None)),
+            want,
+            "{host} {method} {path}"
+        );
     }
 }
 

@@ -7,7 +7,9 @@
 use std::fmt::Write as _;
 
 use bytes::BytesMut;
-use plan::{Action, Failed, OwnedRequest, PathMatch, Route, Router, Tier, ValueMatch, host_without_port, normalize_path};
+use plan::{
+    Action, Failed, OwnedRequest, PathMatch, Route, Router, Tier, ValueMatch, host_without_port, normalize_path,
+};
 
 use crate::proxy::respond::location;
 
@@ -55,7 +57,11 @@ fn why(route: &Route, failed: Failed, req: &OwnedRequest) -> String {
         }
         Failed::Query(i) => {
             let c = &route.query[i];
-            format!("query {} {}: absent or another value (first occurrence, percent-decoded)", c.name, value(&c.value))
+            format!(
+                "query {} {}: absent or another value (first occurrence, percent-decoded)",
+                c.name,
+                value(&c.value)
+            )
         }
     }
 }
@@ -191,7 +197,10 @@ fn closest(out: &mut String, router: &Router, trace: &plan::Trace, host: &str, p
             let (agree, why_path) = match &r.path {
                 PathMatch::Prefix(p) => {
                     let n = segments_agreeing(p, path);
-                    (n, format!("pathPrefix {p:?} does not match {path:?} (segment-wise; {n} segment(s) agree)"))
+                    (
+                        n,
+                        format!("pathPrefix {p:?} does not match {path:?} (segment-wise; {n} segment(s) agree)"),
+                    )
                 }
                 PathMatch::Exact(p) => (0, format!("path {p:?} is not {path:?}")),
                 PathMatch::Regex(p) => (0, format!("pathRegex {p:?} does not match {path:?}")),
@@ -247,7 +256,11 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
     for (n, v) in &request.headers {
         let _ = writeln!(out, "header    {n}: {v}");
     }
-    let port_note = if host.len() < authority.len() { " (port ignored)" } else { "" };
+    let port_note = if host.len() < authority.len() {
+        " (port ignored)"
+    } else {
+        ""
+    };
     let _ = writeln!(out, "host      {host}{port_note}");
     let path = match normalize_path(raw_path) {
         Ok(p) => p,
@@ -331,7 +344,11 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
         let _ = writeln!(out, "rewrite   path {p:?}");
     }
     let raw = {
-        let mut r = format!("{} {} HTTP/1.1\r\nHost: {authority}\r\n", request.method, uri.path_and_query().map_or("/", |p| p.as_str()));
+        let mut r = format!(
+            "{} {} HTTP/1.1\r\nHost: {authority}\r\n",
+            request.method,
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        );
         for (n, v) in &request.headers {
             let _ = write!(r, "{n}: {v}\r\n");
         }
@@ -342,7 +359,11 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
         Action::Redirect(rd) => {
             let mut loc = String::new();
             location(&mut loc, rd, route, authority.as_bytes(), &path, uri.query());
-            let _ = writeln!(out, "action    redirect {} to {loc} (no upstream is contacted)", rd.status);
+            let _ = writeln!(
+                out,
+                "action    redirect {} to {loc} (no upstream is contacted)",
+                rd.status
+            );
             None
         }
         Action::Cluster(c) => Some(*c),
@@ -371,7 +392,11 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
             let _ = writeln!(out, "  upstream {} {} weight {}", letter(i), u.url, u.weight);
         }
         if cl.wrr.is_empty() {
-            let _ = writeln!(out, "wrr       live smooth WRR (period above {} picks)", plan::MAX_TABLE_LEN);
+            let _ = writeln!(
+                out,
+                "wrr       live smooth WRR (period above {} picks)",
+                plan::MAX_TABLE_LEN
+            );
         } else {
             let shown: Vec<String> = cl.wrr.iter().take(32).map(|&i| letter(i as usize)).collect();
             let more = if cl.wrr.len() > 32 { " ..." } else { "" };
@@ -393,7 +418,11 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
             .iter()
             .map(|&p| plan.policies[p as usize].name.as_str())
             .collect();
-        let _ = writeln!(out, "policies  {} (run before the action; they may answer or reroute)", names.join(", "));
+        let _ = writeln!(
+            out,
+            "policies  {} (run before the action; they may answer or reroute)",
+            names.join(", ")
+        );
     }
     (out, true)
 }

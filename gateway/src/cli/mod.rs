@@ -215,7 +215,9 @@ fn explain(
     let mut parsed = Vec::with_capacity(headers.len());
     for h in &headers {
         match h.split_once(':') {
-            Some((n, v)) if http1::is_token(n.trim().as_bytes()) => parsed.push((n.trim().to_owned(), v.trim().to_owned())),
+            Some((n, v)) if http1::is_token(n.trim().as_bytes()) => {
+                parsed.push((n.trim().to_owned(), v.trim().to_owned()))
+            }
             _ => {
                 eprintln!("error: header {h:?} is not `Name: value`");
                 return ExitCode::from(2);
@@ -232,7 +234,9 @@ fn explain(
         (None, None, [url]) => (Source::Config(PathBuf::from("gateway.yaml")), url.clone()),
         (None, None, [config, url]) => (Source::Config(PathBuf::from(config)), url.clone()),
         _ => {
-            eprintln!("usage: gateway explain [CONFIG | --config CONFIG | --plan PLAN] URL [-X METHOD] [-H 'Name: value']...");
+            eprintln!(
+                "usage: gateway explain [CONFIG | --config CONFIG | --plan PLAN] URL [-X METHOD] [-H 'Name: value']..."
+            );
             return ExitCode::from(2);
         }
     };

@@ -177,6 +177,15 @@ pub fn prepared_status(status: u16) -> StatusCode {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
+/// The status of a redirect route (the compiler allows 301, 302, 303, 307
+/// and 308; anything else would be a damaged plan, answered as a 302).
+pub fn redirect_status(status: u16) -> StatusCode {
+    StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.is_redirection())
+        .unwrap_or(StatusCode::FOUND)
+}
+
 /// Methods the gateway forwards, for the `Allow` of a 405.
 pub const ALLOW: &[u8] = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
 

@@ -15,8 +15,8 @@ use plan::{PathMatch, PathReplace, replace_prefix};
 
 use crate::error::kind::{ErrorKind, Failure};
 use crate::generation::Generation;
-use crate::proxy::route::Routed;
 use crate::io::{closed_by_peer, read_buf, write_all};
+use crate::proxy::route::Routed;
 use crate::session::{Conn, Session};
 use crate::timer::Deadline;
 use crate::upstream::{Target, UpstreamConn, connect};

@@ -13,7 +13,6 @@ use crate::observe::exchange::Exchange;
 use crate::proxy::forward::Sent;
 use crate::session::Session;
 use crate::upstream::Target;
-use http::StatusCode;
 use http1::RequestHead;
 use plan::{Action, PathMatch, PathReplace, Redirect, host_without_port_bytes, replace_prefix};
 use policy_host::Prepared;
@@ -108,7 +107,14 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
 /// given, else the default of a given scheme, else the port the request
 /// arrived on (its `Host`'s), left out when it is the scheme's default; the
 /// path replaced as configured; the query kept.
-pub fn location(out: &mut String, redirect: &Redirect, route: &plan::Route, host: &[u8], path: &str, query: Option<&str>) {
+pub fn location(
+    out: &mut String,
+    redirect: &Redirect,
+    route: &plan::Route,
+    host: &[u8],
+    path: &str,
+    query: Option<&str>,
+) {
     use std::fmt::Write as _;
     let scheme = redirect.scheme.as_deref().unwrap_or("http");
     let name = host_without_port_bytes(host);
@@ -155,9 +161,16 @@ pub async fn redirect(
     let Action::Redirect(redirect) = &plan_route.action else {
         return Err(ErrorKind::NoRoute.into());
     };
-    let status = StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::FOUND);
+    let status = crate::error::redirect_status(redirect.status);
     s.conn.scratch.clear();
-    location(&mut s.conn.scratch, redirect, plan_route, &head.host, path, head.target.query());
+    location(
+        &mut s.conn.scratch,
+        redirect,
+        plan_route,
+        &head.host,
+        path,
+        head.target.query(),
+    );
     let close = !s.may_keep_alive();
     if close {
         s.ka.disable();

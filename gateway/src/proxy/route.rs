@@ -36,7 +36,11 @@ impl RequestView for View<'_> {
 
 /// Normalizes the path and finds the route; `bad_path`/`bad_request` for a
 /// path no route may see, `no_route` when none matches.
-pub fn route<'h>(generation: &Generation, target: &'h RequestTarget, head: &RequestHead) -> Result<Routed<'h>, Failure> {
+pub fn route<'h>(
+    generation: &Generation,
+    target: &'h RequestTarget,
+    head: &RequestHead,
+) -> Result<Routed<'h>, Failure> {
     let path = normalize_path(target.path())?;
     let m = generation
         .router
