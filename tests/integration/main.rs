@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
+mod conformance;
 mod hardening;
 mod malformed;
 mod observability;

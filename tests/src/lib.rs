@@ -7,8 +7,10 @@
 
 pub mod client;
 pub mod gateway;
+pub mod scripted;
 pub mod upstream;
 
 pub use client::{Client, Response, raw_exchange};
 pub use gateway::{Gateway, gateway_bin, scratch_dir};
+pub use scripted::{Fail, Script, Scripted};
 pub use upstream::{Behavior, Seen, Upstream};
