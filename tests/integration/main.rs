@@ -5,6 +5,7 @@
 
 mod conformance;
 mod hardening;
+mod language;
 mod malformed;
 mod observability;
 mod policies;
