@@ -16,7 +16,7 @@
 //! every match of a regex starts with) before any automaton is built, so the
 //! cost grows with the routes that can overlap, not with the square of all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use plan::build::compile_dfa;
 use plan::{HostPattern, build::prefix_segments};
@@ -89,12 +89,6 @@ impl Matcher<'_> {
             Matcher::Regex(r) => (self.rank(), &r.source),
         }
     }
-}
-
-/// Whether one literal is a prefix of the other: a necessary condition for
-/// two languages to intersect.
-fn related(a: &[u8], b: &[u8]) -> bool {
-    a.starts_with(b) || b.starts_with(a)
 }
 
 /// Whether every value `r` accepts, `q` accepts too.
@@ -219,15 +213,46 @@ pub fn check(views: &[View<'_>], diags: &mut Diagnostics, source: &str) {
 #[derive(Debug, Default)]
 struct Seen<'a> {
     by_matcher: HashMap<(u8, &'a str), Vec<usize>>,
-    regexes: Vec<usize>,
+    /// Regex routes by literal prefix.
+    regexes: ByLiteral<'a>,
 }
 
 impl<'a> Seen<'a> {
     fn add(&mut self, views: &'a [View<'a>], i: usize) {
         self.by_matcher.entry(views[i].matcher.key()).or_default().push(i);
-        if matches!(views[i].matcher, Matcher::Regex(_)) {
-            self.regexes.push(i);
+        if let Matcher::Regex(r) = views[i].matcher {
+            self.regexes.insert(&r.literal_prefix, i);
         }
+    }
+}
+
+/// Routes indexed by a literal prefix, to find those whose literal is
+/// related to another (one a prefix of the other) without a scan.
+#[derive(Debug, Default)]
+struct ByLiteral<'a>(BTreeMap<&'a [u8], Vec<usize>>);
+
+impl<'a> ByLiteral<'a> {
+    fn insert(&mut self, literal: &'a [u8], i: usize) {
+        self.0.entry(literal).or_default().push(i);
+    }
+
+    /// Routes whose literal is a prefix of `lit` or starts with it.
+    fn related(&self, lit: &[u8]) -> Vec<usize> {
+        let mut out: Vec<usize> = (0..lit.len())
+            .filter_map(|k| self.0.get(&lit[..k]))
+            .flatten()
+            .copied()
+            .collect();
+        for (key, routes) in self
+            .0
+            .range::<[u8], _>((std::ops::Bound::Included(lit), std::ops::Bound::Unbounded))
+        {
+            if !key.starts_with(lit) {
+                break;
+            }
+            out.extend(routes);
+        }
+        out
     }
 }
 
@@ -252,22 +277,41 @@ fn shadowed(
     // Exact paths rank first: only the same path takes one. Without a regex
     // among the takers, a prefix always keeps a fresh segment of its own.
     let lit = rv.matcher.literal();
-    let regex_takers: Vec<usize> = seen
+    let mut regex_takers: Vec<usize> = seen
         .regexes
-        .iter()
-        .copied()
-        .filter(|&q| related(views[q].matcher.literal(), lit) && implied(rv, &views[q]))
+        .related(lit)
+        .into_iter()
+        .filter(|&q| implied(rv, &views[q]))
         .collect();
+    regex_takers.sort_unstable();
     if matches!(rv.matcher, Matcher::Exact(_)) || regex_takers.is_empty() {
         return None;
     }
     let takers: Vec<usize> = earlier.iter().copied().filter(|&q| implied(rv, &views[q])).collect();
+    // A prefix keeps the paths under it with a segment no taker names: if no
+    // taker matches such a path, the union cannot cover the prefix (the
+    // common case, decided without building any automaton).
+    if let Matcher::Prefix(p) = rv.matcher {
+        let fresh = if p == "/" {
+            "/gw~unnamed~segment".to_owned()
+        } else {
+            format!("{p}/gw~unnamed~segment")
+        };
+        let taken = takers.iter().any(|&q| match views[q].matcher {
+            Matcher::Regex(re) => lang::matches(&re.dfa, fresh.as_bytes()),
+            Matcher::Exact(e) => e == fresh,
+            Matcher::Prefix(t) => t == "/" || fresh == t || fresh.starts_with(&format!("{t}/")),
+        });
+        if !taken {
+            return None;
+        }
+    }
     let mine = langs.of(r)?.clone();
     let mut parts: Vec<usize> = Vec::new();
     for &q in &takers {
         let qv = &views[q];
         let relevant = match (qv.matcher, rv.matcher) {
-            (Matcher::Regex(_), _) => regex_takers.contains(&q),
+            (Matcher::Regex(_), _) => regex_takers.binary_search(&q).is_ok(),
             (Matcher::Exact(e), _) => e.as_bytes().starts_with(lit),
             (Matcher::Prefix(p), Matcher::Prefix(mine)) => {
                 p == mine || p.starts_with(&format!("{mine}/")) || mine == "/"
@@ -306,9 +350,24 @@ fn overlaps(views: &[View<'_>], members: &[usize], never: &[bool], diags: &mut D
         .collect();
     // Members are in precedence order: the earlier of a pair wins.
     regexes.dedup_by(|a, b| a.0 == b.0);
-    for (k, &(a, ra)) in regexes.iter().enumerate() {
-        for &(b, rb) in &regexes[k + 1..] {
-            if ra.source == rb.source || !related(&ra.literal_prefix, &rb.literal_prefix) {
+    let rank: HashMap<usize, usize> = regexes.iter().enumerate().map(|(k, &(i, _))| (i, k)).collect();
+    let mut index = ByLiteral::default();
+    for &(i, r) in &regexes {
+        index.insert(&r.literal_prefix, i);
+    }
+    for &(a, ra) in &regexes {
+        let mut later: Vec<(usize, &CompiledRegex)> = index
+            .related(&ra.literal_prefix)
+            .into_iter()
+            .filter(|b| rank[b] > rank[&a])
+            .filter_map(|b| match views[b].matcher {
+                Matcher::Regex(rb) => Some((b, rb)),
+                _ => None,
+            })
+            .collect();
+        later.sort_by_key(|(b, _)| rank[b]);
+        for (b, rb) in later {
+            if ra.source == rb.source {
                 continue;
             }
             let Some(both) = lang::common_path(&ra.dfa, &rb.dfa) else {

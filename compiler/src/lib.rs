@@ -35,6 +35,8 @@ pub struct Compiled {
     pub diagnostics: Vec<Diagnostic>,
     /// `sha256:<hex>` of the config bytes.
     pub source_digest: String,
+    /// How long the static checks (SPEC §4.10) took.
+    pub analysis_time: std::time::Duration,
 }
 
 impl Compiled {
@@ -80,6 +82,7 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
+    let mut analysis_time = std::time::Duration::ZERO;
     let plan = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => {
             let cfg = yaml::Reader {
@@ -90,7 +93,7 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
             let source_name = Path::new(file)
                 .file_name()
                 .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());
-            lower::lower(&cfg, &mut diags, &source_name, base_dir)
+            lower::lower(&cfg, &mut diags, &source_name, base_dir, &mut analysis_time)
         }
         Err(e) => {
             syntax_error(&mut diags, &e);
@@ -101,6 +104,7 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
         plan,
         diagnostics: diags.into_sorted(),
         source_digest,
+        analysis_time,
     }
 }
 

@@ -83,7 +83,13 @@ fn resolve(
 }
 
 /// Checks references and builds the plan; `None` when any error was reported.
-pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir: &Path) -> Option<Plan> {
+pub fn lower(
+    cfg: &Config,
+    diags: &mut Diagnostics,
+    source_name: &str,
+    base_dir: &Path,
+    analysis_time: &mut std::time::Duration,
+) -> Option<Plan> {
     let clusters = index_names(diags, "cluster", cfg.clusters.iter().map(|c| c.name.as_ref()));
     let policies = index_names(diags, "policy", cfg.policies.iter().map(|p| p.name.as_ref()));
     let route_names = index_names(diags, "route", cfg.routes.iter().map(|r| r.name.as_ref()));
@@ -179,7 +185,9 @@ pub fn lower(cfg: &Config, diags: &mut Diagnostics, source_name: &str, base_dir:
     }
     duplicates(cfg, diags);
     if !diags.has_errors() {
+        let started = std::time::Instant::now();
         analysis::check(&views(cfg), diags, source_name);
+        *analysis_time = started.elapsed();
     }
     let mut plan_policies = Vec::with_capacity(cfg.policies.len());
     for p in &cfg.policies {

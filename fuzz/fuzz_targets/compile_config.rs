@@ -1,5 +1,6 @@
-//! Config compilation never panics, every diagnostic is located, and a config
-//! that compiles round-trips through the artifact into a router.
+//! Config compilation never panics (regexes, conditions, actions and filters
+//! included), every diagnostic is located, and a config that compiles
+//! round-trips through the artifact into a router whose lookup and trace agree.
 #![no_main]
 
 use std::path::Path;
@@ -18,6 +19,14 @@ fuzz_target!(|data: &[u8]| {
         let bytes = plan::encode(plan, &compiled.source_digest);
         let decoded = plan::decode(&bytes).expect("a compiled plan decodes");
         let router = plan::Router::new(decoded).expect("a compiled plan loads");
-        let _ = router.lookup("example.com", "/");
+        let request = plan::OwnedRequest {
+            method: "GET".into(),
+            headers: vec![("x-version".into(), "2".into())],
+            query: Some("a=1".into()),
+        };
+        for path in ["/", "/api/v1", "/users/42"] {
+            let found = router.lookup("example.com", path, &request);
+            assert_eq!(router.trace("example.com", path, &request).winner, found);
+        }
     }
 });

@@ -159,6 +159,45 @@ fn bench_kinds(c: &mut Criterion) {
     group.finish();
 }
 
+/// The representation choice (ARCHITECTURE.md): one walk of a path through
+/// a 1-pattern and a 1,000-pattern DFA, dense vs sparse, with their sizes.
+fn bench_dfa_repr(c: &mut Criterion) {
+    use regex_automata::dfa::Automaton;
+    let mut group = c.benchmark_group("dfa");
+    for n in [1usize, 1000] {
+        let patterns: Vec<String> = (0..n).map(|i| format!("/svc{i}/items/[0-9]+")).collect();
+        let dense = plan::build::compile_dfa(&patterns, 64 << 20).expect("builds");
+        let sparse = dense.to_sparse().expect("sparse");
+        eprintln!(
+            "dfa/{n}: dense {} bytes, sparse {} bytes",
+            dense.write_to_len(),
+            sparse.write_to_len()
+        );
+        let path = format!("/svc{}/items/123456", n - 1);
+        let start = regex_automata::util::start::Config::new().anchored(regex_automata::Anchored::Yes);
+        let walk = |dfa: &dyn Fn(
+            regex_automata::util::primitives::StateID,
+            u8,
+        ) -> regex_automata::util::primitives::StateID,
+                    s: regex_automata::util::primitives::StateID| {
+            let mut s = s;
+            for &b in path.as_bytes() {
+                s = dfa(s, b);
+            }
+            s
+        };
+        let ds = dense.start_state(&start).expect("start");
+        let ss = sparse.start_state(&start).expect("start");
+        group.bench_function(format!("dense/{n}"), |b| {
+            b.iter(|| black_box(dense.next_eoi_state(walk(&|s, x| dense.next_state(s, x), ds))))
+        });
+        group.bench_function(format!("sparse/{n}"), |b| {
+            b.iter(|| black_box(sparse.next_eoi_state(walk(&|s, x| sparse.next_state(s, x), ss))))
+        });
+    }
+    group.finish();
+}
+
 fn bench_wrr(c: &mut Criterion) {
     let picker = std::sync::Arc::new(plan::WrrPicker::new(
         &[5, 1, 1],
@@ -178,7 +217,7 @@ fn bench_wrr(c: &mut Criterion) {
     let _ = other.join();
 }
 
-criterion_group!(benches, bench_lookup, bench_kinds, bench_wrr);
+criterion_group!(benches, bench_lookup, bench_kinds, bench_dfa_repr, bench_wrr);
 
 fn bench_calibrate(c: &mut Criterion) {
     let mut m = std::collections::HashMap::new();

@@ -347,7 +347,9 @@ pub struct PathNode {
     pub parent: u32,
     pub segment: String,
     /// Routes whose exact path ends here, in precedence order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exact: Vec<u32>,
     /// Routes whose prefix ends here, in precedence order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prefix: Vec<u32>,
 }

@@ -15,16 +15,23 @@ pub struct Route {
     pub hosts: Vec<String>,
     pub path: PathMatch,
     /// Methods, exact and case-sensitive; empty = any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
     /// All must hold. Names are lowercase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<Condition>,
     /// All must hold; the first occurrence of each parameter, percent-decoded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub query: Vec<Condition>,
     pub action: Action,
+    #[serde(default, skip_serializing_if = "HeaderFilter::is_empty")]
     pub request_headers: HeaderFilter,
+    #[serde(default, skip_serializing_if = "HeaderFilter::is_empty")]
     pub response_headers: HeaderFilter,
+    #[serde(default, skip_serializing_if = "Rewrite::is_empty")]
     pub rewrite: Rewrite,
     pub timeouts: Timeouts,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<u32>,
     /// Where the route was declared, for `explain` and diagnostics.
     pub line: u32,
@@ -189,6 +196,12 @@ impl HeaderFilter {
 pub struct Rewrite {
     pub host: Option<String>,
     pub path: Option<PathReplace>,
+}
+
+impl Rewrite {
+    pub fn is_empty(&self) -> bool {
+        self.host.is_none() && self.path.is_none()
+    }
 }
 
 /// Replaces the route's matched prefix (`prefix`, normalized) of `path` by

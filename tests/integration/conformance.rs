@@ -89,11 +89,17 @@ fn normalize_list(v: &str) -> String {
 fn location_parts(location: &str, request_url: &str) -> (String, String, u16, String) {
     let absolute = if location.starts_with('/') {
         let base: http::Uri = request_url.parse().expect("request url");
-        format!("{}://{}{location}", base.scheme_str().unwrap_or("http"), base.authority().map_or("", |a| a.as_str()))
+        format!(
+            "{}://{}{location}",
+            base.scheme_str().unwrap_or("http"),
+            base.authority().map_or("", |a| a.as_str())
+        )
     } else {
         location.to_owned()
     };
-    let uri: http::Uri = absolute.parse().unwrap_or_else(|e| panic!("Location {location:?}: {e}"));
+    let uri: http::Uri = absolute
+        .parse()
+        .unwrap_or_else(|e| panic!("Location {location:?}: {e}"));
     let scheme = uri.scheme_str().unwrap_or("http").to_owned();
     let default = if scheme == "https" { 443 } else { 80 };
     let host = uri.host().unwrap_or("").to_ascii_lowercase();
@@ -125,7 +131,11 @@ fn script(case: &Value) -> Script {
         headers: b
             .get("headers")
             .and_then(Value::as_object)
-            .map(|h| h.iter().map(|(n, v)| (n.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|(n, v)| (n.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
             .unwrap_or_default(),
         delay: Duration::from_millis(b.get("delayMs").and_then(Value::as_u64).unwrap_or(0)),
         fail_first: b.get("failFirst").and_then(Value::as_u64).unwrap_or(0) as usize,
@@ -140,7 +150,10 @@ fn script(case: &Value) -> Script {
 
 /// Runs one case; `Err` says what differed.
 fn run_case(running: &Running, case: &Value) -> Result<(), String> {
-    assert!(case.get("repeat").is_none(), "distribution cases are not in this file's tests yet");
+    assert!(
+        case.get("repeat").is_none(),
+        "distribution cases are not in this file's tests yet"
+    );
     let script = script(case);
     for b in running.backends.values() {
         b.set(script.clone());
@@ -155,7 +168,11 @@ fn run_case(running: &Running, case: &Value) -> Result<(), String> {
         .unwrap_or(if backend_expected { 200 } else { 0 });
     let mut problems = Vec::new();
     if response.status as u64 != status {
-        problems.push(format!("status {} (want {status}), body {:?}", response.status, response.text()));
+        problems.push(format!(
+            "status {} (want {status}), body {:?}",
+            response.status,
+            response.text()
+        ));
     }
     let method = str_of(request, "method").unwrap_or("GET");
     if let Some(cluster) = str_of(expect, "cluster") {
@@ -187,7 +204,12 @@ fn run_case(running: &Running, case: &Value) -> Result<(), String> {
             }
         }
     }
-    for n in expect.get("absentRequestHeaders").and_then(Value::as_array).into_iter().flatten() {
+    for n in expect
+        .get("absentRequestHeaders")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let n = n.as_str().unwrap_or_default();
         if let Some(s) = &served
             && s.header(n).is_some()
@@ -203,7 +225,12 @@ fn run_case(running: &Running, case: &Value) -> Result<(), String> {
             }
         }
     }
-    for n in expect.get("absentResponseHeaders").and_then(Value::as_array).into_iter().flatten() {
+    for n in expect
+        .get("absentResponseHeaders")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let n = n.as_str().unwrap_or_default();
         if response.header(n).is_some() {
             problems.push(format!("response header {n} should be absent"));
@@ -215,7 +242,11 @@ fn run_case(running: &Running, case: &Value) -> Result<(), String> {
             got => problems.push(format!("Location {got:?} (want {want:?})")),
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 #[test]
@@ -231,7 +262,10 @@ fn gateway_api_httproute_conformance_cases() {
             let config = gateways[0]["config"].to_string();
             let compiled = compiler::compile_str("gateway.yaml", &config, std::path::Path::new("."));
             assert!(
-                compiled.errors().all(|e| e.message.contains(&format!("unknown field \"{key}\""))) && compiled.plan.is_none(),
+                compiled
+                    .errors()
+                    .all(|e| e.message.contains(&format!("unknown field \"{key}\"")))
+                    && compiled.plan.is_none(),
                 "{name} now compiles or fails for another reason: run its cases (remove it from NEEDS)"
             );
             continue;
@@ -250,5 +284,10 @@ fn gateway_api_httproute_conformance_cases() {
         }
     }
     assert!(ran >= 60, "only {ran} cases ran");
-    assert!(failures.is_empty(), "{} of {ran} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

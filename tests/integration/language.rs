@@ -69,8 +69,13 @@ const ROUTES: &str = r#"routes:
 "#;
 
 fn setup() -> Setup {
-    let ups: Vec<Upstream> = ["a", "b", "c"].iter().map(|n| Upstream::start(n, Behavior::Echo)).collect();
-    let mut yaml = format!("accessLog: {{ enabled: true, json: {{ fields: [method, path, status, route, cluster, error] }} }}\n{ROUTES}clusters:\n");
+    let ups: Vec<Upstream> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Upstream::start(n, Behavior::Echo))
+        .collect();
+    let mut yaml = format!(
+        "accessLog: {{ enabled: true, json: {{ fields: [method, path, status, route, cluster, error] }} }}\n{ROUTES}clusters:\n"
+    );
     for (name, u) in ["a", "b", "c"].iter().zip(&ups) {
         yaml.push_str(&cluster(name, &[(u, 1)]));
     }
@@ -88,7 +93,8 @@ fn request(s: &Setup, raw: &str) -> gateway_tests::Response {
 
 fn served_by(s: &Setup, raw: &str) -> String {
     let r = request(s, raw);
-    r.header("x-upstream").map_or_else(|| format!("status {}", r.status), str::to_owned)
+    r.header("x-upstream")
+        .map_or_else(|| format!("status {}", r.status), str::to_owned)
 }
 
 #[test]
@@ -113,7 +119,10 @@ fn matchers_and_conditions_choose_the_route() {
             "b",
         ),
         // Both header conditions must hold.
-        ("GET /c HTTP/1.1\r\nHost: h\r\nX-Canary: 1\r\nAccept: text/html\r\n\r\n", "a"),
+        (
+            "GET /c HTTP/1.1\r\nHost: h\r\nX-Canary: 1\r\nAccept: text/html\r\n\r\n",
+            "a",
+        ),
         // Two lines of one header read as "1,1", not "1".
         (
             "GET /c HTTP/1.1\r\nHost: h\r\nX-Canary: 1\r\nX-Canary: 1\r\nAccept: application/json\r\n\r\n",
@@ -166,13 +175,18 @@ fn redirects_are_answered_by_the_gateway_and_logged() {
     assert_eq!(r.header("location"), Some("http://[::1]:8080/new"));
     // A POST body that was not read closes the connection after the redirect.
     let mut c = Client::connect(s.gw.addr).expect("connect");
-    c.send(b"POST /old HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello").expect("send");
+    c.send(b"POST /old HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+        .expect("send");
     let r = c.read_response(false).expect("response");
     assert_eq!(r.status, 301);
-    assert!(s.ups.iter().all(|u| u.requests().is_empty()), "no upstream is contacted");
+    assert!(
+        s.ups.iter().all(|u| u.requests().is_empty()),
+        "no upstream is contacted"
+    );
     let lines = s.gw.wait_log_lines(4, std::time::Duration::from_secs(5));
     assert!(
-        lines.iter().any(|l| l == r#"{"method":"GET","path":"/old/page;j=1","status":301,"route":"moved","cluster":null,"error":null}"#),
+        lines.iter().any(|l| l
+            == r#"{"method":"GET","path":"/old/page;j=1","status":301,"route":"moved","cluster":null,"error":null}"#),
         "{lines:#?}"
     );
 }
@@ -192,7 +206,12 @@ fn filters_and_rewrites_edit_the_exchange() {
     assert_eq!(seen.header("x-set"), Some("new"));
     assert_eq!(seen.headers.iter().filter(|(n, _)| n == "x-set").count(), 1);
     assert_eq!(seen.header("x-secret"), None);
-    let adds: Vec<&str> = seen.headers.iter().filter(|(n, _)| n == "x-add").map(|(_, v)| v.as_str()).collect();
+    let adds: Vec<&str> = seen
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-add")
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert_eq!(adds, ["first", "added"]);
     // X-Forwarded-* stay the gateway's, with the original host.
     assert_eq!(seen.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
@@ -214,7 +233,10 @@ fn hostile_requests_against_conditions() {
     // A header value far longer than any route expects, and many query
     // parameters: matched, not crashed, no allocation blow-up.
     let long = "x".repeat(8000);
-    let r = request(&s, &format!("GET /c HTTP/1.1\r\nHost: h\r\nAccept: {long}\r\nX-Canary: 1\r\n\r\n"));
+    let r = request(
+        &s,
+        &format!("GET /c HTTP/1.1\r\nHost: h\r\nAccept: {long}\r\nX-Canary: 1\r\n\r\n"),
+    );
     assert_eq!(r.header("x-upstream"), Some("a"));
     let query: String = (0..2000).map(|i| format!("p{i}=&")).collect();
     let r = request(&s, &format!("GET /c?{query}v=a%20b HTTP/1.1\r\nHost: h\r\n\r\n"));
@@ -223,5 +245,8 @@ fn hostile_requests_against_conditions() {
     // or refuses.
     assert_eq!(served_by(&s, "GET /users/%34%32 HTTP/1.1\r\nHost: h\r\n\r\n"), "b");
     assert_eq!(served_by(&s, "GET /users/1/../42 HTTP/1.1\r\nHost: h\r\n\r\n"), "b");
-    assert_eq!(served_by(&s, "GET /users/4%2F2 HTTP/1.1\r\nHost: h\r\n\r\n"), "status 400");
+    assert_eq!(
+        served_by(&s, "GET /users/4%2F2 HTTP/1.1\r\nHost: h\r\n\r\n"),
+        "status 400"
+    );
 }

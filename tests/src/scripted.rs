@@ -153,7 +153,11 @@ impl Scripted {
             }
             std::thread::sleep(script.delay);
             let body = format!("{} {method} {uri}\n", self.name);
-            let mut head = format!("HTTP/1.1 200 OK\r\nx-upstream: {}\r\ncontent-length: {}\r\n", self.name, body.len());
+            let mut head = format!(
+                "HTTP/1.1 200 OK\r\nx-upstream: {}\r\ncontent-length: {}\r\n",
+                self.name,
+                body.len()
+            );
             for (n, v) in &script.headers {
                 head.push_str(&format!("{n}: {v}\r\n"));
             }

@@ -80,7 +80,11 @@ pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr) -> std::io:
 fn samples(plan: &Plan) -> Vec<(String, String, String)> {
     plan.routes
         .iter()
-        .filter(|route| route.headers.is_empty() && route.query.is_empty() && route.methods.iter().all(|m| m == "GET"))
+        .filter(|route| {
+            route.headers.is_empty()
+                && route.query.is_empty()
+                && (route.methods.is_empty() || route.methods.iter().any(|m| m == "GET"))
+        })
         .take(8)
         .filter_map(|route| {
             let host = match route.hosts.first().map_or("*", String::as_str) {
