@@ -192,8 +192,69 @@ def gateway_conf(work, port, upstream, log, routes, policy=None):
     return path
 
 
+def gateway_regex_conf(work, port, upstream, log):
+    """1,000 regex routes `/svc{i}/items/[0-9]+` on the catch-all host, then
+    10,000 prefix routes (as `gateway@10000` has), then the default route."""
+    lines = [f"listen: 127.0.0.1:{port}", "routes:"]
+    for i in range(1000):
+        lines.append(f'  - {{ name: re{i}, pathRegex: "/svc{i}/items/[0-9]+", cluster: c }}')
+    for i in range(10000):
+        host = [f"svc{i}.example.com", f'"*.t{i}.example.com"', '"*"'][i % 3]
+        prefix = "".join(f"/s{(i + d) % 97}" for d in range(1 + i % 6))
+        lines.append(f"  - {{ name: r{i}, host: {host}, pathPrefix: {prefix}/r{i}, cluster: c }}")
+    lines.append("  - { name: default, pathPrefix: /, cluster: c }")
+    lines += ["clusters:", "  - name: c", "    upstreams:", f'      - {{ url: "http://127.0.0.1:{upstream}" }}']
+    lines += [f"accessLog:\n  path: {work}/gateway-access.log"] if log else ["accessLog: { enabled: false }"]
+    path = Path(work) / f"gateway-regex-{int(log)}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    # Compiled once, as a fleet would ship it: the gateway loads the plan.
+    plan = path.with_suffix(".plan.json")
+    if not plan.exists():
+        subprocess.run([str(TARGET / "gateway"), "compile", str(path), "-o", str(plan)], check=True, capture_output=True)
+    return plan
+
+
+def nginx_regex_conf(work, port, upstream):
+    """The same 1,000 regexes as NGINX `location ~` blocks (PCRE, tried in order)."""
+    locations = "\n".join(
+        f"        location ~ ^/svc{i}/items/[0-9]+$ {{ proxy_pass http://u; }}" for i in range(1000)
+    )
+    conf = f"""
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    upstream u {{ server 127.0.0.1:{upstream}; keepalive 512; keepalive_requests 100000000; }}
+    keepalive_requests 100000000;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+{locations}
+        location / {{ proxy_pass http://u; }}
+    }}
+}}
+"""
+    path = Path(work) / "nginx-regex.conf"
+    path.write_text(conf)
+    return path
+
+
 def start_proxy(name, work, port, upstream, cpus, routes):
     """Starts proxy `name`; returns (Proc, pids to measure). `gateway@N` serves N routes."""
+    if name.endswith("@regex"):
+        if name.startswith("nginx"):
+            conf = nginx_regex_conf(work, port, upstream)
+            p = Proc(["nginx", "-c", str(conf), "-p", str(work), "-g", "daemon off;"], cpus)
+            wait_port(port)
+            time.sleep(0.1)
+            return p, children(p.p.pid)
+        plan = gateway_regex_conf(work, port, upstream, "+log" in name)
+        p = Proc([str(TARGET / "gateway"), "run", "--plan", str(plan), "--listen", f"127.0.0.1:{port}", "--threads", "1"], cpus)
+        wait_port(port)
+        return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
     if "@" in name:
         name, routes = name.split("@")[0], int(name.split("@")[1])
     if name.startswith("gateway") or name.startswith("previous"):
@@ -237,6 +298,7 @@ def main():
     ap.add_argument("--body-bytes", type=int, default=16)
     ap.add_argument("--routes", type=int, default=1)
     ap.add_argument("--pin", action="store_true", help="proxy on CPU 0; wrk and upstream on CPU 1")
+    ap.add_argument("--path", help="request path for every proxy (default: / , or a route's path with many routes)")
     ap.add_argument("--json", help="append per-round results as JSON lines to this file")
     ap.add_argument("--label", default="")
     args = ap.parse_args()
@@ -260,9 +322,9 @@ def main():
                 port = upstream_port if name == "direct" else free_port()
                 proc, pids = start_proxy(name, work, port, upstream_port, proxy_cpus, args.routes)
                 try:
-                    many = args.routes > 1 or "@" in name
+                    many = (args.routes > 1 or "@" in name) and not args.path
                     host = "svc0.example.com" if many else "bench.test"
-                    path = "/s0/r0/x" if many else "/"
+                    path = args.path or ("/s0/r0/x" if many else "/")
                     wrk(port, host, path, 1, args.connections, other_cpus, str(script))  # warm-up
                     cpu0 = cpu_seconds(pids)
                     rps, reqs, lat, bad = wrk(port, host, path, args.duration, args.connections, other_cpus, str(script))

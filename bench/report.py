@@ -34,7 +34,7 @@ def scenario_rows(rows):
     for r in rows:
         by_round[r["round"]][r["proxy"]] = r
     proxies = list(dict.fromkeys(r["proxy"] for r in rows))
-    base = next((b for b in ("nginx+log", "nginx") if b in proxies), None)
+    base = next((b for b in ("nginx+log", "nginx", "nginx@regex") if b in proxies), None)
     out = []
     for p in proxies:
         mine = [r for r in rows if r["proxy"] == p]

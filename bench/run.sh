@@ -55,6 +55,9 @@ scenario "1 KiB bodies" --body-bytes 1024 --proxies gateway,nginx,bare --rounds 
 scenario "64 KiB bodies" --body-bytes 65536 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
 scenario "1 MiB bodies" --body-bytes 1048576 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
 scenario "10,000 routes vs 1 route" --proxies gateway,gateway@10000,nginx --rounds "$R" --duration "$D"
+# Routing language v2: the request matches the last of 1,000 regex routes
+# (10,000 prefix routes besides); NGINX tries its 1,000 regex locations in order.
+scenario "1,000 regex routes, last one matches" --path /svc999/items/123456 --proxies gateway,gateway@regex,nginx@regex --rounds "$R" --duration "$D"
 scenario "256 keep-alive clients" --connections 256 --proxies gateway,nginx,haproxy --rounds "$R" --duration "$D"
 scenario "wasm policy: none, no-op, canary" --proxies gateway,gateway+noop,gateway+canary,nginx --rounds "$R" --duration "$D"
 if [ -n "$only" ] && [ -f bench/results.jsonl ]; then
