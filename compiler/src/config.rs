@@ -65,6 +65,8 @@ pub struct UpstreamCfg {
 pub struct AccessLogCfg {
     pub enabled: Option<bool>,
     pub path: Option<String>,
+    /// Where `path` was written.
+    pub path_loc: Loc,
     pub fields: Option<Vec<LogField>>,
 }
 
@@ -228,6 +230,7 @@ impl Reader<'_> {
             log.enabled = self.boolean(v, &join(path, "enabled"));
         }
         if let Some(v) = map.get_node("path") {
+            log.path_loc = loc(v);
             log.path = self.string(v, &join(path, "path")).map(|s| s.value);
         }
         if let Some(v) = map.get_node("json") {

@@ -14,7 +14,9 @@ mod edit;
 mod lang;
 mod lower;
 mod regex;
+pub mod report;
 mod route;
+mod syntax;
 mod wasm;
 mod yaml;
 
@@ -37,6 +39,8 @@ pub struct Compiled {
     pub source_digest: String,
     /// How long the static checks (SPEC §4.10) took.
     pub analysis_time: std::time::Duration,
+    /// The config text, for rendering diagnostics with their source lines.
+    pub text: String,
 }
 
 impl Compiled {
@@ -49,15 +53,25 @@ impl Compiled {
     }
 }
 
-fn syntax_error(diags: &mut Diagnostics, err: &LoadError) {
+fn syntax_error(diags: &mut Diagnostics, text: &str, err: &LoadError) {
     use marked_yaml::LoadError::*;
     let (marker, message): (Option<marked_yaml::Marker>, String) = match err {
-        TopLevelMustBeMapping(m) => (Some(*m), "the document must be a mapping".to_owned()),
+        TopLevelMustBeMapping(m) => (
+            Some(*m),
+            "the config must be a mapping of keys (listen, routes, clusters, ...)".to_owned(),
+        ),
         TopLevelMustBeSequence(m) => (Some(*m), "the document must be a sequence".to_owned()),
         UnexpectedAnchor(m) => (Some(*m), "anchors and aliases are not supported".to_owned()),
-        MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be scalars".to_owned()),
+        MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain names".to_owned()),
         UnexpectedTag(m) => (Some(*m), "YAML tags are not supported".to_owned()),
-        ScanError(m, e) => (Some(*m), e.info().to_owned()),
+        ScanError(m, e) => {
+            let loc = Loc {
+                line: m.line() as u32,
+                col: m.column() as u32,
+            };
+            syntax::report(diags, text, loc, e.info());
+            return;
+        }
         DuplicateKey(inner) => {
             let start = inner.key.span().start().copied();
             let first = inner.prev_key.span().start().map_or(0, |m| m.line());
@@ -83,7 +97,24 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
     let mut analysis_time = std::time::Duration::ZERO;
-    let plan = match marked_yaml::parse_yaml_with_options(0, text, options) {
+    let empty = text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    });
+    let parsed = if empty {
+        diags.error_help(
+            Loc { line: 1, col: 1 },
+            "config",
+            "the config is empty",
+            "a config needs at least `routes` and `clusters` (docs/configuration.md has every key)",
+        );
+        None
+    } else {
+        Some(marked_yaml::parse_yaml_with_options(0, text, options))
+    };
+    let plan = match parsed {
+        None => None,
+        Some(parsed) => match parsed {
         Ok(root) => {
             let cfg = yaml::Reader {
                 diags: &mut diags,
@@ -96,15 +127,17 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
             lower::lower(&cfg, &mut diags, &source_name, base_dir, &mut analysis_time)
         }
         Err(e) => {
-            syntax_error(&mut diags, &e);
+            syntax_error(&mut diags, text, &e);
             None
         }
+        },
     };
     Compiled {
         plan,
-        diagnostics: diags.into_sorted(),
+        diagnostics: diags.into_sorted(text),
         source_digest,
         analysis_time,
+        text: text.to_owned(),
     }
 }
 

@@ -58,15 +58,13 @@ impl Reader<'_> {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
                 let key_path = join(path, key.as_str());
-                self.diags.error(
-                    span_loc(key.span()),
-                    key_path,
-                    format!(
-                        "unknown field {:?}{}",
-                        key.as_str(),
-                        suggestion(key.as_str(), allowed.iter().copied())
-                    ),
-                );
+                let close = suggestion(key.as_str(), allowed.iter().copied());
+                let message = if close.is_empty() {
+                    format!("unknown field {:?}; valid fields here: {}", key.as_str(), allowed.join(", "))
+                } else {
+                    format!("unknown field {:?}{close}", key.as_str())
+                };
+                self.diags.error(span_loc(key.span()), key_path, message);
             }
         }
         Some(map)

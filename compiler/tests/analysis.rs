@@ -119,11 +119,11 @@ clusters:
     let compiled = compiler::compile_str("t.yaml", y, Path::new("."));
     let warnings: Vec<String> = compiled.warnings().map(ToString::to_string).collect();
     assert!(
-        warnings.iter().any(|w| w.contains("routes[2]: warning: never selected: every request it matches goes to routes \"digits\" (t.yaml:2), \"letters\" (t.yaml:3)")),
+        warnings.iter().any(|w| w.contains("warning: routes[2]: never selected: every request it matches goes to routes \"digits\" (t.yaml:2), \"letters\" (t.yaml:3)")),
         "{warnings:#?}"
     );
     assert!(
-        warnings.iter().any(|w| w.contains("routes[5]: warning: never selected")
+        warnings.iter().any(|w| w.contains("warning: routes[5]: never selected")
             && w.contains("\"exact\"")
             && w.contains("\"rest\"")),
         "{warnings:#?}"

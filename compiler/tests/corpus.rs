@@ -128,8 +128,8 @@ fn spec_example_shapes() {
     assert_eq!(
         lines,
         [
-            "gateway.yaml:4:14: routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)",
-            "gateway.yaml:9:49: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0",
+            "gateway.yaml:4:14: error: routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)",
+            "gateway.yaml:9:49: error: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0",
         ]
     );
 }
@@ -143,4 +143,30 @@ fn the_same_config_compiles_to_the_same_plan() {
         panic!("example must compile")
     };
     assert_eq!(plan::encode(pa, &a.source_digest), plan::encode(pb, &b.source_digest));
+}
+
+#[test]
+fn human_json_and_github_forms() {
+    use compiler::report::{Format, render};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/err/two-errors.yaml");
+    let c = compile(&path);
+    let human: String = c.diagnostics.iter().map(|d| render(Format::Human, d, Some(&c.text))).collect();
+    insta::assert_snapshot!("two-errors-human", human);
+    let json: String = c.diagnostics.iter().map(|d| render(Format::Json, d, None)).collect();
+    insta::assert_snapshot!("two-errors-json", json);
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        for key in ["file", "line", "column", "endLine", "endColumn", "path", "severity", "message", "help"] {
+            assert!(v.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    for d in &c.diagnostics {
+        let gh = render(Format::Github, d, None);
+        let rest = gh
+            .strip_prefix(&format!("::{} ", d.severity.as_str()))
+            .expect("an error or warning command");
+        let (props, message) = rest.trim_end().split_once("::").expect("props::message");
+        assert!(props.starts_with(&format!("file={},line={},col={}", d.file, d.loc.line, d.loc.col)), "{gh}");
+        assert!(message.ends_with(&d.message), "{gh}");
+    }
 }

@@ -66,11 +66,11 @@ fn check_exit_codes_and_output() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("bad.yaml:5:14: routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)"),
+        stderr.contains("bad.yaml:5:14: error: routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("bad.yaml:17:49: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0"),
+        stderr.contains("bad.yaml:17:49: error: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0"),
         "{stderr}"
     );
 
@@ -161,7 +161,7 @@ fn damaged_and_foreign_plans_are_refused() {
     let out = gateway(&["run", "--config", "invalid.yaml", "--listen", "127.0.0.1:0"], &dir);
     assert_ne!(out.status.code(), Some(0));
     assert!(
-        text(&out.stderr).contains("invalid.yaml:2:40: routes[0].cluster: unknown cluster \"nope\""),
+        text(&out.stderr).contains("invalid.yaml:2:40: error: routes[0].cluster: unknown cluster \"nope\""),
         "{}",
         text(&out.stderr)
     );

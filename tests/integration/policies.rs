@@ -320,10 +320,10 @@ fn modules_that_break_the_abi_are_refused_at_compile_time_with_a_location() {
         .expect("check");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("gateway.yaml:7:13: policies[0].module: module \"wrong.wasm\" imports \"env.fopen\", which is not in the hook ABI v1"), "{stderr}");
+    assert!(stderr.contains("gateway.yaml:7:13: error: policies[0].module: module \"wrong.wasm\" imports \"env.fopen\", which is not in the hook ABI v1"), "{stderr}");
     assert!(
         stderr
-            .contains("gateway.yaml:9:13: policies[1].module: module \"missing.wasm\" does not export \"on_request\""),
+            .contains("gateway.yaml:9:13: error: policies[1].module: module \"missing.wasm\" does not export \"on_request\""),
         "{stderr}"
     );
 }

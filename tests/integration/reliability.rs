@@ -140,7 +140,7 @@ fn reloads_under_load_lose_nothing() {
             None => {
                 assert!(status >= 400, "an invalid config was accepted");
                 assert!(
-                    body.contains("gateway.yaml:3:40: routes[0].cluster: unknown cluster \"nope\""),
+                    body.contains("gateway.yaml:3:40: error: routes[0].cluster: unknown cluster \"nope\""),
                     "{body}"
                 );
                 refused += 1;
@@ -228,7 +228,7 @@ fn sighup_reloads_and_an_invalid_config_is_refused_with_located_errors() {
     gw.signal(1);
     let stderr = wait_stderr("reload refused", 1);
     assert!(
-        stderr.contains("gateway.yaml:3:43: routes[0].hots: unknown field \"hots\""),
+        stderr.contains("gateway.yaml:3:43: error: routes[0].hots: unknown field \"hots\""),
         "{stderr}"
     );
     assert!(

@@ -37,7 +37,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Parse and validate a config; print diagnostics; write nothing
-    Check(ConfigArg),
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        diag: DiagArgs,
+    },
     /// Validate a config and write its plan artifact
     Compile {
         #[command(flatten)]
@@ -45,6 +50,8 @@ enum Command {
         /// Where to write the plan ("-" for stdout); default: CONFIG with extension `.plan.json`
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        diag: DiagArgs,
     },
     /// Show which route, tier, cluster and rule a request to URL would take
     Explain {
@@ -68,6 +75,36 @@ enum Command {
     Run(RunArgs),
     /// Serve gateway.yaml with built-in echo upstreams on the loopback addresses it names
     Demo(RunArgs),
+}
+
+/// How diagnostics are printed, and whether warnings fail.
+#[derive(Args, Clone)]
+struct DiagArgs {
+    /// Diagnostics: human (the default when stderr is a terminal), short, json, github
+    #[arg(long, value_parser = ["human", "short", "json", "github"])]
+    format: Option<String>,
+    /// Warnings fail the command (exit 1)
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+impl DiagArgs {
+    fn format(&self) -> compiler::report::Format {
+        use std::io::IsTerminal as _;
+        self.format
+            .as_deref()
+            .and_then(compiler::report::Format::parse)
+            .unwrap_or(if std::io::stderr().is_terminal() {
+                compiler::report::Format::Human
+            } else {
+                compiler::report::Format::Short
+            })
+    }
+
+    /// Whether summary lines go with the diagnostics (not in machine formats).
+    fn summaries(&self) -> bool {
+        matches!(self.format(), compiler::report::Format::Human | compiler::report::Format::Short)
+    }
 }
 
 /// A config file: positional, or `--config`; `gateway.yaml` when neither.
@@ -134,55 +171,68 @@ fn print_load_error(e: &LoadError) {
     }
 }
 
+/// Prints diagnostics in `format` to stderr.
+fn print_diagnostics(diags: &[compiler::Diagnostic], text: &str, format: compiler::report::Format) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = err.write_all(compiler::report::render(format, d, Some(text)).as_bytes());
+    }
+}
+
 /// Compiles `config` and prints its diagnostics; `Err` is the exit code of an
 /// unreadable file.
-fn compile_and_report(config: &std::path::Path) -> Result<compiler::Compiled, ExitCode> {
+fn compile_and_report(config: &std::path::Path, diag: &DiagArgs) -> Result<compiler::Compiled, ExitCode> {
     let compiled = compiler::compile_file(config).map_err(|e| {
         eprintln!("error: cannot read {}: {e}", config.display());
         ExitCode::from(2)
     })?;
-    for d in &compiled.diagnostics {
-        eprintln!("{d}");
-    }
+    print_diagnostics(&compiled.diagnostics, &compiled.text, diag.format());
     Ok(compiled)
 }
 
-fn check(config: PathBuf) -> ExitCode {
-    let compiled = match compile_and_report(&config) {
+/// Whether the compiled config passes: no errors, and no warnings when they are denied.
+fn passes(compiled: &compiler::Compiled, diag: &DiagArgs) -> bool {
+    compiled.plan.is_some() && !(diag.deny_warnings && compiled.warnings().next().is_some())
+}
+
+fn check(config: PathBuf, diag: &DiagArgs) -> ExitCode {
+    let compiled = match compile_and_report(&config, diag) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let errors = compiled.errors().count();
     let warnings = compiled.warnings().count();
-    match &compiled.plan {
-        Some(plan) => {
-            eprintln!(
+    let ok = passes(&compiled, diag);
+    if diag.summaries() {
+        match (&compiled.plan, ok) {
+            (Some(plan), true) => eprintln!(
                 "{}: ok: {} route(s), {} cluster(s), {} policy(ies), {warnings} warning(s)",
                 config.display(),
                 plan.routes.len(),
                 plan.clusters.len(),
                 plan.policies.len()
-            );
-            ExitCode::SUCCESS
-        }
-        None => {
-            eprintln!("{}: {errors} error(s), {warnings} warning(s)", config.display());
-            ExitCode::from(1)
+            ),
+            (Some(_), false) => eprintln!("{}: {warnings} warning(s), denied by --deny-warnings", config.display()),
+            (None, _) => eprintln!("{}: {errors} error(s), {warnings} warning(s)", config.display()),
         }
     }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn compile(config: PathBuf, output: Option<PathBuf>) -> ExitCode {
-    let compiled = match compile_and_report(&config) {
+fn compile(config: PathBuf, output: Option<PathBuf>, diag: &DiagArgs) -> ExitCode {
+    let compiled = match compile_and_report(&config, diag) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(plan) = &compiled.plan else {
-        eprintln!(
-            "{}: {} error(s); no plan written",
-            config.display(),
-            compiled.errors().count()
-        );
+    let (Some(plan), true) = (&compiled.plan, passes(&compiled, diag)) else {
+        if diag.summaries() {
+            eprintln!(
+                "{}: {} error(s), {} warning(s); no plan written",
+                config.display(),
+                compiled.errors().count(),
+                compiled.warnings().count()
+            );
+        }
         return ExitCode::from(1);
     };
     let bytes = plan::encode(plan, &compiled.source_digest);
@@ -198,7 +248,7 @@ fn compile(config: PathBuf, output: Option<PathBuf>) -> ExitCode {
         eprintln!("error: cannot write {}: {e}", output.display());
         return ExitCode::from(2);
     }
-    if output.as_os_str() != "-" {
+    if output.as_os_str() != "-" && diag.summaries() {
         let digest = plan::decode(&bytes).map(|d| d.digest).unwrap_or_default();
         eprintln!("wrote {} ({digest})", output.display());
     }
@@ -262,8 +312,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::observe::logging::init(&cli.log_level, cli.log_format);
     match cli.command {
-        Command::Check(config) => check(config.path()),
-        Command::Compile { config, output } => compile(config.path(), output),
+        Command::Check { config, diag } => check(config.path(), &diag),
+        Command::Compile { config, output, diag } => compile(config.path(), output, &diag),
         Command::Explain {
             config_or_url,
             config,

@@ -1,0 +1,141 @@
+//! YAML syntax errors for people (SPEC §13): located at the offending
+//! character and worded as what to do. The parser reports where it gave up,
+//! which for an unclosed bracket is lines later and for a tab can be a line
+//! early; a scan of the text for those two causes comes first.
+
+use crate::diag::{Diagnostics, Loc};
+
+/// The first tab in a line's indentation, or inside a flow collection.
+fn tab(text: &str) -> Option<Loc> {
+    for (i, line) in text.lines().enumerate() {
+        let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+        if let Some(col) = indent.chars().position(|c| c == '\t') {
+            return Some(Loc {
+                line: i as u32 + 1,
+                col: col as u32 + 1,
+            });
+        }
+    }
+    None
+}
+
+/// The innermost flow bracket (`[` or `{`) never closed, or a closing one
+/// with nothing to close, skipping quoted strings and comments. Outside flow
+/// collections a bracket only counts where a value starts (after `:`, `-` or
+/// at the start of a line): a plain scalar such as `/files/[a-z]+` may hold
+/// brackets.
+fn unbalanced(text: &str) -> Option<(Loc, char)> {
+    let mut open: Vec<(Loc, char)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        // The last character that is not whitespace, on this line.
+        let mut last: Option<char> = None;
+        let mut prev = ' ';
+        let mut chars = line.chars().enumerate();
+        while let Some((col, c)) = chars.next() {
+            let at = Loc {
+                line: i as u32 + 1,
+                col: col as u32 + 1,
+            };
+            let starts_value = prev.is_whitespace() && matches!(last, None | Some(':' | '-' | ',' | '[' | '{'))
+                || matches!(prev, '[' | '{' | ',');
+            let in_flow = !open.is_empty();
+            match (quote, c) {
+                (Some('"'), '\\') => {
+                    chars.next();
+                }
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') if starts_value => quote = Some(c),
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '[' | '{') if in_flow || starts_value => open.push((at, c)),
+                (None, ']' | '}') if in_flow => {
+                    let want = if c == ']' { '[' } else { '{' };
+                    match open.pop() {
+                        Some((_, o)) if o == want => {}
+                        Some(other) => return Some(other),
+                        None => return Some((at, c)),
+                    }
+                }
+                _ => {}
+            }
+            if !c.is_whitespace() {
+                last = Some(c);
+            }
+            prev = c;
+        }
+    }
+    open.pop()
+}
+
+/// The parser's words, for people.
+fn plain(message: &str) -> (String, Option<&'static str>) {
+    let m = message.to_ascii_lowercase();
+    let (what, help) = if m.contains("mapping values are not allowed") {
+        (
+            "a `key: value` is not allowed here",
+            Some("a value that contains `: ` must be quoted; otherwise check the indentation of this line"),
+        )
+    } else if m.contains("did not find expected key") || m.contains("did not find expected '-'") {
+        (
+            "this line's indentation does not line up with the keys or items around it",
+            Some("indent with spaces, the same amount for every key of one mapping"),
+        )
+    } else if m.contains("cannot start any token") {
+        ("this character cannot start a value", Some("quote the value"))
+    } else if m.contains("found unexpected end of stream") || m.contains("found unknown escape") {
+        ("a quoted string is not closed, or holds an invalid escape", Some("close the quote; in double quotes write `\\\\` for a backslash"))
+    } else if m.contains("block sequence entries are not allowed") {
+        ("a `- item` is not allowed here", Some("a list under a key starts on the next line, indented"))
+    } else {
+        return (format!("invalid YAML: {message}"), None);
+    };
+    (what.to_owned(), help)
+}
+
+/// Reports a syntax error the parser found (`at`, `message`), at the cause
+/// when the text shows one.
+pub fn report(diags: &mut Diagnostics, text: &str, at: Loc, message: &str) {
+    if let Some(loc) = tab(text) {
+        diags.error_help(
+            loc,
+            "yaml",
+            "a tab in the indentation",
+            "YAML indents with spaces only: replace the tab with spaces",
+        );
+        return;
+    }
+    if let Some((loc, c)) = unbalanced(text) {
+        let (message, help) = match c {
+            '[' => ("this `[` is never closed", "add the matching `]`"),
+            '{' => ("this `{` is never closed", "add the matching `}`"),
+            ']' => ("this `]` closes nothing", "remove it, or add the `[` it should close"),
+            _ => ("this `}` closes nothing", "remove it, or add the `{` it should close"),
+        };
+        diags.error_help(loc, "yaml", message, help);
+        return;
+    }
+    match plain(message) {
+        (what, Some(help)) => diags.error_help(at, "yaml", what, help),
+        (what, None) => diags.error(at, "yaml", what),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_found_where_they_are() {
+        assert_eq!(tab("a:\n\tb: 1\n"), Some(Loc { line: 2, col: 1 }));
+        assert_eq!(tab("a: \"x\ty\"\n"), None);
+        assert_eq!(
+            unbalanced("routes: [\n  { name: a },\nclusters: []\n"),
+            Some((Loc { line: 1, col: 9 }, '['))
+        );
+        assert_eq!(unbalanced("a: [b, \"]\", '['] # ]\n"), None);
+        assert_eq!(unbalanced("a: b]\n"), None);
+        assert_eq!(unbalanced("p: /files/[a-z]+\nq: [1\n"), Some((Loc { line: 2, col: 4 }, '[')));
+        assert_eq!(unbalanced("a: { b: [1, 2 }\n"), Some((Loc { line: 1, col: 9 }, '[')));
+    }
+}
