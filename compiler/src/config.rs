@@ -8,6 +8,7 @@ use marked_yaml::Node;
 use plan::{LogField, OnError, split_prefix};
 
 use crate::diag::{Loc, suggestion};
+use crate::keys;
 use crate::route::RouteCfg;
 use crate::yaml::{Reader, Spanned, join, loc, to_json};
 
@@ -83,20 +84,6 @@ pub struct PolicyCfg {
     pub on_error: OnError,
 }
 
-const TOP: &[&str] = &[
-    "listen",
-    "admin",
-    "limits",
-    "defaults",
-    "routes",
-    "clusters",
-    "accessLog",
-    "policies",
-    "shutdownDelayMs",
-    "drainMs",
-];
-const TIMEOUT_KEYS: &[&str] = &["readMs", "writeMs", "upstreamMs", "connectMs", "idleMs"];
-
 impl Reader<'_> {
     fn addr(&mut self, node: &Node, path: &str) -> Option<Spanned<SocketAddr>> {
         let s = self.string(node, path)?;
@@ -122,7 +109,7 @@ impl Reader<'_> {
 
     pub(crate) fn timeouts(&mut self, node: &Node, path: &str, per_route: bool) -> TimeoutsCfg {
         let mut t = TimeoutsCfg::default();
-        let Some(map) = self.mapping(node, path, TIMEOUT_KEYS) else {
+        let Some(map) = self.mapping(node, path, keys::TIMEOUTS) else {
             return t;
         };
         for (key, value) in map.iter() {
@@ -149,7 +136,7 @@ impl Reader<'_> {
     }
 
     fn upstream(&mut self, node: &Node, path: &str) -> Option<UpstreamCfg> {
-        let map = self.mapping(node, path, &["url", "weight"])?;
+        let map = self.mapping(node, path, keys::UPSTREAM)?;
         let url = match map.get_node("url") {
             Some(v) => self.string(v, &join(path, "url")).and_then(|u| {
                 check_upstream_url(&u.value)
@@ -174,7 +161,7 @@ impl Reader<'_> {
     }
 
     fn cluster(&mut self, node: &Node, path: &str) -> Option<ClusterCfg> {
-        let map = self.mapping(node, path, &["name", "lb", "upstreams", "pool"])?;
+        let map = self.mapping(node, path, keys::CLUSTER)?;
         let mut cluster = ClusterCfg {
             loc: loc(node),
             name: None,
@@ -183,7 +170,7 @@ impl Reader<'_> {
         };
         if let Some(v) = map.get_node("pool") {
             let pp = join(path, "pool");
-            if let Some(pool) = self.mapping(v, &pp, &["idleMs"])
+            if let Some(pool) = self.mapping(v, &pp, keys::POOL)
                 && let Some(idle) = pool.get_node("idleMs")
             {
                 cluster.pool_idle_ms = self
@@ -223,7 +210,7 @@ impl Reader<'_> {
 
     fn access_log(&mut self, node: &Node, path: &str) -> AccessLogCfg {
         let mut log = AccessLogCfg::default();
-        let Some(map) = self.mapping(node, path, &["enabled", "path", "json"]) else {
+        let Some(map) = self.mapping(node, path, keys::ACCESS_LOG) else {
             return log;
         };
         if let Some(v) = map.get_node("enabled") {
@@ -235,7 +222,7 @@ impl Reader<'_> {
         }
         if let Some(v) = map.get_node("json") {
             let jp = join(path, "json");
-            if let Some(json) = self.mapping(v, &jp, &["fields"])
+            if let Some(json) = self.mapping(v, &jp, keys::ACCESS_LOG_JSON)
                 && let Some(fv) = json.get_node("fields")
             {
                 let fp = join(&jp, "fields");
@@ -272,11 +259,7 @@ impl Reader<'_> {
     }
 
     fn policy(&mut self, node: &Node, path: &str) -> Option<PolicyCfg> {
-        let map = self.mapping(
-            node,
-            path,
-            &["name", "module", "config", "clusters", "limits", "onError"],
-        )?;
+        let map = self.mapping(node, path, keys::POLICY)?;
         let mut policy = PolicyCfg {
             loc: loc(node),
             name: None,
@@ -316,7 +299,7 @@ impl Reader<'_> {
         }
         if let Some(v) = map.get_node("limits") {
             let lp = join(path, "limits");
-            if let Some(limits) = self.mapping(v, &lp, &["fuel", "memoryPages", "timeoutMs"]) {
+            if let Some(limits) = self.mapping(v, &lp, keys::POLICY_LIMITS) {
                 if let Some(f) = limits.get_node("fuel") {
                     policy.fuel = self
                         .integer(f, &join(&lp, "fuel"), 1, i128::from(u64::MAX >> 1), "")
@@ -346,7 +329,7 @@ impl Reader<'_> {
     /// Reads the whole document.
     pub fn config(&mut self, root: &Node) -> Config {
         let mut cfg = Config::default();
-        let Some(map) = self.mapping(root, "", TOP) else {
+        let Some(map) = self.mapping(root, "", keys::TOP) else {
             return cfg;
         };
         for (key, value) in map.iter() {
@@ -354,15 +337,14 @@ impl Reader<'_> {
             match k {
                 "listen" => cfg.listen = self.addr(value, k),
                 "admin" => {
-                    if let Some(admin) = self.mapping(value, k, &["listen"])
+                    if let Some(admin) = self.mapping(value, k, keys::ADMIN)
                         && let Some(l) = admin.get_node("listen")
                     {
                         cfg.admin_listen = self.addr(l, "admin.listen");
                     }
                 }
                 "limits" => {
-                    const KEYS: &[&str] = &["maxHeaderBytes", "maxHeaders", "maxConnections", "maxRequestBodyBytes"];
-                    if let Some(limits) = self.mapping(value, k, KEYS) {
+                    if let Some(limits) = self.mapping(value, k, keys::LIMITS) {
                         for (lk, lv) in limits.iter() {
                             let p = join(k, lk.as_str());
                             match lk.as_str() {
@@ -391,7 +373,7 @@ impl Reader<'_> {
                     cfg.shutdown_delay_ms = self.integer(value, k, 0, 3_600_000, " ms").map(|v| v.value);
                 }
                 "defaults" => {
-                    if let Some(d) = self.mapping(value, k, &["timeouts"])
+                    if let Some(d) = self.mapping(value, k, keys::DEFAULTS)
                         && let Some(t) = d.get_node("timeouts")
                     {
                         cfg.defaults = self.timeouts(t, "defaults.timeouts", false);

@@ -6,6 +6,7 @@ use marked_yaml::types::MarkedMappingNode;
 use plan::{HostPattern, PathReplace, normalize_path, parse_host_pattern};
 
 use crate::diag::Loc;
+use crate::keys;
 use crate::route::{FilterCfg, RedirectCfg, RewriteCfg};
 use crate::yaml::{Reader, Spanned, join, loc};
 
@@ -70,7 +71,7 @@ impl Reader<'_> {
             loc: Some(loc(node)),
             ..FilterCfg::default()
         };
-        let Some(map) = self.mapping(node, path, &["set", "add", "remove"]) else {
+        let Some(map) = self.mapping(node, path, keys::FILTER) else {
             return f;
         };
         let reserved = if request { reserved_request } else { reserved_response };
@@ -169,7 +170,7 @@ impl Reader<'_> {
     }
 
     pub(crate) fn redirect(&mut self, node: &Node, path: &str) -> Option<RedirectCfg> {
-        let map = self.mapping(node, path, &["scheme", "host", "port", "path", "pathPrefix", "status"])?;
+        let map = self.mapping(node, path, keys::REDIRECT)?;
         let mut r = RedirectCfg {
             scheme: None,
             host: None,
@@ -217,7 +218,7 @@ impl Reader<'_> {
             loc: Some(loc(node)),
             ..RewriteCfg::default()
         };
-        let Some(map) = self.mapping(node, path, &["host", "path", "pathPrefix"]) else {
+        let Some(map) = self.mapping(node, path, keys::REWRITE) else {
             return r;
         };
         r.path = self.replacement(map, path);

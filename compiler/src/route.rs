@@ -7,6 +7,7 @@ use plan::{HostPattern, PathReplace, normalize_path, parse_host_pattern, split_p
 
 use crate::config::TimeoutsCfg;
 use crate::diag::Loc;
+use crate::keys;
 use crate::regex::{CompiledRegex, RegexUse};
 use crate::yaml::{Reader, Spanned, join, loc};
 
@@ -78,25 +79,6 @@ pub struct RewriteCfg {
     pub loc: Option<Loc>,
 }
 
-const KEYS: &[&str] = &[
-    "name",
-    "host",
-    "hosts",
-    "pathPrefix",
-    "path",
-    "pathRegex",
-    "methods",
-    "headers",
-    "query",
-    "cluster",
-    "backends",
-    "redirect",
-    "requestHeaders",
-    "responseHeaders",
-    "rewrite",
-    "timeouts",
-    "policies",
-];
 
 /// An exact `path`: normalized as request paths are; a path that no
 /// normalized request path can equal is refused.
@@ -178,7 +160,7 @@ impl Reader<'_> {
         };
         for (i, item) in seq.iter().enumerate() {
             let p = format!("{path}[{i}]");
-            let Some(map) = self.mapping(item, &p, &["name", "value", "regex"]) else {
+            let Some(map) = self.mapping(item, &p, keys::CONDITION) else {
                 continue;
             };
             let name = match map.get_node("name") {
@@ -262,7 +244,7 @@ impl Reader<'_> {
         }
         for (i, item) in seq.iter().enumerate() {
             let p = format!("{path}[{i}]");
-            let Some(map) = self.mapping(item, &p, &["cluster", "weight"]) else {
+            let Some(map) = self.mapping(item, &p, keys::BACKEND) else {
                 continue;
             };
             let Some(cluster) = map
@@ -316,7 +298,7 @@ impl Reader<'_> {
     }
 
     pub fn route(&mut self, node: &Node, path: &str) -> Option<RouteCfg> {
-        let map = self.mapping(node, path, KEYS)?;
+        let map = self.mapping(node, path, keys::ROUTE)?;
         let mut route = RouteCfg {
             loc: loc(node),
             name: None,

@@ -229,21 +229,40 @@ fn closest(out: &mut String, router: &Router, trace: &plan::Trace, host: &str, p
     }
 }
 
-/// Explains `request`; returns the report and whether it was routed.
-pub fn explain(router: &Router, request: &Request) -> (String, bool) {
-    let mut out = String::new();
-    let url = &request.url;
+/// The URL to explain, parsed: `Err` is a usage error (exit 2).
+pub fn parse_url(url: &str) -> Result<http::Uri, String> {
     let with_scheme;
     let url_for_parse = if url.contains("://") {
-        url.as_str()
+        url
+    } else if url.starts_with('/') {
+        return Err(format!(
+            "{url:?} has no host: routing starts from the host, so give one, e.g. http://api.example.com{url}"
+        ));
     } else {
         with_scheme = format!("http://{url}");
         &with_scheme
     };
-    let uri: http::Uri = match url_for_parse.parse() {
-        Ok(u) => u,
-        Err(e) => return (format!("invalid URL {url:?}: {e}\n"), false),
-    };
+    let uri: http::Uri = url_for_parse.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("URL scheme {other:?} is not served: use http:// (or https://)")),
+        None => return Err(format!("invalid URL {url:?}")),
+    }
+    match uri.authority() {
+        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
+        Some(a) if a.as_str().contains('@') => Err(format!("URL {url:?} has userinfo, which the gateway refuses (400)")),
+        _ => Err(format!(
+            "{url:?} has no host: routing starts from the host, so give one, e.g. http://api.example.com/"
+        )),
+    }
+}
+
+/// Explains `request`; returns the report and whether it was routed, or a
+/// usage error.
+pub fn explain(router: &Router, request: &Request) -> Result<(String, bool), String> {
+    let mut out = String::new();
+    let url = &request.url;
+    let uri = parse_url(url)?;
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
     let host = host_without_port(authority);
     let raw_path = if uri.path().is_empty() { "/" } else { uri.path() };
@@ -267,7 +286,7 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
         Err(e) => {
             let _ = writeln!(out, "path      {raw_path}");
             let _ = writeln!(out, "result    400 bad_path: {e}");
-            return (out, false);
+            return Ok((out, false));
         }
     };
     let mut notes = Vec::new();
@@ -328,7 +347,7 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
     let Some(m) = trace.winner else {
         let _ = writeln!(out, "result    404 no_route: no route matches");
         closest(&mut out, router, &trace, host, &path, &req);
-        return (out, false);
+        return Ok((out, false));
     };
     let route = &plan.routes[m.route as usize];
     let _ = writeln!(out, "route     {} ({})", route.name, at(router, route));
@@ -424,5 +443,5 @@ pub fn explain(router: &Router, request: &Request) -> (String, bool) {
             names.join(", ")
         );
     }
-    (out, true)
+    Ok((out, true))
 }

@@ -71,6 +71,8 @@ enum Command {
         #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
         headers: Vec<String>,
     },
+    /// Print the JSON Schema of gateway.yaml (for editors and CI linters)
+    Schema,
     /// Serve a config or plan
     Run(RunArgs),
     /// Serve gateway.yaml with built-in echo upstreams on the loopback addresses it names
@@ -302,7 +304,13 @@ fn explain(
         method,
         headers: parsed,
     };
-    let (report, routed) = crate::cli::explain::explain(&loaded.router, &request);
+    let (report, routed) = match crate::cli::explain::explain(&loaded.router, &request) {
+        Ok(r) => r,
+        Err(usage) => {
+            eprintln!("error: {usage}");
+            return ExitCode::from(2);
+        }
+    };
     print!("{report}");
     if routed { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
@@ -321,6 +329,11 @@ pub fn main() -> ExitCode {
             method,
             headers,
         } => explain(config_or_url, config, plan, method, headers),
+        Command::Schema => {
+            // A closed pipe (`gateway schema | head`) is not an error.
+            let _ = writeln!(std::io::stdout(), "{:#}", compiler::schema());
+            ExitCode::SUCCESS
+        }
         Command::Run(args) => serve(args.options(), false),
         Command::Demo(args) => serve(args.options(), true),
     }
