@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod analysis;
+pub mod cases;
 mod config;
 mod diag;
 mod edit;
@@ -56,7 +57,7 @@ impl Compiled {
     }
 }
 
-fn syntax_error(diags: &mut Diagnostics, text: &str, err: &LoadError) {
+pub(crate) fn syntax_error(diags: &mut Diagnostics, text: &str, err: &LoadError) {
     use marked_yaml::LoadError::*;
     let (marker, message): (Option<marked_yaml::Marker>, String) = match err {
         TopLevelMustBeMapping(m) => (

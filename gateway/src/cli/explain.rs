@@ -112,44 +112,8 @@ fn forwarded_head(router: &Router, route: &Route, raw: &str, cluster: u32, first
     let http1::Parsed::Complete(head) = http1::parse(&mut buf, 1 << 20, 1000) else {
         return "  (the request head does not parse: the gateway would answer 400)\n".to_owned();
     };
-    let plan = router.plan();
-    let upstream = &plan.clusters[cluster as usize].upstreams[first];
-    let base = upstream
-        .url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
-        .unwrap_or("");
-    let mut rewritten = String::new();
-    let path = match (&route.rewrite.path, &route.path) {
-        (None, _) => path,
-        (Some(plan::PathReplace::Prefix(with)), PathMatch::Prefix(prefix)) => {
-            plan::replace_prefix(path, prefix, with, &mut rewritten);
-            &rewritten
-        }
-        (Some(plan::PathReplace::Full(with) | plan::PathReplace::Prefix(with)), _) => with,
-    };
-    let query = head.target.query();
-    let filters = crate::generation::RouteFilters::of(route);
-    let mut out = BytesMut::new();
-    http1::encode_request(
-        &mut out,
-        &http1::Forward {
-            method: &head.method,
-            target: [
-                base.as_bytes(),
-                path.as_bytes(),
-                if query.is_some() { b"?" } else { b"" },
-                query.unwrap_or("").as_bytes(),
-            ],
-            headers: &head.headers,
-            host: route.rewrite.host.as_deref().map_or(&head.host[..], str::as_bytes),
-            forwarded_host: &head.host,
-            client_ip: b"<client-ip>",
-            proto: b"http",
-            body: head.body,
-            filter: &filters.request,
-        },
-    );
+    let upstream = &router.plan().clusters[cluster as usize].upstreams[first];
+    let out = crate::cli::offline::forwarded_head(router, route, &head, cluster, first, path);
     let text = String::from_utf8_lossy(&out);
     let mut shown = format!("forward   to {}\n", upstream.url);
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {

@@ -5,6 +5,8 @@
 pub mod demo;
 pub mod echo;
 pub mod explain;
+pub mod offline;
+pub mod test;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -70,6 +72,24 @@ enum Command {
         /// A request header, `Name: value` (repeatable)
         #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
         headers: Vec<String>,
+    },
+    /// Run route assertions offline: lookup, policies, filters, redirects; no network
+    Test {
+        /// Cases files (YAML)
+        #[arg(required = true, value_name = "CASES")]
+        cases: Vec<PathBuf>,
+        /// The config to test (default: the cases file's `config:`, else gateway.yaml)
+        #[arg(long, conflicts_with = "plan")]
+        config: Option<PathBuf>,
+        /// A plan artifact to test instead of a config
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Results and diagnostics: human, short, json, github, junit (results only)
+        #[arg(long, value_parser = ["human", "short", "json", "github", "junit"])]
+        format: Option<String>,
+        /// Warnings in the config fail the run (exit 1)
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Print the JSON Schema of gateway.yaml (for editors and CI linters)
     Schema,
@@ -315,6 +335,86 @@ fn explain(
     if routed { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
+/// Loads `source`, printing its diagnostics in `diag`'s format; `Err` is
+/// the exit code (2: unreadable or invalid; 1: warnings denied).
+fn load_reporting(source: &Source, diag: &DiagArgs) -> Result<crate::load::Loaded, ExitCode> {
+    if let Source::Config(path) = source {
+        let compiled = compile_and_report(path, diag)?;
+        if compiled.plan.is_none() {
+            return Err(ExitCode::from(2));
+        }
+        if diag.deny_warnings && compiled.warnings().next().is_some() {
+            return Err(ExitCode::from(1));
+        }
+    }
+    load(source).map_err(|e| {
+        if !matches!(e, LoadError::Invalid(_)) {
+            eprintln!("error: {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn test(
+    files: &[PathBuf],
+    config: Option<&PathBuf>,
+    plan: Option<&PathBuf>,
+    format: Option<&str>,
+    deny_warnings: bool,
+) -> ExitCode {
+    use crate::cli::test as t;
+    let diag = DiagArgs {
+        format: format.filter(|f| *f != "junit").map(str::to_owned),
+        deny_warnings,
+    };
+    let files = match t::load_all(files, config, plan) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut invalid = false;
+    for (_, cases, _) in &files {
+        print_diagnostics(&cases.diagnostics, &cases.text, diag.format());
+        invalid |= cases.diagnostics.iter().any(|d| d.severity == compiler::Severity::Error);
+    }
+    if invalid {
+        return ExitCode::from(2);
+    }
+    let mut verdicts = Vec::new();
+    let mut loaded: Vec<(String, crate::load::Loaded)> = Vec::new();
+    for (file, cases, source) in &files {
+        let key = format!("{source:?}");
+        if !loaded.iter().any(|(k, _)| *k == key) {
+            match load_reporting(source, &diag) {
+                Ok(l) => loaded.push((key.clone(), l)),
+                Err(code) => return code,
+            }
+        }
+        let Some((_, l)) = loaded.iter().find(|(k, _)| *k == key) else {
+            return ExitCode::from(2);
+        };
+        match t::run_file(file, cases, l) {
+            Ok(v) => verdicts.extend(v),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let failed = verdicts.iter().filter(|v| !v.failures.is_empty()).count();
+    let passed = verdicts.len() - failed;
+    let report = match format {
+        Some("junit") => t::junit(&verdicts),
+        Some("json") => t::json(&verdicts),
+        Some("github") => t::github(&verdicts) + &format!("{passed} passed, {failed} failed\n"),
+        _ => t::lines(&verdicts) + &format!("{passed} passed, {failed} failed\n"),
+    };
+    let _ = std::io::stdout().write_all(report.as_bytes());
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
 /// Parses the command line and runs the command; the binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -329,6 +429,13 @@ pub fn main() -> ExitCode {
             method,
             headers,
         } => explain(config_or_url, config, plan, method, headers),
+        Command::Test {
+            cases,
+            config,
+            plan,
+            format,
+            deny_warnings,
+        } => test(&cases, config.as_ref(), plan.as_ref(), format.as_deref(), deny_warnings),
         Command::Schema => {
             // A closed pipe (`gateway schema | head`) is not an error.
             let _ = writeln!(std::io::stdout(), "{:#}", compiler::schema());

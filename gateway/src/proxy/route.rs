@@ -18,9 +18,9 @@ pub struct Routed<'h> {
 }
 
 /// The request as route conditions read it.
-struct View<'a>(&'a RequestHead);
+pub struct HeadView<'a>(pub &'a RequestHead);
 
-impl RequestView for View<'_> {
+impl RequestView for HeadView<'_> {
     fn method(&self) -> &[u8] {
         self.0.method.as_str().as_bytes()
     }
@@ -44,7 +44,7 @@ pub fn route<'h>(
     let path = normalize_path(target.path())?;
     let m = generation
         .router
-        .lookup(&head.host, &path, &View(head))
+        .lookup(&head.host, &path, &HeadView(head))
         .ok_or(ErrorKind::NoRoute)?;
     Ok(Routed { route: m.route, path })
 }

@@ -1,0 +1,193 @@
+//! Route test cases (`gateway test`, SPEC §13), read with the same located
+//! diagnostics as configs:
+//!
+//! ```yaml
+//! config: ../gateway.yaml        # optional; relative to this file
+//! cases:
+//!   - name: users by id
+//!     request: { method: GET, url: "http://api.example.com/v1/users/42", headers: { x-env: canary } }
+//!     expect: { route: users, cluster: users, upstreamPath: /v1/users/42 }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use marked_yaml::Node;
+
+use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::yaml::{Reader, join, loc};
+
+const TOP: &[&str] = &["config", "plan", "cases"];
+const CASE: &[&str] = &["name", "request", "expect"];
+const REQUEST: &[&str] = &["method", "url", "headers"];
+const EXPECT: &[&str] = &["route", "cluster", "status", "location", "upstreamPath", "requestHeaders"];
+
+/// What a case expects; every key optional (at least one present).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// `Some(None)`: no route (`route: null`).
+    pub route: Option<Option<String>>,
+    pub cluster: Option<String>,
+    pub status: Option<u16>,
+    pub location: Option<String>,
+    pub upstream_path: Option<String>,
+    pub request_headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub name: String,
+    pub loc: Loc,
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub expect: Expect,
+}
+
+/// A cases file, read.
+#[derive(Debug, Default)]
+pub struct Cases {
+    /// `config:` or `plan:` (resolved from the file's directory), if given.
+    pub config: Option<PathBuf>,
+    pub plan: Option<PathBuf>,
+    pub cases: Vec<Case>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub text: String,
+}
+
+fn scalar_string(node: &Node) -> Option<String> {
+    node.as_scalar().map(|s| s.as_str().to_owned())
+}
+
+impl Reader<'_> {
+    fn case(&mut self, node: &Node, path: &str) -> Option<Case> {
+        let map = self.mapping(node, path, CASE)?;
+        let name = match map.get_node("name") {
+            Some(n) => self.string(n, &join(path, "name"))?.value,
+            None => {
+                self.diags.error(loc(node), join(path, "name"), "missing required field");
+                return None;
+            }
+        };
+        let rp = join(path, "request");
+        let Some(request) = map.get_node("request") else {
+            self.diags.error(loc(node), &rp, "missing required field");
+            return None;
+        };
+        let req = self.mapping(request, &rp, REQUEST)?;
+        let method = match req.get_node("method") {
+            Some(m) => self.string(m, &join(&rp, "method"))?.value,
+            None => "GET".to_owned(),
+        };
+        let url = match req.get_node("url") {
+            Some(u) => self.string(u, &join(&rp, "url"))?.value,
+            None => {
+                self.diags.error(loc(request), join(&rp, "url"), "missing required field");
+                return None;
+            }
+        };
+        // Header names are not fields of ours: any mapping is allowed here.
+        let headers = match req.get_node("headers").and_then(Node::as_mapping) {
+            Some(h) => h
+                .iter()
+                .filter_map(|(k, v)| scalar_string(v).map(|v| (k.as_str().to_owned(), v)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let ep = join(path, "expect");
+        let Some(expect_node) = map.get_node("expect") else {
+            self.diags
+                .error(loc(node), &ep, "missing required field: a case must expect something");
+            return None;
+        };
+        let e = self.mapping(expect_node, &ep, EXPECT)?;
+        if e.is_empty() {
+            self.diags.error_help(
+                loc(expect_node),
+                &ep,
+                "a case with no expectation tests nothing",
+                format!("expect one or more of: {}", EXPECT.join(", ")),
+            );
+            return None;
+        }
+        let mut expect = Expect::default();
+        for (k, v) in e.iter() {
+            let p = join(&ep, k.as_str());
+            match k.as_str() {
+                "route" => {
+                    expect.route = Some(match v.as_scalar() {
+                        Some(s) if s.may_coerce() && matches!(s.as_str(), "null" | "~" | "") => None,
+                        _ => Some(self.string(v, &p)?.value),
+                    });
+                }
+                "cluster" => expect.cluster = Some(self.string(v, &p)?.value),
+                "status" => expect.status = Some(self.integer(v, &p, 100, 599, "")?.value as u16),
+                "location" => expect.location = Some(self.string(v, &p)?.value),
+                "upstreamPath" => expect.upstream_path = Some(self.string(v, &p)?.value),
+                "requestHeaders" => {
+                    expect.request_headers = match v.as_mapping() {
+                        Some(h) => h
+                            .iter()
+                            .filter_map(|(k, v)| scalar_string(v).map(|v| (k.as_str().to_owned(), v)))
+                            .collect(),
+                        None => {
+                            self.diags.error(loc(v), &p, "must be a mapping of header names to values");
+                            return None;
+                        }
+                    };
+                }
+                _ => {}
+            }
+        }
+        Some(Case {
+            name,
+            loc: loc(node),
+            method,
+            url,
+            headers,
+            expect,
+        })
+    }
+}
+
+/// Reads a cases file; `Err` only when it cannot be read. Diagnostics (with
+/// locations) say what is wrong with it.
+pub fn read_cases(path: &Path) -> std::io::Result<Cases> {
+    let text = std::fs::read_to_string(path)?;
+    let file = path.display().to_string();
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut diags = Diagnostics::new(&file);
+    let mut out = Cases::default();
+    match marked_yaml::parse_yaml(0, &text) {
+        Ok(root) => {
+            let mut r = Reader {
+                diags: &mut diags,
+                text: &text,
+            };
+            if let Some(map) = r.mapping(&root, "", TOP) {
+                for key in ["config", "plan"] {
+                    if let Some(v) = map.get_node(key)
+                        && let Some(s) = r.string(v, key)
+                    {
+                        let p = Some(base.join(&s.value));
+                        if key == "config" { out.config = p } else { out.plan = p }
+                    }
+                }
+                match map.get_node("cases").map(|c| (c, r.sequence(c, "cases"))) {
+                    Some((_, Some(seq))) => {
+                        for (i, item) in seq.iter().enumerate() {
+                            if let Some(c) = r.case(item, &format!("cases[{i}]")) {
+                                out.cases.push(c);
+                            }
+                        }
+                    }
+                    Some((node, None)) => r.diags.error(loc(node), "cases", "must list at least one case"),
+                    None => r.diags.error(Loc { line: 1, col: 1 }, "cases", "missing required field"),
+                }
+            }
+        }
+        Err(e) => crate::syntax_error(&mut diags, &text, &e),
+    }
+    out.diagnostics = diags.into_sorted(&text);
+    out.text = text;
+    Ok(out)
+}
