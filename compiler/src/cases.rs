@@ -19,7 +19,14 @@ use crate::yaml::{Reader, join, loc};
 const TOP: &[&str] = &["config", "plan", "cases"];
 const CASE: &[&str] = &["name", "request", "expect"];
 const REQUEST: &[&str] = &["method", "url", "headers"];
-const EXPECT: &[&str] = &["route", "cluster", "status", "location", "upstreamPath", "requestHeaders"];
+const EXPECT: &[&str] = &[
+    "route",
+    "cluster",
+    "status",
+    "location",
+    "upstreamPath",
+    "requestHeaders",
+];
 
 /// What a case expects; every key optional (at least one present).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +71,8 @@ impl Reader<'_> {
         let name = match map.get_node("name") {
             Some(n) => self.string(n, &join(path, "name"))?.value,
             None => {
-                self.diags.error(loc(node), join(path, "name"), "missing required field");
+                self.diags
+                    .error(loc(node), join(path, "name"), "missing required field");
                 return None;
             }
         };
@@ -81,7 +89,8 @@ impl Reader<'_> {
         let url = match req.get_node("url") {
             Some(u) => self.string(u, &join(&rp, "url"))?.value,
             None => {
-                self.diags.error(loc(request), join(&rp, "url"), "missing required field");
+                self.diags
+                    .error(loc(request), join(&rp, "url"), "missing required field");
                 return None;
             }
         };
@@ -130,7 +139,8 @@ impl Reader<'_> {
                             .filter_map(|(k, v)| scalar_string(v).map(|v| (k.as_str().to_owned(), v)))
                             .collect(),
                         None => {
-                            self.diags.error(loc(v), &p, "must be a mapping of header names to values");
+                            self.diags
+                                .error(loc(v), &p, "must be a mapping of header names to values");
                             return None;
                         }
                     };
@@ -154,7 +164,10 @@ impl Reader<'_> {
 pub fn read_cases(path: &Path) -> std::io::Result<Cases> {
     let text = std::fs::read_to_string(path)?;
     let file = path.display().to_string();
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut diags = Diagnostics::new(&file);
     let mut out = Cases::default();
     match marked_yaml::parse_yaml(0, &text) {
@@ -181,7 +194,9 @@ pub fn read_cases(path: &Path) -> std::io::Result<Cases> {
                         }
                     }
                     Some((node, None)) => r.diags.error(loc(node), "cases", "must list at least one case"),
-                    None => r.diags.error(Loc { line: 1, col: 1 }, "cases", "missing required field"),
+                    None => r
+                        .diags
+                        .error(Loc { line: 1, col: 1 }, "cases", "missing required field"),
                 }
             }
         }

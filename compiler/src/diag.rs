@@ -74,7 +74,13 @@ impl Diagnostics {
         self.push(Severity::Error, loc, path.into(), message.into(), None);
     }
 
-    pub fn error_help(&mut self, loc: Loc, path: impl Into<String>, message: impl Into<String>, help: impl Into<String>) {
+    pub fn error_help(
+        &mut self,
+        loc: Loc,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.push(Severity::Error, loc, path.into(), message.into(), Some(help.into()));
     }
 

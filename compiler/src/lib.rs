@@ -11,14 +11,15 @@ mod analysis;
 pub mod cases;
 mod config;
 mod diag;
+pub mod diff;
 mod edit;
 mod keys;
 mod lang;
 mod lower;
 mod regex;
 pub mod report;
-mod schema;
 mod route;
+mod schema;
 mod syntax;
 mod wasm;
 mod yaml;
@@ -26,11 +27,11 @@ mod yaml;
 use std::path::Path;
 
 pub use config::check_upstream_url;
-pub use schema::schema;
 use diag::Diagnostics;
 pub use diag::{Diagnostic, Loc, Severity, did_you_mean};
 use marked_yaml::{LoadError, LoaderOptions};
 use plan::{Plan, sha256_hex};
+pub use schema::schema;
 
 /// The outcome of compiling one config.
 #[derive(Debug)]
@@ -119,21 +120,21 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
     let plan = match parsed {
         None => None,
         Some(parsed) => match parsed {
-        Ok(root) => {
-            let cfg = yaml::Reader {
-                diags: &mut diags,
-                text,
+            Ok(root) => {
+                let cfg = yaml::Reader {
+                    diags: &mut diags,
+                    text,
+                }
+                .config(&root);
+                let source_name = Path::new(file)
+                    .file_name()
+                    .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());
+                lower::lower(&cfg, &mut diags, &source_name, base_dir, &mut analysis_time)
             }
-            .config(&root);
-            let source_name = Path::new(file)
-                .file_name()
-                .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());
-            lower::lower(&cfg, &mut diags, &source_name, base_dir, &mut analysis_time)
-        }
-        Err(e) => {
-            syntax_error(&mut diags, text, &e);
-            None
-        }
+            Err(e) => {
+                syntax_error(&mut diags, text, &e);
+                None
+            }
         },
     };
     Compiled {

@@ -287,7 +287,12 @@ pub fn lower(
         }
     }
 
-    if let Some(path) = cfg.access_log.path.as_deref().filter(|p| !matches!(*p, "stdout" | "stderr")) {
+    if let Some(path) = cfg
+        .access_log
+        .path
+        .as_deref()
+        .filter(|p| !matches!(*p, "stdout" | "stderr"))
+    {
         let dir = base_dir.join(path).parent().map(Path::to_path_buf).unwrap_or_default();
         if !dir.as_os_str().is_empty() && !dir.is_dir() {
             diags.warning(

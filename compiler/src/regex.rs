@@ -58,6 +58,11 @@ fn literal_prefix(hir: &Hir) -> Vec<u8> {
     }
 }
 
+/// What every match of a parsed pattern starts with.
+pub(crate) fn literal_prefix_of(hir: &Hir) -> Vec<u8> {
+    literal_prefix(hir)
+}
+
 /// Where character `offset` (bytes into the value) of the scalar at `at`
 /// sits in `text`: quotes and backslash escapes counted, as an editor shows it.
 fn locate(text: &str, at: Loc, offset: usize) -> Loc {

@@ -79,7 +79,6 @@ pub struct RewriteCfg {
     pub loc: Option<Loc>,
 }
 
-
 /// An exact `path`: normalized as request paths are; a path that no
 /// normalized request path can equal is refused.
 fn check_exact(raw: &str) -> Result<String, String> {

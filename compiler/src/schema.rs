@@ -39,19 +39,29 @@ fn property(object: &str, key: &str) -> Value {
             json!({ "type": "integer", "minimum": 0, "maximum": 3_600_000, "description": "how long in-flight requests may finish after the gateway stops accepting (default 30000)" })
         }
         ("admin", "listen") => string("IP:PORT of the admin listener (/metrics, /ready, /plan, POST /reload)"),
-        ("limits", "maxHeaderBytes") => json!({ "type": "integer", "minimum": 1024, "maximum": 1_048_576, "default": 16384 }),
+        ("limits", "maxHeaderBytes") => {
+            json!({ "type": "integer", "minimum": 1024, "maximum": 1_048_576, "default": 16384 })
+        }
         ("limits", "maxHeaders") => json!({ "type": "integer", "minimum": 1, "maximum": 10_000, "default": 100 }),
-        ("limits", "maxConnections") => json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 10000 }),
+        ("limits", "maxConnections") => {
+            json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 10000 })
+        }
         ("limits", "maxRequestBodyBytes") => json!({ "type": "integer", "minimum": 0 }),
         ("defaults", "timeouts") => json!({ "$ref": "#/$defs/timeouts" }),
         ("timeouts", "readMs") => duration("client: the whole request head, and each gap in its body (default 15000)"),
         ("timeouts", "writeMs") => duration("client: each write of the response (default 15000)"),
-        ("timeouts", "upstreamMs") => duration("request sent → response head, and each gap in the response body (default 20000)"),
+        ("timeouts", "upstreamMs") => {
+            duration("request sent → response head, and each gap in the response body (default 20000)")
+        }
         ("timeouts", "connectMs") => duration("upstream TCP connect (default 5000)"),
-        ("timeouts", "idleMs") => duration("idle keep-alive client connections (defaults.timeouts only; default 60000)"),
+        ("timeouts", "idleMs") => {
+            duration("idle keep-alive client connections (defaults.timeouts only; default 60000)")
+        }
         ("route", "name") => string("unique; the route label in logs and metrics"),
         ("route", "host") => string("exact host, *.suffix, or * (any); case-insensitive, no port"),
-        ("route", "hosts") => json!({ "type": "array", "minItems": 1, "items": { "type": "string" }, "description": "several host patterns (exclusive with host)" }),
+        ("route", "hosts") => {
+            json!({ "type": "array", "minItems": 1, "items": { "type": "string" }, "description": "several host patterns (exclusive with host)" })
+        }
         ("route", "pathPrefix") => string("segment-wise prefix, starting with /"),
         ("route", "path") => string("the whole normalized path, exactly"),
         ("route", "pathRegex") => string("a regex (Rust syntax) matching the whole normalized path"),
@@ -134,11 +144,10 @@ pub(crate) const OBJECTS: &[(&str, &[&str])] = &[
 ];
 
 fn object(name: &str, keys: &[&str]) -> Value {
-    let properties: serde_json::Map<String, Value> = keys.iter().map(|k| ((*k).to_owned(), property(name, k))).collect();
+    let properties: serde_json::Map<String, Value> =
+        keys.iter().map(|k| ((*k).to_owned(), property(name, k))).collect();
     let mut obj = json!({ "type": "object", "additionalProperties": false, "properties": properties });
-    let one_of = |sets: &[&[&str]]| -> Value {
-        Value::Array(sets.iter().map(|s| json!({ "required": s })).collect())
-    };
+    let one_of = |sets: &[&[&str]]| -> Value { Value::Array(sets.iter().map(|s| json!({ "required": s })).collect()) };
     match name {
         "route" => {
             obj["required"] = json!(["name"]);
@@ -190,6 +199,9 @@ mod tests {
             }
         }
         let s = schema();
-        assert_eq!(s["$defs"]["route"]["properties"].as_object().map(|p| p.len()), Some(keys::ROUTE.len()));
+        assert_eq!(
+            s["$defs"]["route"]["properties"].as_object().map(|p| p.len()),
+            Some(keys::ROUTE.len())
+        );
     }
 }

@@ -84,9 +84,15 @@ fn plain(message: &str) -> (String, Option<&'static str>) {
     } else if m.contains("cannot start any token") {
         ("this character cannot start a value", Some("quote the value"))
     } else if m.contains("found unexpected end of stream") || m.contains("found unknown escape") {
-        ("a quoted string is not closed, or holds an invalid escape", Some("close the quote; in double quotes write `\\\\` for a backslash"))
+        (
+            "a quoted string is not closed, or holds an invalid escape",
+            Some("close the quote; in double quotes write `\\\\` for a backslash"),
+        )
     } else if m.contains("block sequence entries are not allowed") {
-        ("a `- item` is not allowed here", Some("a list under a key starts on the next line, indented"))
+        (
+            "a `- item` is not allowed here",
+            Some("a list under a key starts on the next line, indented"),
+        )
     } else {
         return (format!("invalid YAML: {message}"), None);
     };
@@ -135,7 +141,10 @@ mod tests {
         );
         assert_eq!(unbalanced("a: [b, \"]\", '['] # ]\n"), None);
         assert_eq!(unbalanced("a: b]\n"), None);
-        assert_eq!(unbalanced("p: /files/[a-z]+\nq: [1\n"), Some((Loc { line: 2, col: 4 }, '[')));
+        assert_eq!(
+            unbalanced("p: /files/[a-z]+\nq: [1\n"),
+            Some((Loc { line: 2, col: 4 }, '['))
+        );
         assert_eq!(unbalanced("a: { b: [1, 2 }\n"), Some((Loc { line: 1, col: 9 }, '[')));
     }
 }

@@ -60,7 +60,11 @@ impl Reader<'_> {
                 let key_path = join(path, key.as_str());
                 let close = suggestion(key.as_str(), allowed.iter().copied());
                 let message = if close.is_empty() {
-                    format!("unknown field {:?}; valid fields here: {}", key.as_str(), allowed.join(", "))
+                    format!(
+                        "unknown field {:?}; valid fields here: {}",
+                        key.as_str(),
+                        allowed.join(", ")
+                    )
                 } else {
                     format!("unknown field {:?}{close}", key.as_str())
                 };

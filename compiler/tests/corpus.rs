@@ -150,13 +150,27 @@ fn human_json_and_github_forms() {
     use compiler::report::{Format, render};
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/err/two-errors.yaml");
     let c = compile(&path);
-    let human: String = c.diagnostics.iter().map(|d| render(Format::Human, d, Some(&c.text))).collect();
+    let human: String = c
+        .diagnostics
+        .iter()
+        .map(|d| render(Format::Human, d, Some(&c.text)))
+        .collect();
     insta::assert_snapshot!("two-errors-human", human);
     let json: String = c.diagnostics.iter().map(|d| render(Format::Json, d, None)).collect();
     insta::assert_snapshot!("two-errors-json", json);
     for line in json.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
-        for key in ["file", "line", "column", "endLine", "endColumn", "path", "severity", "message", "help"] {
+        for key in [
+            "file",
+            "line",
+            "column",
+            "endLine",
+            "endColumn",
+            "path",
+            "severity",
+            "message",
+            "help",
+        ] {
             assert!(v.get(key).is_some(), "{key} missing in {line}");
         }
     }
@@ -166,7 +180,10 @@ fn human_json_and_github_forms() {
             .strip_prefix(&format!("::{} ", d.severity.as_str()))
             .expect("an error or warning command");
         let (props, message) = rest.trim_end().split_once("::").expect("props::message");
-        assert!(props.starts_with(&format!("file={},line={},col={}", d.file, d.loc.line, d.loc.col)), "{gh}");
+        assert!(
+            props.starts_with(&format!("file={},line={},col={}", d.file, d.loc.line, d.loc.col)),
+            "{gh}"
+        );
         assert!(message.ends_with(&d.message), "{gh}");
     }
 }

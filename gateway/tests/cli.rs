@@ -70,7 +70,9 @@ fn check_exit_codes_and_output() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("bad.yaml:17:49: error: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0"),
+        stderr.contains(
+            "bad.yaml:17:49: error: clusters[0].upstreams[1].weight: must be an integer greater than 0, got 0"
+        ),
         "{stderr}"
     );
 

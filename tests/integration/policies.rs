@@ -322,8 +322,9 @@ fn modules_that_break_the_abi_are_refused_at_compile_time_with_a_location() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("gateway.yaml:7:13: error: policies[0].module: module \"wrong.wasm\" imports \"env.fopen\", which is not in the hook ABI v1"), "{stderr}");
     assert!(
-        stderr
-            .contains("gateway.yaml:9:13: error: policies[1].module: module \"missing.wasm\" does not export \"on_request\""),
+        stderr.contains(
+            "gateway.yaml:9:13: error: policies[1].module: module \"missing.wasm\" does not export \"on_request\""
+        ),
         "{stderr}"
     );
 }

@@ -214,7 +214,9 @@ pub fn parse_url(url: &str) -> Result<http::Uri, String> {
     }
     match uri.authority() {
         Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
-        Some(a) if a.as_str().contains('@') => Err(format!("URL {url:?} has userinfo, which the gateway refuses (400)")),
+        Some(a) if a.as_str().contains('@') => {
+            Err(format!("URL {url:?} has userinfo, which the gateway refuses (400)"))
+        }
         _ => Err(format!(
             "{url:?} has no host: routing starts from the host, so give one, e.g. http://api.example.com/"
         )),

@@ -3,6 +3,7 @@
 //! (`gateway.yaml` when neither is given).
 
 pub mod demo;
+pub mod diff;
 pub mod echo;
 pub mod explain;
 pub mod offline;
@@ -91,6 +92,19 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// What a rollout changes: routes, traffic shares, and requests that change destination
+    Diff {
+        /// The config or plan deployed now
+        old: PathBuf,
+        /// The config or plan to deploy
+        new: PathBuf,
+        /// Diagnostics and the diff: human, short, json, github, markdown
+        #[arg(long, value_parser = ["human", "short", "json", "github", "markdown"])]
+        format: Option<String>,
+        /// Warnings in either config fail the run (exit 2, as invalid input)
+        #[arg(long)]
+        deny_warnings: bool,
+    },
     /// Print the JSON Schema of gateway.yaml (for editors and CI linters)
     Schema,
     /// Serve a config or plan
@@ -125,7 +139,10 @@ impl DiagArgs {
 
     /// Whether summary lines go with the diagnostics (not in machine formats).
     fn summaries(&self) -> bool {
-        matches!(self.format(), compiler::report::Format::Human | compiler::report::Format::Short)
+        matches!(
+            self.format(),
+            compiler::report::Format::Human | compiler::report::Format::Short
+        )
     }
 }
 
@@ -377,7 +394,10 @@ fn test(
     let mut invalid = false;
     for (_, cases, _) in &files {
         print_diagnostics(&cases.diagnostics, &cases.text, diag.format());
-        invalid |= cases.diagnostics.iter().any(|d| d.severity == compiler::Severity::Error);
+        invalid |= cases
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == compiler::Severity::Error);
     }
     if invalid {
         return ExitCode::from(2);
@@ -412,7 +432,52 @@ fn test(
         _ => t::lines(&verdicts) + &format!("{passed} passed, {failed} failed\n"),
     };
     let _ = std::io::stdout().write_all(report.as_bytes());
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// A config or a plan: a plan artifact is a JSON object with `formatVersion`.
+fn source_of(path: &std::path::Path) -> Source {
+    let head = std::fs::read(path).unwrap_or_default();
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    if head.get(start) == Some(&b'{') && head.windows(15).take(64).any(|w| w == b"\"formatVersion\"") {
+        Source::Plan(path.to_path_buf())
+    } else {
+        Source::Config(path.to_path_buf())
+    }
+}
+
+fn diff(old: &std::path::Path, new: &std::path::Path, format: Option<&str>, deny_warnings: bool) -> ExitCode {
+    let diag = DiagArgs {
+        format: format.filter(|f| *f != "markdown").map(str::to_owned),
+        deny_warnings,
+    };
+    let mut routers = Vec::with_capacity(2);
+    for path in [old, new] {
+        if !path.exists() {
+            eprintln!("error: cannot read {}: no such file", path.display());
+            return ExitCode::from(2);
+        }
+        match load_reporting(&source_of(path), &diag) {
+            Ok(l) => routers.push(l.router),
+            Err(_) => return ExitCode::from(2),
+        }
+    }
+    let d = compiler::diff::diff(&routers[0], &routers[1]);
+    let out = match format {
+        Some("json") => crate::cli::diff::json(&d),
+        Some("markdown") => crate::cli::diff::markdown(&d),
+        _ => crate::cli::diff::text(&d),
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    if d.same_routing() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Parses the command line and runs the command; the binary's `main`.
@@ -436,6 +501,12 @@ pub fn main() -> ExitCode {
             format,
             deny_warnings,
         } => test(&cases, config.as_ref(), plan.as_ref(), format.as_deref(), deny_warnings),
+        Command::Diff {
+            old,
+            new,
+            format,
+            deny_warnings,
+        } => diff(&old, &new, format.as_deref(), deny_warnings),
         Command::Schema => {
             // A closed pipe (`gateway schema | head`) is not an error.
             let _ = writeln!(std::io::stdout(), "{:#}", compiler::schema());

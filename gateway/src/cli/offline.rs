@@ -43,7 +43,14 @@ pub struct Outcome {
 
 /// The head the gateway sends upstream for `head`, routed to `route`, to the
 /// upstream `upstream` of `cluster`.
-pub fn forwarded_head(router: &Router, route: &Route, head: &RequestHead, cluster: u32, upstream: usize, path: &str) -> BytesMut {
+pub fn forwarded_head(
+    router: &Router,
+    route: &Route,
+    head: &RequestHead,
+    cluster: u32,
+    upstream: usize,
+    path: &str,
+) -> BytesMut {
     let plan = router.plan();
     let url = &plan.clusters[cluster as usize].upstreams[upstream].url;
     let base = url
@@ -108,7 +115,9 @@ fn failed(kind: ErrorKind, route: Option<u32>) -> Outcome {
 
 impl<'r> Offline<'r> {
     pub fn new(router: &'r Router) -> Result<Self, String> {
-        let policies = Policies::new(router.plan(), u64::MAX, 16, |name| std::sync::Arc::new(PolicyStats::new(name)))?;
+        let policies = Policies::new(router.plan(), u64::MAX, 16, |name| {
+            std::sync::Arc::new(PolicyStats::new(name))
+        })?;
         Ok(Self {
             router,
             policies,
@@ -198,10 +207,7 @@ impl<'r> Offline<'r> {
         let forwarded = forwarded_head(self.router, route, &head, cluster, upstream, &path);
         let text = String::from_utf8_lossy(&forwarded);
         let mut lines = text.split("\r\n");
-        let upstream_path = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .map(str::to_owned);
+        let upstream_path = lines.next().and_then(|l| l.split(' ').nth(1)).map(str::to_owned);
         let request_headers = lines
             .filter_map(|l| l.split_once(": "))
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
@@ -209,7 +215,11 @@ impl<'r> Offline<'r> {
         Ok(Outcome {
             route: Some(m.route),
             cluster: Some(cluster),
-            upstream: Some(self.router.plan().clusters[cluster as usize].upstreams[upstream].url.clone()),
+            upstream: Some(
+                self.router.plan().clusters[cluster as usize].upstreams[upstream]
+                    .url
+                    .clone(),
+            ),
             upstream_path,
             request_headers,
             ..Outcome::default()

@@ -62,7 +62,11 @@ fn judge(router: &Router, case: &Case, got: &Outcome) -> Vec<String> {
     if let Some(want) = &e.route
         && want.as_deref() != route
     {
-        out.push(format!("route: expected {}, got {}", show(want.as_deref()), show(route)));
+        out.push(format!(
+            "route: expected {}, got {}",
+            show(want.as_deref()),
+            show(route)
+        ));
     }
     if let Some(want) = &e.cluster {
         let cluster = got.cluster.map(|c| plan.clusters[c as usize].name.as_str());
@@ -94,7 +98,10 @@ fn judge(router: &Router, case: &Case, got: &Outcome) -> Vec<String> {
             _ => false,
         };
         if !same {
-            out.push(format!("location: expected {want:?}, got {}", show(got.location.as_deref())));
+            out.push(format!(
+                "location: expected {want:?}, got {}",
+                show(got.location.as_deref())
+            ));
         }
     }
     if let Some(want) = &e.upstream_path
@@ -150,7 +157,9 @@ pub fn run_file(file: &str, cases: &Cases, loaded: &Loaded) -> Result<Vec<Verdic
             file: file.to_owned(),
             case: case.clone(),
             failures: judge(&loaded.router, case, &got),
-            route_at: got.route.map(|r| format!("{}:{}", plan.source, plan.routes[r as usize].line)),
+            route_at: got
+                .route
+                .map(|r| format!("{}:{}", plan.source, plan.routes[r as usize].line)),
         });
     }
     Ok(verdicts)
@@ -215,12 +224,12 @@ pub fn lines(verdicts: &[Verdict]) -> String {
         if v.failures.is_empty() {
             let _ = writeln!(out, "ok      {}", v.case.name);
         } else {
-            let at = v.route_at.as_deref().map(|a| format!(" (route at {a})")).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "FAILED  {} ({}:{}){at}",
-                v.case.name, v.file, v.case.loc.line
-            );
+            let at = v
+                .route_at
+                .as_deref()
+                .map(|a| format!(" (route at {a})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "FAILED  {} ({}:{}){at}", v.case.name, v.file, v.case.loc.line);
             for f in &v.failures {
                 let _ = writeln!(out, "          {f}");
             }

@@ -1,0 +1,553 @@
+//! `gateway diff OLD NEW` (SPEC §13): what a rollout changes. Routes and
+//! clusters are compared by name, field by field; then the requests that
+//! change destination are found from the two plans' matchers, each region
+//! with one concrete example request whose old and new outcomes were checked
+//! with the real lookup.
+//!
+//! The example requests are built from the matchers, not sampled: every
+//! host pattern of either plan (and a host matching none), every exact path,
+//! every prefix with a path under it no route names, every regex's shortest
+//! path and, for each pair of regexes whose literal prefixes are related, a
+//! path in both and a path in each but not the other (DFA products over the
+//! normalized-path language); conditions get a request meeting each route's
+//! conditions, and one missing each condition in turn. A request is reported
+//! only when the two lookups really disagree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plan::build::compile_pattern;
+use plan::{Action, HostPattern, OwnedRequest, PathMatch, Plan, Route, Router, ValueMatch, parse_host_pattern};
+
+use crate::lang;
+
+/// A field-by-field change of one route or cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub name: String,
+    pub fields: Vec<String>,
+}
+
+/// One upstream's share of its cluster's traffic, before and after, in percent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    pub cluster: String,
+    pub upstream: String,
+    pub before: f64,
+    pub after: f64,
+}
+
+/// A region of requests whose outcome changes, with one example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Diff {
+    pub routes_added: Vec<String>,
+    pub routes_removed: Vec<String>,
+    pub routes_changed: Vec<Changed>,
+    pub clusters_added: Vec<String>,
+    pub clusters_removed: Vec<String>,
+    pub clusters_changed: Vec<Changed>,
+    pub shares: Vec<Share>,
+    pub moved: Vec<Moved>,
+    /// Settings outside routing that differ (listen, accessLog, ...).
+    pub other: Vec<String>,
+}
+
+impl Diff {
+    /// Whether routing is the same: no route, cluster or request changes.
+    pub fn same_routing(&self) -> bool {
+        self.routes_added.is_empty()
+            && self.routes_removed.is_empty()
+            && self.routes_changed.is_empty()
+            && self.clusters_added.is_empty()
+            && self.clusters_removed.is_empty()
+            && self.clusters_changed.is_empty()
+            && self.moved.is_empty()
+    }
+}
+
+fn cluster_name(plan: &Plan, c: u32) -> &str {
+    plan.clusters.get(c as usize).map_or("?", |c| c.name.as_str())
+}
+
+/// A route's action in names, not indices.
+fn action(plan: &Plan, r: &Route) -> String {
+    match &r.action {
+        Action::Cluster(c) => format!("cluster {}", cluster_name(plan, *c)),
+        Action::Backends { backends, .. } => {
+            let parts: Vec<String> = backends
+                .iter()
+                .map(|b| format!("{} ×{}", cluster_name(plan, b.cluster), b.weight))
+                .collect();
+            format!("split {}", parts.join(", "))
+        }
+        Action::Redirect(rd) => format!("redirect {rd:?}"),
+    }
+}
+
+/// What a request routed to `r` gets, for comparing plans and for people:
+/// the route, its action and whatever else it does to the exchange.
+fn outcome(plan: &Plan, r: &Route) -> String {
+    let mut out = format!("route {}: {}", r.name, action(plan, r));
+    let filter = |f: &plan::HeaderFilter| {
+        let mut parts: Vec<String> = f.set.iter().map(|(n, v)| format!("set {n}: {v}")).collect();
+        parts.extend(f.add.iter().map(|(n, v)| format!("add {n}: {v}")));
+        parts.extend(f.remove.iter().map(|n| format!("remove {n}")));
+        parts.join(", ")
+    };
+    if !r.request_headers.is_empty() {
+        out.push_str(&format!("; requestHeaders {}", filter(&r.request_headers)));
+    }
+    if !r.response_headers.is_empty() {
+        out.push_str(&format!("; responseHeaders {}", filter(&r.response_headers)));
+    }
+    if let Some(h) = &r.rewrite.host {
+        out.push_str(&format!("; rewrite host {h}"));
+    }
+    if let Some(p) = &r.rewrite.path {
+        out.push_str(&format!("; rewrite {p:?}"));
+    }
+    if !r.policies.is_empty() {
+        let names: Vec<&str> = r
+            .policies
+            .iter()
+            .map(|&p| plan.policies[p as usize].name.as_str())
+            .collect();
+        out.push_str(&format!("; policies {}", names.join(", ")));
+    }
+    let t = r.timeouts;
+    if t != plan.defaults {
+        out.push_str(&format!(
+            "; timeouts read {} write {} upstream {} connect {}",
+            t.read_ms, t.write_ms, t.upstream_ms, t.connect_ms
+        ));
+    }
+    out
+}
+
+/// The fields of a route that differ.
+fn route_fields(old: &Plan, a: &Route, new: &Plan, b: &Route) -> Vec<String> {
+    let mut f = Vec::new();
+    let mut check = |name: &str, same: bool| {
+        if !same {
+            f.push(name.to_owned());
+        }
+    };
+    check("hosts", a.hosts == b.hosts);
+    check("path", a.path == b.path);
+    check("methods", a.methods == b.methods);
+    check(
+        "headers",
+        a.headers
+            .iter()
+            .map(|c| (&c.name, value(&c.value)))
+            .eq(b.headers.iter().map(|c| (&c.name, value(&c.value)))),
+    );
+    check(
+        "query",
+        a.query
+            .iter()
+            .map(|c| (&c.name, value(&c.value)))
+            .eq(b.query.iter().map(|c| (&c.name, value(&c.value)))),
+    );
+    check("action", action(old, a) == action(new, b));
+    check("requestHeaders", a.request_headers == b.request_headers);
+    check("responseHeaders", a.response_headers == b.response_headers);
+    check("rewrite", a.rewrite == b.rewrite);
+    check("timeouts", a.timeouts == b.timeouts);
+    let pa: Vec<&str> = a
+        .policies
+        .iter()
+        .map(|&p| old.policies[p as usize].name.as_str())
+        .collect();
+    let pb: Vec<&str> = b
+        .policies
+        .iter()
+        .map(|&p| new.policies[p as usize].name.as_str())
+        .collect();
+    check("policies", pa == pb);
+    f
+}
+
+fn value(v: &ValueMatch) -> (&str, bool) {
+    match v {
+        ValueMatch::Exact(s) => (s, false),
+        ValueMatch::Regex { source, .. } => (source, true),
+    }
+}
+
+fn shares(c: &plan::Cluster) -> BTreeMap<&str, f64> {
+    let total: f64 = c.upstreams.iter().map(|u| f64::from(u.weight)).sum();
+    let mut m = BTreeMap::new();
+    for u in &c.upstreams {
+        *m.entry(u.url.as_str()).or_insert(0.0) += f64::from(u.weight) * 100.0 / total;
+    }
+    m
+}
+
+/// A host for each host pattern of the affected routes: the name itself, a
+/// label under a wildcard (it falls back through the same shorter wildcards
+/// and the catch-all as any deeper host), and one no pattern matches.
+fn hosts(affected: &[&Route]) -> Vec<String> {
+    let mut set = BTreeSet::new();
+    for r in affected {
+        for h in &r.hosts {
+            match parse_host_pattern(Some(h)) {
+                Ok(HostPattern::Exact(name)) => {
+                    set.insert(name);
+                }
+                Ok(HostPattern::Wildcard(suffix)) => {
+                    set.insert(format!("gwdiff.{suffix}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    set.insert("gwdiff.invalid".to_owned());
+    set.into_iter().collect()
+}
+
+/// Paths that tell the affected routes' matchers apart from each other and
+/// from every regex of both plans.
+fn paths(old: &Plan, new: &Plan, affected: &[&Route]) -> Vec<String> {
+    let mut set: BTreeSet<String> = BTreeSet::new();
+    set.insert("/".to_owned());
+    set.insert("/gwdiff".to_owned());
+    let mut regexes: Vec<(String, lang::Dense, Vec<u8>, bool)> = Vec::new();
+    let is_affected = |r: &Route| affected.iter().any(|a| a.name == r.name);
+    for r in old.routes.iter().chain(&new.routes) {
+        let mine = is_affected(r);
+        if !mine && !matches!(r.path, PathMatch::Regex(_)) {
+            continue;
+        }
+        match &r.path {
+            PathMatch::Exact(p) => {
+                set.insert(p.clone());
+            }
+            PathMatch::Prefix(p) => {
+                let base = if p == "/" { "" } else { p.as_str() };
+                set.insert(p.clone());
+                set.insert(format!("{base}/"));
+                set.insert(format!("{base}/gwdiff"));
+            }
+            PathMatch::Regex(source) => {
+                if let Some(entry) = regexes.iter_mut().find(|(s, ..)| s == source) {
+                    entry.3 |= mine;
+                    continue;
+                }
+                if let Ok(dfa) = compile_pattern(source) {
+                    let literal = regex_syntax::parse(source)
+                        .map(|h| crate::regex::literal_prefix_of(&h))
+                        .unwrap_or_default();
+                    if mine && let Some(w) = lang::witness_in_valid_paths(&dfa) {
+                        set.insert(String::from_utf8_lossy(&w).into_owned());
+                    }
+                    regexes.push((source.clone(), dfa, literal, mine));
+                }
+            }
+        }
+    }
+    for (i, (_, a, la, ma)) in regexes.iter().enumerate() {
+        for (_, b, lb, mb) in &regexes[i + 1..] {
+            if !(ma | mb) || !(la.starts_with(lb) || lb.starts_with(la)) {
+                continue;
+            }
+            for w in [
+                lang::common_path(a, b),
+                lang::path_outside(a, b),
+                lang::path_outside(b, a),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                set.insert(String::from_utf8_lossy(&w).into_owned());
+            }
+        }
+    }
+    // Prefixes against regexes: a path under each affected prefix that a
+    // regex takes, and under each prefix that an affected regex takes.
+    for r in old.routes.iter().chain(&new.routes) {
+        let PathMatch::Prefix(p) = &r.path else { continue };
+        let mine = is_affected(r);
+        let Ok(under) = compile_pattern(&format!("{}(?:/(?s:.)*)?", regex_syntax::escape(p))) else {
+            continue;
+        };
+        for (_, dfa, literal, affected_regex) in &regexes {
+            if (mine || *affected_regex) && (literal.starts_with(p.as_bytes()) || p.as_bytes().starts_with(literal)) {
+                if let Some(w) = lang::common_path(&under, dfa) {
+                    set.insert(String::from_utf8_lossy(&w).into_owned());
+                }
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
+/// Requests for the conditions of both plans: a plain GET, then for each
+/// route with conditions one request meeting all of them and one missing
+/// each in turn.
+fn requests(old: &Plan, new: &Plan) -> Vec<OwnedRequest> {
+    let mut out = vec![OwnedRequest {
+        method: "GET".into(),
+        ..OwnedRequest::default()
+    }];
+    let value_for = |v: &ValueMatch| match v {
+        ValueMatch::Exact(s) => Some(s.clone()),
+        ValueMatch::Regex { source, .. } => compile_pattern(source)
+            .ok()
+            .and_then(|d| lang::witness(&d))
+            .map(|w| String::from_utf8_lossy(&w).into_owned()),
+    };
+    for r in old.routes.iter().chain(&new.routes) {
+        if !r.has_conditions() {
+            continue;
+        }
+        let methods: Vec<String> = if r.methods.is_empty() {
+            vec!["GET".into()]
+        } else {
+            r.methods.clone()
+        };
+        let headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), value_for(&c.value)?)))
+            .collect();
+        let query: Vec<(String, String)> = r
+            .query
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), value_for(&c.value)?)))
+            .collect();
+        let build = |method: &str, skip_header: Option<usize>, skip_query: Option<usize>| OwnedRequest {
+            method: method.to_owned(),
+            headers: headers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != skip_header)
+                .map(|(_, h)| h.clone())
+                .collect(),
+            query: {
+                let q: Vec<String> = query
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| Some(*i) != skip_query)
+                    .map(|(_, (n, v))| format!("{n}={}", percent(v)))
+                    .collect();
+                (!q.is_empty()).then(|| q.join("&"))
+            },
+        };
+        for m in &methods {
+            out.push(build(m, None, None));
+        }
+        let m = &methods[0];
+        out.push(build(if m == "GET" { "POST" } else { "GET" }, None, None));
+        for i in 0..headers.len() {
+            out.push(build(m, Some(i), None));
+        }
+        for i in 0..query.len() {
+            out.push(build(m, None, Some(i)));
+        }
+    }
+    out.sort_by(|a, b| (&a.method, &a.headers, &a.query).cmp(&(&b.method, &b.headers, &b.query)));
+    out.dedup();
+    out
+}
+
+/// Percent-encodes what a query value cannot carry raw.
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Compares two plans.
+pub fn diff(old: &Router, new: &Router) -> Diff {
+    let (po, pn) = (old.plan(), new.plan());
+    let mut d = Diff::default();
+    for r in &pn.routes {
+        match po.routes.iter().find(|o| o.name == r.name) {
+            None => d.routes_added.push(r.name.clone()),
+            Some(o) => {
+                let fields = route_fields(po, o, pn, r);
+                if !fields.is_empty() {
+                    d.routes_changed.push(Changed {
+                        name: r.name.clone(),
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    d.routes_removed = po
+        .routes
+        .iter()
+        .filter(|o| !pn.routes.iter().any(|r| r.name == o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    for c in &pn.clusters {
+        match po.clusters.iter().find(|o| o.name == c.name) {
+            None => d.clusters_added.push(c.name.clone()),
+            Some(o) => {
+                let mut fields = Vec::new();
+                if o.upstreams != c.upstreams {
+                    fields.push("upstreams".to_owned());
+                    let (before, after) = (shares(o), shares(c));
+                    let urls: BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
+                    for url in urls {
+                        d.shares.push(Share {
+                            cluster: c.name.clone(),
+                            upstream: url.to_owned(),
+                            before: before.get(url).copied().unwrap_or(0.0),
+                            after: after.get(url).copied().unwrap_or(0.0),
+                        });
+                    }
+                }
+                if o.pool != c.pool {
+                    fields.push("pool".to_owned());
+                }
+                if !fields.is_empty() {
+                    d.clusters_changed.push(Changed {
+                        name: c.name.clone(),
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    d.clusters_removed = po
+        .clusters
+        .iter()
+        .filter(|o| !pn.clusters.iter().any(|c| c.name == o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    for (what, same) in [
+        ("listen", po.listen == pn.listen),
+        ("admin", po.admin == pn.admin),
+        ("limits", po.limits == pn.limits),
+        ("defaults", po.defaults == pn.defaults),
+        ("accessLog", po.access_log == pn.access_log),
+        ("drainMs", po.drain_ms == pn.drain_ms),
+        ("shutdownDelayMs", po.shutdown_delay_ms == pn.shutdown_delay_ms),
+    ] {
+        if !same {
+            d.other.push(what.to_owned());
+        }
+    }
+    d.moved = moved(old, new, &affected(po, pn, &d));
+    d
+}
+
+/// The routes (old and new versions) whose requests may change outcome:
+/// added, removed or changed ones, and those whose place in the precedence
+/// order of a host pattern changed relative to another route. A request whose
+/// winner differs is matched by one of them in one plan or the other.
+fn affected<'p>(po: &'p Plan, pn: &'p Plan, d: &Diff) -> Vec<&'p Route> {
+    let mut names: BTreeSet<&str> = d
+        .routes_added
+        .iter()
+        .chain(&d.routes_removed)
+        .map(String::as_str)
+        .chain(d.routes_changed.iter().map(|c| c.name.as_str()))
+        .collect();
+    // Routes whose clusters changed: their requests go elsewhere.
+    let changed_clusters: BTreeSet<&str> = d.clusters_changed.iter().map(|c| c.name.as_str()).collect();
+    for plan in [po, pn] {
+        for r in &plan.routes {
+            let clusters: Vec<u32> = match &r.action {
+                Action::Cluster(c) => vec![*c],
+                Action::Backends { backends, .. } => backends.iter().map(|b| b.cluster).collect(),
+                Action::Redirect(_) => Vec::new(),
+            };
+            if clusters
+                .iter()
+                .any(|&c| changed_clusters.contains(cluster_name(plan, c)))
+            {
+                names.insert(&r.name);
+            }
+        }
+    }
+    // Relative order within each host pattern, among routes in both plans.
+    let order = |plan: &'p Plan, host: &str| -> Vec<&'p str> {
+        let mut idx: Vec<usize> = (0..plan.routes.len())
+            .filter(|&i| plan.routes[i].hosts.iter().any(|h| h == host))
+            .collect();
+        idx.sort_by_key(|&i| plan::build::precedence(&plan.routes[i], i));
+        idx.into_iter().map(|i| plan.routes[i].name.as_str()).collect()
+    };
+    let hosts: BTreeSet<&str> = po
+        .routes
+        .iter()
+        .chain(&pn.routes)
+        .flat_map(|r| r.hosts.iter().map(String::as_str))
+        .collect();
+    for host in hosts {
+        let common = |n: &&str| po.routes.iter().any(|r| r.name == *n) && pn.routes.iter().any(|r| r.name == *n);
+        let a: Vec<&str> = order(po, host).into_iter().filter(common).collect();
+        let b: Vec<&str> = order(pn, host).into_iter().filter(common).collect();
+        if a != b {
+            let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
+            let last = a.len()
+                - a.iter()
+                    .rev()
+                    .zip(b.iter().rev())
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(0);
+            names.extend(a[first..last.max(first)].iter().copied());
+        }
+    }
+    po.routes
+        .iter()
+        .chain(&pn.routes)
+        .filter(|r| names.contains(r.name.as_str()))
+        .collect()
+}
+
+/// The requests that change outcome, one example per (before, after) pair.
+fn moved(old: &Router, new: &Router, affected: &[&Route]) -> Vec<Moved> {
+    if affected.is_empty() {
+        return Vec::new();
+    }
+    let (po, pn) = (old.plan(), new.plan());
+    let describe = |router: &Router, host: &str, path: &str, req: &OwnedRequest| -> String {
+        match router.lookup(host, path, req) {
+            Some(m) => outcome(router.plan(), &router.plan().routes[m.route as usize]),
+            None => "404 no route".to_owned(),
+        }
+    };
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut out = Vec::new();
+    let paths = paths(po, pn, affected);
+    let requests = requests(po, pn);
+    for host in hosts(affected) {
+        for path in &paths {
+            for req in &requests {
+                let before = describe(old, &host, path, req);
+                let after = describe(new, &host, path, req);
+                if before == after || !seen.insert((before.clone(), after.clone())) {
+                    continue;
+                }
+                let query = req.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+                out.push(Moved {
+                    method: req.method.clone(),
+                    url: format!("http://{host}{path}{query}"),
+                    headers: req.headers.clone(),
+                    before,
+                    after,
+                });
+            }
+        }
+    }
+    out
+}
