@@ -280,10 +280,12 @@ fn paths(old: &Plan, new: &Plan, affected: &[&Route]) -> Vec<String> {
             continue;
         };
         for (_, dfa, literal, affected_regex) in &regexes {
-            if (mine || *affected_regex) && (literal.starts_with(p.as_bytes()) || p.as_bytes().starts_with(literal)) {
-                if let Some(w) = lang::common_path(&under, dfa) {
-                    set.insert(String::from_utf8_lossy(&w).into_owned());
-                }
+            if (mine || *affected_regex)
+                && (literal.starts_with(p.as_bytes()) || p.as_bytes().starts_with(literal))
+                && let Some(w) = lang::common_path(&under, dfa)
+            {
+                set.insert(String::from_utf8_lossy(&w).into_owned());
+            }
             }
         }
     }
