@@ -286,7 +286,6 @@ fn paths(old: &Plan, new: &Plan, affected: &[&Route]) -> Vec<String> {
             {
                 set.insert(String::from_utf8_lossy(&w).into_owned());
             }
-            }
         }
     }
     set.into_iter().collect()
