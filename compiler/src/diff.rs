@@ -246,12 +246,37 @@ fn paths(old: &Plan, new: &Plan, affected: &[&Route]) -> Vec<String> {
                     let literal = regex_syntax::parse(source)
                         .map(|h| crate::regex::literal_prefix_of(&h))
                         .unwrap_or_default();
-                    if mine && let Some(w) = lang::witness_in_valid_paths(&dfa) {
-                        set.insert(String::from_utf8_lossy(&w).into_owned());
-                    }
                     regexes.push((source.clone(), dfa, literal, mine));
                 }
             }
+        }
+    }
+    // Each affected regex: its shortest path, and its shortest path that no
+    // exact path or other regex (which rank before prefixes) also matches.
+    let exact_sources: Vec<String> = old
+        .routes
+        .iter()
+        .chain(&new.routes)
+        .filter_map(|r| match &r.path {
+            PathMatch::Exact(p) => Some(regex_syntax::escape(p)),
+            _ => None,
+        })
+        .collect();
+    for (source, dfa, literal, affected_regex) in &regexes {
+        if !*affected_regex {
+            continue;
+        }
+        if let Some(w) = lang::witness_in_valid_paths(dfa) {
+            set.insert(String::from_utf8_lossy(&w).into_owned());
+        }
+        let others: Vec<String> = regexes
+            .iter()
+            .filter(|(s, _, l, _)| s != source && (l.starts_with(literal) || literal.starts_with(l)))
+            .map(|(s, ..)| format!("(?:{s})"))
+            .chain(exact_sources.iter().cloned())
+            .collect();
+        if let Some(w) = outside(dfa, &others) {
+            set.insert(String::from_utf8_lossy(&w).into_owned());
         }
     }
     for (i, (_, a, la, ma)) in regexes.iter().enumerate() {
@@ -279,6 +304,16 @@ fn paths(old: &Plan, new: &Plan, affected: &[&Route]) -> Vec<String> {
         let Ok(under) = compile_pattern(&format!("{}(?:/(?s:.)*)?", regex_syntax::escape(p))) else {
             continue;
         };
+        if mine {
+            let related: Vec<String> = regexes
+                .iter()
+                .filter(|(_, _, l, _)| l.starts_with(p.as_bytes()) || p.as_bytes().starts_with(l))
+                .map(|(s, ..)| format!("(?:{s})"))
+                .collect();
+            if let Some(w) = outside(&under, &related) {
+                set.insert(String::from_utf8_lossy(&w).into_owned());
+            }
+        }
         for (_, dfa, literal, affected_regex) in &regexes {
             if (mine || *affected_regex)
                 && (literal.starts_with(p.as_bytes()) || p.as_bytes().starts_with(literal))
@@ -289,6 +324,15 @@ fn paths(old: &Plan, new: &Plan, affected: &[&Route]) -> Vec<String> {
         }
     }
     set.into_iter().collect()
+}
+
+/// The shortest normalized path `dfa` matches and none of `others` does.
+fn outside(dfa: &lang::Dense, others: &[String]) -> Option<Vec<u8>> {
+    if others.is_empty() {
+        return lang::witness_in_valid_paths(dfa);
+    }
+    let union = plan::build::compile_dfa(others, 1 << 24).ok()?;
+    lang::path_outside(dfa, &union)
 }
 
 /// Requests for the conditions of both plans: a plain GET, then for each
