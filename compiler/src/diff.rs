@@ -301,6 +301,10 @@ fn paths(old: &Plan, new: &Plan, affected: &[&Route]) -> Vec<String> {
     for r in old.routes.iter().chain(&new.routes) {
         let PathMatch::Prefix(p) = &r.path else { continue };
         let mine = is_affected(r);
+        let related = |l: &[u8]| l.starts_with(p.as_bytes()) || p.as_bytes().starts_with(l);
+        if !mine && !regexes.iter().any(|(_, _, l, affected)| *affected && related(l)) {
+            continue;
+        }
         let Ok(under) = compile_pattern(&format!("{}(?:/(?s:.)*)?", regex_syntax::escape(p))) else {
             continue;
         };
@@ -524,32 +528,33 @@ fn affected<'p>(po: &'p Plan, pn: &'p Plan, d: &Diff) -> Vec<&'p Route> {
         }
     }
     // Relative order within each host pattern, among routes in both plans.
-    let order = |plan: &'p Plan, host: &str| -> Vec<&'p str> {
-        let mut idx: Vec<usize> = (0..plan.routes.len())
-            .filter(|&i| plan.routes[i].hosts.iter().any(|h| h == host))
-            .collect();
-        idx.sort_by_key(|&i| plan::build::precedence(&plan.routes[i], i));
-        idx.into_iter().map(|i| plan.routes[i].name.as_str()).collect()
+    let by_host = |plan: &'p Plan| -> BTreeMap<&'p str, Vec<&'p str>> {
+        let mut m: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, r) in plan.routes.iter().enumerate() {
+            for h in &r.hosts {
+                m.entry(h.as_str()).or_default().push(i);
+            }
+        }
+        m.into_iter()
+            .map(|(h, mut idx)| {
+                idx.sort_by_key(|&i| plan::build::precedence(&plan.routes[i], i));
+                (h, idx.into_iter().map(|i| plan.routes[i].name.as_str()).collect())
+            })
+            .collect()
     };
-    let hosts: BTreeSet<&str> = po
-        .routes
-        .iter()
-        .chain(&pn.routes)
-        .flat_map(|r| r.hosts.iter().map(String::as_str))
-        .collect();
-    for host in hosts {
-        let common = |n: &&str| po.routes.iter().any(|r| r.name == *n) && pn.routes.iter().any(|r| r.name == *n);
-        let a: Vec<&str> = order(po, host).into_iter().filter(common).collect();
-        let b: Vec<&str> = order(pn, host).into_iter().filter(common).collect();
+    let old_names: BTreeSet<&str> = po.routes.iter().map(|r| r.name.as_str()).collect();
+    let new_names: BTreeSet<&str> = pn.routes.iter().map(|r| r.name.as_str()).collect();
+    let common = |n: &&str| old_names.contains(n) && new_names.contains(n);
+    let (old_order, new_order) = (by_host(po), by_host(pn));
+    for (host, a) in &old_order {
+        let Some(b) = new_order.get(host) else { continue };
+        let a: Vec<&str> = a.iter().copied().filter(common).collect();
+        let b: Vec<&str> = b.iter().copied().filter(common).collect();
         if a != b {
             let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
-            let last = a.len()
-                - a.iter()
-                    .rev()
-                    .zip(b.iter().rev())
-                    .position(|(x, y)| x != y)
-                    .unwrap_or(0);
+            let last = a.len() - a.iter().rev().zip(b.iter().rev()).position(|(x, y)| x != y).unwrap_or(0);
             names.extend(a[first..last.max(first)].iter().copied());
+            names.extend(b[first.min(b.len())..last.min(b.len()).max(first.min(b.len()))].iter().copied());
         }
     }
     po.routes
