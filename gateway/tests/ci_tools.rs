@@ -27,7 +27,10 @@ fn text(b: &[u8]) -> String {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
 }
 
 const WARNS: &str = "routes:
@@ -44,7 +47,8 @@ fn diagnostics_formats_and_deny_warnings() {
     let out = gateway(&["check", "--format", "short"], &dir);
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        text(&out.stderr).contains("gateway.yaml:5:13: warning: clusters[1].name: cluster \"unused\" is not used by any route"),
+        text(&out.stderr)
+            .contains("gateway.yaml:5:13: warning: clusters[1].name: cluster \"unused\" is not used by any route"),
         "{}",
         text(&out.stderr)
     );
@@ -52,7 +56,10 @@ fn diagnostics_formats_and_deny_warnings() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let out = gateway(&["compile", "--deny-warnings", "-o", "p.json"], &dir);
     assert_eq!(out.status.code(), Some(1));
-    assert!(!dir.join("p.json").exists(), "no plan is written when warnings are denied");
+    assert!(
+        !dir.join("p.json").exists(),
+        "no plan is written when warnings are denied"
+    );
 
     let out = gateway(&["check", "--format", "json"], &dir);
     let lines: Vec<serde_json::Value> = text(&out.stderr)
@@ -61,8 +68,14 @@ fn diagnostics_formats_and_deny_warnings() {
         .collect();
     assert_eq!(lines.len(), 1, "only diagnostics on stderr in json form");
     assert_eq!(lines[0]["severity"], "warning");
-    assert_eq!((lines[0]["line"].as_u64(), lines[0]["column"].as_u64()), (Some(5), Some(13)));
-    assert_eq!((lines[0]["endLine"].as_u64(), lines[0]["endColumn"].as_u64()), (Some(5), Some(19)));
+    assert_eq!(
+        (lines[0]["line"].as_u64(), lines[0]["column"].as_u64()),
+        (Some(5), Some(13))
+    );
+    assert_eq!(
+        (lines[0]["endLine"].as_u64(), lines[0]["endColumn"].as_u64()),
+        (Some(5), Some(19))
+    );
 
     let out = gateway(&["check", "--format", "github"], &dir);
     assert_eq!(
@@ -74,7 +87,10 @@ fn diagnostics_formats_and_deny_warnings() {
     let out = gateway(&["check", "bad.yaml", "--format", "human"], &dir);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("bad.yaml:1:9: error: yaml: this `[` is never closed"), "{err}");
+    assert!(
+        err.contains("bad.yaml:1:9: error: yaml: this `[` is never closed"),
+        "{err}"
+    );
     assert!(err.contains("1 │ routes: ["), "{err}");
     assert!(err.contains("= help: add the matching `]`"), "{err}");
 }
@@ -95,7 +111,11 @@ fn route_tests_pass_fail_and_report() {
     let root = repo();
     let out = gateway(&["test", "tests/routes.yaml"], &root);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).ends_with("11 passed, 0 failed\n"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).ends_with("11 passed, 0 failed\n"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let dir = scratch("test");
     std::fs::copy(root.join("gateway.yaml"), dir.join("gateway.yaml")).expect("copy");
@@ -115,15 +135,27 @@ fn route_tests_pass_fail_and_report() {
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
     assert!(report.contains("ok      right\n"), "{report}");
-    assert!(report.contains("FAILED  wrong (cases.yaml:5) (route at gateway.yaml:12)"), "{report}");
-    assert!(report.contains("route: expected \"static\", got \"api-v1\""), "{report}");
-    assert!(report.contains("status: expected 404, got the request forwarded upstream"), "{report}");
+    assert!(
+        report.contains("FAILED  wrong (cases.yaml:5) (route at gateway.yaml:12)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("route: expected \"static\", got \"api-v1\""),
+        "{report}"
+    );
+    assert!(
+        report.contains("status: expected 404, got the request forwarded upstream"),
+        "{report}"
+    );
     assert!(report.ends_with("1 passed, 1 failed\n"), "{report}");
 
     // JUnit: well-formed enough for CI (one testcase per case, failures marked).
     let out = gateway(&["test", "cases.yaml", "--format", "junit"], &dir);
     let xml = text(&out.stdout);
-    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"), "{xml}");
+    assert!(
+        xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"),
+        "{xml}"
+    );
     assert_eq!(xml.matches("<testcase ").count(), 2);
     assert_eq!(xml.matches("<failure message=").count(), 1);
     assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
@@ -136,9 +168,17 @@ fn route_tests_pass_fail_and_report() {
     assert!(errors[0].contains("::wrong: route: expected \"static\""), "{gh}");
 
     // Invalid input: a case without expectations, a URL without a host.
-    std::fs::write(dir.join("bad.yaml"), "cases:\n  - { name: x, request: { url: \"http://h/\" }, expect: {} }\n").expect("write");
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "cases:\n  - { name: x, request: { url: \"http://h/\" }, expect: {} }\n",
+    )
+    .expect("write");
     assert_eq!(gateway(&["test", "bad.yaml"], &dir).status.code(), Some(2));
-    std::fs::write(dir.join("nohost.yaml"), "cases:\n  - { name: x, request: { url: \"/x\" }, expect: { status: 404 } }\n").expect("write");
+    std::fs::write(
+        dir.join("nohost.yaml"),
+        "cases:\n  - { name: x, request: { url: \"/x\" }, expect: { status: 404 } }\n",
+    )
+    .expect("write");
     assert_eq!(gateway(&["test", "nohost.yaml"], &dir).status.code(), Some(2));
     assert_eq!(gateway(&["test", "missing.yaml"], &dir).status.code(), Some(2));
 }
@@ -164,9 +204,17 @@ fn diff_says_what_changes_and_nothing_when_nothing_does() {
 
     let new = old
         .replace("    pathPrefix: /v1/admin\n", "    pathPrefix: /v1/adm\n")
-        .replace("{ url: \"http://127.0.0.1:9002\", weight: 1 }", "{ url: \"http://127.0.0.1:9002\", weight: 5 }");
+        .replace(
+            "{ url: \"http://127.0.0.1:9002\", weight: 1 }",
+            "{ url: \"http://127.0.0.1:9002\", weight: 5 }",
+        );
     std::fs::write(dir.join("new.yaml"), new).expect("write");
-    assert_eq!(gateway(&["compile", "old.yaml", "-o", "old.plan.json"], &dir).status.code(), Some(0));
+    assert_eq!(
+        gateway(&["compile", "old.yaml", "-o", "old.plan.json"], &dir)
+            .status
+            .code(),
+        Some(0)
+    );
     let out = gateway(&["diff", "old.plan.json", "new.yaml"], &dir);
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
@@ -183,12 +231,22 @@ fn diff_says_what_changes_and_nothing_when_nothing_does() {
     assert_eq!(j["sameRouting"], false);
     assert!(j["requests"].as_array().is_some_and(|r| !r.is_empty()));
     let out = gateway(&["diff", "old.yaml", "new.yaml", "--format", "markdown"], &dir);
-    assert!(text(&out.stdout).starts_with("### Routing changes\n"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("### Routing changes\n"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(text(&out.stdout).contains("| request | before | after |"));
 
     std::fs::write(dir.join("broken.yaml"), "routes: 1\n").expect("write");
-    assert_eq!(gateway(&["diff", "old.yaml", "broken.yaml"], &dir).status.code(), Some(2));
-    assert_eq!(gateway(&["diff", "old.yaml", "missing.yaml"], &dir).status.code(), Some(2));
+    assert_eq!(
+        gateway(&["diff", "old.yaml", "broken.yaml"], &dir).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        gateway(&["diff", "old.yaml", "missing.yaml"], &dir).status.code(),
+        Some(2)
+    );
 }
 
 /// Python's `jsonschema` validates the schema itself, the repository's
@@ -252,7 +310,10 @@ fn the_ci_recipe_runs_as_written() {
                 "PATH",
                 format!(
                     "{}:{}",
-                    Path::new(env!("CARGO_BIN_EXE_gateway")).parent().expect("bin dir").display(),
+                    Path::new(env!("CARGO_BIN_EXE_gateway"))
+                        .parent()
+                        .expect("bin dir")
+                        .display(),
                     std::env::var("PATH").unwrap_or_default()
                 ),
             )
@@ -273,6 +334,9 @@ fn the_ci_recipe_runs_as_written() {
         assert_eq!(code, Some(0), "step {step:?} failed:\n{out}");
     }
     let comment = std::fs::read_to_string(dir.join("routing-diff.md")).expect("the diff step writes routing-diff.md");
-    assert!(comment.contains("| `api` | `http://127.0.0.1:9002` | 16.7% | 50.0% |"), "{comment}");
+    assert!(
+        comment.contains("| `api` | `http://127.0.0.1:9002` | 16.7% | 50.0% |"),
+        "{comment}"
+    );
     assert!(dir.join("route-tests.xml").exists());
 }

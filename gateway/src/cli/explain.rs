@@ -11,6 +11,7 @@ use plan::{
     Action, Failed, OwnedRequest, PathMatch, Route, Router, Tier, ValueMatch, host_without_port, normalize_path,
 };
 
+use crate::cli::offline::parse_url;
 use crate::proxy::respond::location;
 
 /// What to explain: a URL, a method and headers.
@@ -190,36 +191,6 @@ fn closest(out: &mut String, router: &Router, trace: &plan::Trace, host: &str, p
     let _ = writeln!(out, "closest routes:");
     for (_, _, r, why) in scored.iter().take(5) {
         let _ = writeln!(out, "  {} ({}): {why}", r.name, at(router, r));
-    }
-}
-
-/// The URL to explain, parsed: `Err` is a usage error (exit 2).
-pub fn parse_url(url: &str) -> Result<http::Uri, String> {
-    let with_scheme;
-    let url_for_parse = if url.contains("://") {
-        url
-    } else if url.starts_with('/') {
-        return Err(format!(
-            "{url:?} has no host: routing starts from the host, so give one, e.g. http://api.example.com{url}"
-        ));
-    } else {
-        with_scheme = format!("http://{url}");
-        &with_scheme
-    };
-    let uri: http::Uri = url_for_parse.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        Some(other) => return Err(format!("URL scheme {other:?} is not served: use http:// (or https://)")),
-        None => return Err(format!("invalid URL {url:?}")),
-    }
-    match uri.authority() {
-        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
-        Some(a) if a.as_str().contains('@') => {
-            Err(format!("URL {url:?} has userinfo, which the gateway refuses (400)"))
-        }
-        _ => Err(format!(
-            "{url:?} has no host: routing starts from the host, so give one, e.g. http://api.example.com/"
-        )),
     }
 }
 

@@ -41,6 +41,37 @@ pub struct Outcome {
     pub request_headers: Vec<(String, String)>,
 }
 
+/// A request URL as `explain` and `test` take it: `Err` is a usage error
+/// (no host, another scheme, userinfo).
+pub fn parse_url(url: &str) -> Result<http::Uri, String> {
+    let with_scheme;
+    let url_for_parse = if url.contains("://") {
+        url
+    } else if url.starts_with('/') {
+        return Err(format!(
+            "{url:?} has no host: routing starts from the host, so give one, e.g. http://api.example.com{url}"
+        ));
+    } else {
+        with_scheme = format!("http://{url}");
+        &with_scheme
+    };
+    let uri: http::Uri = url_for_parse.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("URL scheme {other:?} is not served: use http:// (or https://)")),
+        None => return Err(format!("invalid URL {url:?}")),
+    }
+    match uri.authority() {
+        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
+        Some(a) if a.as_str().contains('@') => {
+            Err(format!("URL {url:?} has userinfo, which the gateway refuses (400)"))
+        }
+        _ => Err(format!(
+            "{url:?} has no host: routing starts from the host, so give one, e.g. http://api.example.com/"
+        )),
+    }
+}
+
 /// The head the gateway sends upstream for `head`, routed to `route`, to the
 /// upstream `upstream` of `cluster`.
 pub fn forwarded_head(
@@ -128,7 +159,7 @@ impl<'r> Offline<'r> {
     /// The outcome of `req`; `Err` when the request itself cannot be stated
     /// (a URL without a host, a header that is not `Name: value`).
     pub fn run(&mut self, req: &Request) -> Result<Outcome, String> {
-        let uri = crate::cli::explain::parse_url(&req.url)?;
+        let uri = parse_url(&req.url)?;
         let authority = uri.authority().map_or("", |a| a.as_str());
         let target = uri.path_and_query().map_or("/", |p| p.as_str());
         let mut raw = format!("{} {target} HTTP/1.1\r\nHost: {authority}\r\n", req.method);
