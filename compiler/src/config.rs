@@ -53,7 +53,10 @@ pub struct ClusterCfg {
     pub loc: Loc,
     pub name: Option<Spanned<String>>,
     pub upstreams: Vec<UpstreamCfg>,
-    pub pool_idle_ms: Option<u64>,
+    pub pool: plan::PoolSettings,
+    pub health_check: Option<plan::HealthCheck>,
+    pub outlier: plan::Outlier,
+    pub dns_refresh_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -166,17 +169,24 @@ impl Reader<'_> {
             loc: loc(node),
             name: None,
             upstreams: Vec::new(),
-            pool_idle_ms: None,
+            pool: plan::PoolSettings::default(),
+            health_check: None,
+            outlier: plan::Outlier::default(),
+            dns_refresh_ms: None,
         };
         if let Some(v) = map.get_node("pool") {
-            let pp = join(path, "pool");
-            if let Some(pool) = self.mapping(v, &pp, keys::POOL)
-                && let Some(idle) = pool.get_node("idleMs")
-            {
-                cluster.pool_idle_ms = self
-                    .integer(idle, &join(&pp, "idleMs"), 1, MAX_TIMEOUT_MS, " ms")
-                    .map(|v| v.value);
-            }
+            cluster.pool = self.pool(v, &join(path, "pool"));
+        }
+        if let Some(v) = map.get_node("healthCheck") {
+            cluster.health_check = self.health_check(v, &join(path, "healthCheck"));
+        }
+        if let Some(v) = map.get_node("outlier") {
+            cluster.outlier = self.outlier(v, &join(path, "outlier"));
+        }
+        if let Some(v) = map.get_node("dnsRefreshMs") {
+            cluster.dns_refresh_ms = self
+                .integer(v, &join(path, "dnsRefreshMs"), 100, MAX_TIMEOUT_MS, " ms")
+                .map(|v| v.value);
         }
         match map.get_node("name") {
             Some(v) => cluster.name = self.string(v, &join(path, "name")),

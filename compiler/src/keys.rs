@@ -35,16 +35,34 @@ pub const ROUTE: &[&str] = &[
     "responseHeaders",
     "rewrite",
     "timeouts",
+    "retry",
     "policies",
 ];
+pub const RETRY: &[&str] = &["attempts", "on", "backoffMs", "budgetPercent"];
 pub const CONDITION: &[&str] = &["name", "value", "regex"];
 pub const BACKEND: &[&str] = &["cluster", "weight"];
 pub const REDIRECT: &[&str] = &["scheme", "host", "port", "path", "pathPrefix", "status"];
 pub const FILTER: &[&str] = &["set", "add", "remove"];
 pub const REWRITE: &[&str] = &["host", "path", "pathPrefix"];
-pub const CLUSTER: &[&str] = &["name", "lb", "upstreams", "pool"];
+pub const CLUSTER: &[&str] = &[
+    "name",
+    "lb",
+    "upstreams",
+    "pool",
+    "healthCheck",
+    "outlier",
+    "dnsRefreshMs",
+];
+pub const HEALTH_CHECK: &[&str] = &[
+    "path",
+    "intervalMs",
+    "timeoutMs",
+    "healthyThreshold",
+    "unhealthyThreshold",
+];
+pub const OUTLIER: &[&str] = &["consecutiveFailures", "ejectMs", "maxEjectedPercent"];
 pub const UPSTREAM: &[&str] = &["url", "weight"];
-pub const POOL: &[&str] = &["idleMs"];
+pub const POOL: &[&str] = &["idleMs", "maxRequestsPerConnection", "maxConnections"];
 pub const ACCESS_LOG: &[&str] = &["enabled", "path", "json"];
 pub const ACCESS_LOG_JSON: &[&str] = &["fields"];
 pub const POLICY: &[&str] = &["name", "module", "config", "clusters", "limits", "onError"];

@@ -18,6 +18,7 @@ mod lang;
 mod lower;
 mod regex;
 pub mod report;
+mod resilience;
 mod route;
 mod schema;
 mod syntax;

@@ -8,8 +8,7 @@ use base64::Engine as _;
 use plan::build::serialize;
 use plan::{
     AccessLog, Action, Backend, Cluster, Condition, HeaderFilter, Limits, LogDestination, PathMatch, Plan, Policy,
-    PolicyLimits, PoolSettings, Redirect, RegexDfa, Rewrite, Route, Timeouts, Upstream, ValueMatch, sha256_hex,
-    smooth_wrr_sequence,
+    PolicyLimits, Redirect, RegexDfa, Rewrite, Route, Timeouts, Upstream, ValueMatch, sha256_hex, smooth_wrr_sequence,
 };
 
 use crate::analysis;
@@ -178,6 +177,7 @@ pub fn lower(
                 path: r.rewrite.path.as_ref().map(|p| p.value.clone()),
             },
             timeouts: merge(defaults, &r.timeouts),
+            retry: r.retry.clone(),
             policies: route_policies,
             line: r.loc.line,
             column: r.loc.col,
@@ -324,9 +324,10 @@ pub fn lower(
                     })
                     .collect(),
                 wrr: smooth_wrr_sequence(&weights).unwrap_or_default(),
-                pool: PoolSettings {
-                    idle_ms: c.pool_idle_ms.unwrap_or(PoolSettings::default().idle_ms),
-                },
+                pool: c.pool,
+                health_check: c.health_check.clone(),
+                outlier: c.outlier,
+                dns_refresh_ms: c.dns_refresh_ms.unwrap_or(30_000),
             }
         })
         .collect();

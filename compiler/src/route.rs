@@ -26,6 +26,7 @@ pub struct RouteCfg {
     pub response_headers: FilterCfg,
     pub rewrite: RewriteCfg,
     pub timeouts: TimeoutsCfg,
+    pub retry: Option<plan::Retry>,
     pub policies: Vec<Spanned<String>>,
 }
 
@@ -315,6 +316,7 @@ impl Reader<'_> {
             response_headers: FilterCfg::default(),
             rewrite: RewriteCfg::default(),
             timeouts: TimeoutsCfg::default(),
+            retry: None,
             policies: Vec::new(),
         };
         let mut path_key: Option<&str> = None;
@@ -384,6 +386,7 @@ impl Reader<'_> {
                 "responseHeaders" => route.response_headers = self.filter(value, &p, false),
                 "rewrite" => route.rewrite = self.rewrite(value, &p),
                 "timeouts" => route.timeouts = self.timeouts(value, &p, true),
+                "retry" => route.retry = self.retry(value, &p),
                 "policies" => route.policies = self.string_list(value, &p),
                 _ => {}
             }
@@ -428,6 +431,15 @@ impl Reader<'_> {
                     "pathPrefix replaces the matched prefix, so it needs a pathPrefix route; use path to replace the whole path",
                 );
             }
+        }
+        if let (Some(ActionCfg::Redirect(_)), Some(_)) = (&route.action, &route.retry)
+            && let Some(v) = map.get_node("retry")
+        {
+            self.diags.error(
+                loc(v),
+                join(path, "retry"),
+                "retry applies to forwarded requests, and a redirect route forwards nothing",
+            );
         }
         if let Some(ActionCfg::Redirect(_)) = route.action {
             for (what, at) in [

@@ -75,6 +75,33 @@ fn property(object: &str, key: &str) -> Value {
         ("route", "responseHeaders") => json!({ "$ref": "#/$defs/filter" }),
         ("route", "rewrite") => json!({ "$ref": "#/$defs/rewrite" }),
         ("route", "timeouts") => json!({ "$ref": "#/$defs/timeouts" }),
+        ("route", "retry") => json!({ "$ref": "#/$defs/retry" }),
+        ("retry", "attempts") => {
+            json!({ "type": "integer", "minimum": 1, "maximum": 10, "default": 2, "description": "tries including the first" })
+        }
+        ("retry", "on") => json!({ "type": "array", "minItems": 1, "items": { "anyOf": [
+            { "enum": crate::resilience::RETRY_KINDS },
+            { "type": "integer", "minimum": 500, "maximum": 599 }
+        ] } }),
+        ("retry", "backoffMs") => json!({ "type": "integer", "minimum": 0, "default": 25 }),
+        ("retry", "budgetPercent") => json!({ "type": "integer", "minimum": 0, "maximum": 100, "default": 20 }),
+        ("cluster", "healthCheck") => json!({ "$ref": "#/$defs/healthCheck" }),
+        ("cluster", "outlier") => json!({ "$ref": "#/$defs/outlier" }),
+        ("cluster", "dnsRefreshMs") => duration("upstream host names are resolved again this often (default 30000)"),
+        ("healthCheck", "path") => string("GET this path; 2xx or 3xx within timeoutMs is a success"),
+        ("healthCheck", "intervalMs") => json!({ "type": "integer", "minimum": 100, "default": 5000 }),
+        ("healthCheck", "timeoutMs") => duration("default 1000"),
+        ("healthCheck", "healthyThreshold") => json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 2 }),
+        ("healthCheck", "unhealthyThreshold") => {
+            json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 3 })
+        }
+        ("outlier", "consecutiveFailures") => {
+            json!({ "type": "integer", "minimum": 0, "maximum": 1000, "default": 5, "description": "0 turns ejection off" })
+        }
+        ("outlier", "ejectMs") => duration("first ejection; doubles on each repeat, up to 10x (default 30000)"),
+        ("outlier", "maxEjectedPercent") => json!({ "type": "integer", "minimum": 0, "maximum": 100, "default": 50 }),
+        ("pool", "maxRequestsPerConnection") => json!({ "type": "integer", "minimum": 1 }),
+        ("pool", "maxConnections") => json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000 }),
         ("route", "policies") => json!({ "type": "array", "items": { "type": "string" } }),
         ("condition", "name") => string("header name (case-insensitive) or query parameter name"),
         ("condition", "value") => json!({ "type": "string", "description": "exact value" }),
@@ -137,6 +164,9 @@ pub(crate) const OBJECTS: &[(&str, &[&str])] = &[
     ("cluster", keys::CLUSTER),
     ("upstream", keys::UPSTREAM),
     ("pool", keys::POOL),
+    ("healthCheck", keys::HEALTH_CHECK),
+    ("outlier", keys::OUTLIER),
+    ("retry", keys::RETRY),
     ("accessLog", keys::ACCESS_LOG),
     ("accessLogJson", keys::ACCESS_LOG_JSON),
     ("policy", keys::POLICY),
@@ -165,6 +195,7 @@ fn object(name: &str, keys: &[&str]) -> Value {
         "upstream" => obj["required"] = json!(["url"]),
         "backend" => obj["required"] = json!(["cluster"]),
         "policy" => obj["required"] = json!(["name", "module"]),
+        "healthCheck" => obj["required"] = json!(["path"]),
         "redirect" | "rewrite" => obj["not"] = json!({ "required": ["path", "pathPrefix"] }),
         _ => {}
     }

@@ -97,6 +97,42 @@ struct PolicyView<'a> {
     sha256: &'a str,
 }
 
+/// `/upstreams`: each upstream as the running gateway sees it (SPEC §15).
+pub fn upstreams_json(shared: &Shared) -> String {
+    let generation = shared.current.load();
+    let plan = generation.router.plan();
+    let now = crate::upstream::now_ms();
+    let list: Vec<serde_json::Value> = generation
+        .targets
+        .all()
+        .iter()
+        .map(|t| {
+            let s = &t.state;
+            let cluster = &plan.clusters[t.cluster as usize];
+            let ejected_for = s.ejected_for(now);
+            serde_json::json!({
+                "cluster": s.cluster,
+                "url": t.url,
+                "weight": cluster.upstreams[t.index].weight,
+                "addresses": s.endpoints.load().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "healthy": s.is_healthy(),
+                "ejected": ejected_for.is_some(),
+                "ejectedForMs": ejected_for,
+                "takesTraffic": s.is_healthy() && ejected_for.is_none(),
+                "healthChecked": cluster.health_check.is_some(),
+                "counters": {
+                    "ejections": s.ejections_total.load(Ordering::Relaxed),
+                    "checksOk": s.checks_ok.load(Ordering::Relaxed),
+                    "checksFailed": s.checks_failed.load(Ordering::Relaxed),
+                    "connectionsActive": s.active.load(Ordering::Relaxed),
+                    "connectionsIdle": s.idle.load(Ordering::Relaxed),
+                },
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
 /// `/plan`: identity and a readable summary of the plan being served.
 pub fn plan_json(shared: &Shared) -> String {
     let generation = shared.current.load();
@@ -177,7 +213,7 @@ pub fn plan_json(shared: &Shared) -> String {
 /// The endpoints and the methods each allows.
 fn allowed(path: &str) -> Option<&'static str> {
     match path {
-        "/metrics" | "/ready" | "/plan" => Some("GET, HEAD"),
+        "/metrics" | "/ready" | "/plan" | "/upstreams" => Some("GET, HEAD"),
         "/reload" => Some("POST"),
         _ => None,
     }
@@ -205,6 +241,7 @@ async fn handle(head: &RequestHead, shared: &Arc<Shared>, reload: &Option<Reload
             }
         }
         ("/plan", true) => reply(StatusCode::OK, "application/json", plan_json(shared)),
+        ("/upstreams", true) => reply(StatusCode::OK, "application/json", upstreams_json(shared)),
         ("/reload", _) if *method == Method::POST => match reload.clone() {
             Some(reload) => match tokio::task::spawn_blocking(move || reload()).await {
                 Ok(Ok(msg)) => reply(StatusCode::OK, "text/plain", msg + "\n"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use plan::{LogField, Router};
 
 use crate::observe::stats::{Registry, Stats};
-use crate::upstream::{PoolIds, Targets};
+use crate::upstream::{Targets, Upstreams};
 
 /// A route's timeouts as the request path uses them (SPEC §7), built once
 /// per plan.
@@ -73,6 +73,8 @@ pub struct Generation {
     pub route_timeouts: Vec<RouteTimeouts>,
     /// Each route's header filters, by route index.
     pub route_filters: Vec<RouteFilters>,
+    /// Each route's retry budget, for routes with `retry`.
+    pub retry_budgets: Vec<Option<std::sync::Arc<crate::upstream::budget::Budget>>>,
     pub targets: Targets,
     pub stats: Stats,
     /// Access-log fields, empty when the log is off.
@@ -87,7 +89,7 @@ pub struct Generation {
 
 impl Generation {
     /// Everything a plan needs to serve; `threads` sizes the wasm instance pool.
-    pub fn new(router: Router, registry: &Registry, pool_ids: &PoolIds, threads: usize) -> Result<Self, String> {
+    pub fn new(router: Router, registry: &Registry, upstreams: &Upstreams, threads: usize) -> Result<Self, String> {
         let plan = router.plan();
         let id = GENERATIONS.fetch_add(1, Ordering::Relaxed);
         let instances = (threads * plan.policies.len() * 2 + 16).min(10_000) as u32;
@@ -95,8 +97,13 @@ impl Generation {
         let defaults = RouteTimeouts::from(plan.defaults);
         let route_timeouts = plan.routes.iter().map(|r| RouteTimeouts::from(r.timeouts)).collect();
         let route_filters = plan.routes.iter().map(RouteFilters::of).collect();
+        let retry_budgets = plan
+            .routes
+            .iter()
+            .map(|r| r.retry.as_ref().map(|_| upstreams.budgets.get(&r.name)))
+            .collect();
         let stats = registry.resolve(plan);
-        let targets = Targets::new(plan, pool_ids, &stats)?;
+        let targets = Targets::new(plan, upstreams, &stats)?;
         let log_fields = if plan.access_log.enabled {
             plan.access_log.fields.clone()
         } else {
@@ -109,6 +116,7 @@ impl Generation {
             defaults,
             route_timeouts,
             route_filters,
+            retry_budgets,
             targets,
             stats,
             log_fields,

@@ -65,7 +65,7 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
     };
     let mut router = loaded.router;
     router.adopt_wrr(&old.router);
-    let mut generation = match Generation::new(router, &shared.registry, &shared.pool_ids, shared.threads) {
+    let mut generation = match Generation::new(router, &shared.registry, &shared.upstreams, shared.threads) {
         Ok(g) => g,
         Err(e) => return refused(e),
     };

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use crate::generation::Generation;
 use crate::observe::accesslog::{Sink, WorkerLog};
 use crate::observe::stats::Registry;
-use crate::upstream::{Pool, PoolIds};
+use crate::upstream::{Pool, Upstreams};
 
 /// Idle upstream connections each worker keeps per upstream. Below the number
 /// of concurrent requests a worker serves, the excess connections are closed
@@ -30,7 +30,7 @@ const MAX_IDLE_PER_TARGET: usize = 512;
 pub struct Shared {
     pub current: ArcSwap<Generation>,
     pub registry: Arc<Registry>,
-    pub pool_ids: PoolIds,
+    pub upstreams: Upstreams,
     /// The access-log writer (its destination follows reloads).
     pub log: Arc<Sink>,
     /// Where relative paths of the plan resolve from.

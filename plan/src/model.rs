@@ -137,6 +137,9 @@ pub enum LogField {
     UserAgent,
     RequestId,
     Plan,
+    Protocol,
+    UpstreamDurationMs,
+    Attempts,
 }
 
 impl LogField {
@@ -152,7 +155,7 @@ impl LogField {
         LogField::UpstreamUrl,
     ];
 
-    pub const ALL: [LogField; 17] = [
+    pub const ALL: [LogField; 20] = [
         LogField::Timestamp,
         LogField::ClientIp,
         LogField::Method,
@@ -170,6 +173,9 @@ impl LogField {
         LogField::UserAgent,
         LogField::RequestId,
         LogField::Plan,
+        LogField::Protocol,
+        LogField::UpstreamDurationMs,
+        LogField::Attempts,
     ];
 
     /// The key as written in config and in the log line.
@@ -192,6 +198,9 @@ impl LogField {
             LogField::UserAgent => "userAgent",
             LogField::RequestId => "requestId",
             LogField::Plan => "plan",
+            LogField::Protocol => "protocol",
+            LogField::UpstreamDurationMs => "upstreamDurationMs",
+            LogField::Attempts => "attempts",
         }
     }
 
@@ -210,6 +219,11 @@ pub struct Cluster {
     /// [`crate::MAX_TABLE_LEN`] (then the gateway runs smooth WRR live).
     pub wrr: Vec<u32>,
     pub pool: PoolSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    pub outlier: Outlier,
+    /// Upstream host names are resolved again this often.
+    pub dns_refresh_ms: u64,
 }
 
 /// How upstream connections of a cluster are pooled (SPEC §15).
@@ -218,12 +232,67 @@ pub struct Cluster {
 pub struct PoolSettings {
     /// Idle upstream connections are closed after this long.
     pub idle_ms: u64,
+    /// A connection is not reused after this many requests (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_connection: Option<u32>,
+    /// Connections per upstream per process, idle ones included (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { idle_ms: 60_000 }
+        Self {
+            idle_ms: 60_000,
+            max_requests_per_connection: None,
+            max_connections: None,
+        }
     }
+}
+
+/// Active health checks of a cluster's upstreams (SPEC §15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// Passive outlier ejection (SPEC §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Outlier {
+    /// Failures in a row that eject an upstream; 0 turns ejection off.
+    pub consecutive_failures: u32,
+    pub eject_ms: u64,
+    pub max_ejected_percent: u32,
+}
+
+impl Default for Outlier {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            eject_ms: 30_000,
+            max_ejected_percent: 50,
+        }
+    }
+}
+
+/// A route's retry policy (SPEC §15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Tries including the first.
+    pub attempts: u32,
+    /// Failure kinds (`connect_failed`, ...) that are retried.
+    pub on_kinds: Vec<String>,
+    /// Upstream statuses (5xx) that are retried.
+    pub on_status: Vec<u16>,
+    pub backoff_ms: u64,
+    pub budget_percent: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,6 +31,8 @@ pub struct Route {
     #[serde(default, skip_serializing_if = "Rewrite::is_empty")]
     pub rewrite: Rewrite,
     pub timeouts: Timeouts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::Retry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<u32>,
     /// Where the route was declared, for `explain` and diagnostics.

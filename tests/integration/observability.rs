@@ -74,7 +74,11 @@ fn metrics_count_timeouts_refusals_and_404s() {
     );
     assert_eq!(m(r#"gateway_requests_total{route="",cluster="",status="404"}"#), 1.0);
     assert_eq!(m(r#"gateway_request_duration_seconds_count{route="slow"}"#), 1.0);
-    assert!(m(r#"gateway_upstream_connections{cluster="ok",state="open"}"#) >= 1.0);
+    let pooled = format!(
+        r#"gateway_upstream_connections{{cluster="ok",upstream="{}",state="idle"}}"#,
+        ok.url()
+    );
+    assert!(m(&pooled) >= 1.0, "{pooled}");
     assert_eq!(m("gateway_in_flight_requests"), 0.0);
 
     // The admin listener serves only admin paths; the proxy port never does.

@@ -534,7 +534,13 @@ fn a_short_soak_keeps_memory_and_descriptors_flat() {
     let soaked = run(Duration::from_secs(secs));
     let rss_after = rss_kib(pid);
     let fds_after = settled_fds();
-    let open = gw.metric(r#"gateway_upstream_connections{cluster="c",state="open"}"#);
+    let open = gw.metric(&format!(
+        r#"gateway_upstream_connections{{cluster="c",upstream="{}",state="idle"}}"#,
+        up.url()
+    )) + gw.metric(&format!(
+        r#"gateway_upstream_connections{{cluster="c",upstream="{}",state="active"}}"#,
+        up.url()
+    ));
     println!(
         "soak: {} requests; RSS {rss_warm} KiB after warm-up, {rss_after} KiB after {secs} s; fds {fds_warm} after warm-up, {fds_after} after; upstream connections open {open}",
         warm + soaked

@@ -19,6 +19,10 @@ pub enum ErrorKind {
     ConnectFailed,
     UpstreamReset,
     BadResponse,
+    /// Every upstream of the cluster is unhealthy or ejected (503).
+    NoHealthyUpstream,
+    /// `pool.maxConnections` reached and none freed within `connectMs` (503).
+    UpstreamOverloaded,
     PolicyError,
     /// The drain deadline cut the exchange.
     Shutdown,
@@ -29,7 +33,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 20] = [
         ErrorKind::NoRoute,
         ErrorKind::BadRequest,
         ErrorKind::BadPath,
@@ -44,6 +48,8 @@ impl ErrorKind {
         ErrorKind::ConnectFailed,
         ErrorKind::UpstreamReset,
         ErrorKind::BadResponse,
+        ErrorKind::NoHealthyUpstream,
+        ErrorKind::UpstreamOverloaded,
         ErrorKind::PolicyError,
         ErrorKind::Shutdown,
         ErrorKind::ClientClosed,

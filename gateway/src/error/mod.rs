@@ -35,6 +35,8 @@ impl ErrorKind {
             ErrorKind::ConnectFailed => "connect_failed",
             ErrorKind::UpstreamReset => "upstream_reset",
             ErrorKind::BadResponse => "bad_response",
+            ErrorKind::NoHealthyUpstream => "no_healthy_upstream",
+            ErrorKind::UpstreamOverloaded => "upstream_overloaded",
             ErrorKind::PolicyError => "policy_error",
             ErrorKind::Shutdown => "shutdown",
             ErrorKind::ClientClosed => "client_closed",
@@ -53,7 +55,10 @@ impl ErrorKind {
             ErrorKind::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
             ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::ConnectFailed | ErrorKind::UpstreamReset | ErrorKind::BadResponse => StatusCode::BAD_GATEWAY,
-            ErrorKind::PolicyError | ErrorKind::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::PolicyError
+            | ErrorKind::Shutdown
+            | ErrorKind::NoHealthyUpstream
+            | ErrorKind::UpstreamOverloaded => StatusCode::SERVICE_UNAVAILABLE,
             // Never sent: the client is gone or not reading. 499 is what NGINX logs.
             ErrorKind::ClientClosed | ErrorKind::WriteTimeout => {
                 StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
@@ -78,6 +83,8 @@ impl ErrorKind {
             ErrorKind::ConnectFailed => "upstream connection failed",
             ErrorKind::UpstreamReset => "upstream connection reset",
             ErrorKind::BadResponse => "bad upstream response",
+            ErrorKind::NoHealthyUpstream => "no healthy upstream",
+            ErrorKind::UpstreamOverloaded => "upstream connection limit reached",
             ErrorKind::PolicyError => "policy error",
             ErrorKind::Shutdown => "shutting down",
             ErrorKind::ClientClosed | ErrorKind::WriteTimeout => "",
@@ -110,6 +117,20 @@ impl ErrorKind {
 
     /// Failures on the upstream side (counted per cluster).
     pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ConnectTimeout
+                | ErrorKind::UpstreamTimeout
+                | ErrorKind::ConnectFailed
+                | ErrorKind::UpstreamReset
+                | ErrorKind::BadResponse
+                | ErrorKind::NoHealthyUpstream
+                | ErrorKind::UpstreamOverloaded
+        )
+    }
+
+    /// Failures that count against an upstream's health (passive ejection).
+    pub fn is_upstream_fault(self) -> bool {
         matches!(
             self,
             ErrorKind::ConnectTimeout

@@ -405,6 +405,22 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
             LogField::UserAgent => opt_bytes(out, ex.user_agent.as_deref()),
             LogField::RequestId => opt_bytes(out, ex.request_id.as_deref()),
             LogField::Plan => json::push_str(out, ctx.plan),
+            LogField::Protocol => opt_str(
+                out,
+                ex.version.map(|v| match v {
+                    http::Version::HTTP_10 => "HTTP/1.0",
+                    http::Version::HTTP_2 => "HTTP/2",
+                    _ => "HTTP/1.1",
+                }),
+            ),
+            LogField::UpstreamDurationMs => match ex.upstream_duration {
+                Some(d) => duration_ms(out, d),
+                None => out.extend_from_slice(b"null"),
+            },
+            LogField::Attempts => match ex.attempts {
+                0 => out.extend_from_slice(b"null"),
+                n => int(out, u64::from(n)),
+            },
         }
     }
     out.extend_from_slice(b"}\n");

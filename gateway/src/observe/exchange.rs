@@ -38,6 +38,10 @@ pub struct Exchange {
     pub bytes_sent: u64,
     /// Request sent upstream → response head received.
     pub upstream_duration: Option<std::time::Duration>,
+    /// Upstream tries, the first included (0: never forwarded).
+    pub attempts: u32,
+    /// The request's HTTP version, once its head was read.
+    pub version: Option<http::Version>,
 }
 
 impl Exchange {
@@ -61,6 +65,8 @@ impl Exchange {
             error_detail: None,
             bytes_sent: 0,
             upstream_duration: None,
+            attempts: 0,
+            version: None,
         }
     }
 
@@ -68,6 +74,7 @@ impl Exchange {
     /// values only when `fields` log them.
     pub fn record_head(&mut self, head: &RequestHead, fields: &[LogField]) {
         self.method = Some(head.method.clone());
+        self.version = Some(head.version);
         self.target = Some(head.target.clone());
         self.host = Some(head.host.clone());
         for field in fields {

@@ -142,18 +142,78 @@ impl Collector for Gateway {
                 }
             }
         }
+        let generation = shared.current.load();
+        let targets = generation.targets.all();
+        let now = crate::upstream::now_ms();
         {
             let mut m = encoder.encode_descriptor(
                 "gateway_upstream_connections",
-                "Upstream connections by cluster and state (open includes idle)",
+                "Upstream connections by cluster, upstream and state (active: in use; idle: pooled)",
                 None,
                 MetricType::Gauge,
             )?;
-            for c in &clusters {
-                for (state, v) in [("open", &c.connections_open), ("idle", &c.connections_idle)] {
-                    let labels = [("cluster", c.name.as_str()), ("state", state)];
+            for t in targets {
+                for (state, v) in [("active", &t.state.active), ("idle", &t.state.idle)] {
+                    let labels = [
+                        ("cluster", t.state.cluster.as_str()),
+                        ("upstream", t.url.as_str()),
+                        ("state", state),
+                    ];
                     ConstGauge::new(v.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
                 }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_upstream_healthy",
+                "1 when the upstream takes traffic (healthy and not ejected), else 0",
+                None,
+                MetricType::Gauge,
+            )?;
+            for t in targets {
+                let up = t.state.is_healthy() && !t.state.is_ejected(now);
+                let labels = [("cluster", t.state.cluster.as_str()), ("upstream", t.url.as_str())];
+                ConstGauge::new(i64::from(up)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_upstream_ejections",
+                "Passive outlier ejections by cluster and upstream",
+                None,
+                MetricType::Counter,
+            )?;
+            for t in targets {
+                let labels = [("cluster", t.state.cluster.as_str()), ("upstream", t.url.as_str())];
+                ConstCounter::new(t.state.ejections_total.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let budgets = shared.upstreams.budgets.all();
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_retries",
+                "Retries by route and the failure retried (a kind, or the upstream's status)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (route, b) in &budgets {
+                let by_reason = b.by_reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for (reason, n) in by_reason {
+                    let labels = [("route", route.as_str()), ("reason", reason.as_str())];
+                    ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_retry_budget_exhausted",
+                "Retries not made because the route's retry budget was spent",
+                None,
+                MetricType::Counter,
+            )?;
+            for (route, b) in &budgets {
+                let labels = [("route", route.as_str())];
+                ConstCounter::new(b.exhausted.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
             }
         }
         let policies = registry.all_policies();

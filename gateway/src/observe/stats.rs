@@ -22,10 +22,6 @@ pub struct ClusterStats {
     pub errors: [AtomicU64; KINDS],
     /// `gateway_upstream_timeouts_total{cluster,kind}`: connect, then upstream.
     pub upstream_timeouts: [AtomicU64; 2],
-    /// Open upstream connections, all workers together.
-    pub connections_open: AtomicI64,
-    /// Idle pooled upstream connections, all workers together.
-    pub connections_idle: AtomicI64,
     /// `gateway_upstream_duration_seconds{cluster}`: request sent → response head.
     pub upstream_duration: Histogram,
 }
@@ -36,8 +32,6 @@ impl ClusterStats {
             name: name.to_owned(),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
             upstream_timeouts: std::array::from_fn(|_| AtomicU64::new(0)),
-            connections_open: AtomicI64::new(0),
-            connections_idle: AtomicI64::new(0),
             upstream_duration: Histogram::default(),
         }
     }

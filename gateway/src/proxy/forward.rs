@@ -137,6 +137,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
             Some(c) => c,
             None => connect(target, connect_ms).await?,
         };
+        up.requests += 1;
         let may_retry = up.reused && attempt == 1;
         let mut request_complete = true;
         if !head.body.has_body() {

@@ -14,16 +14,19 @@
 pub mod forward;
 pub mod policy;
 pub mod respond;
+pub mod retry;
 pub mod route;
 
 use http::Method;
 use http1::RequestHead;
 
+use crate::error::ErrorKind;
 use crate::error::{self, Failure};
 use crate::generation::Generation;
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
 pub use crate::session::{KeepAlive, Session};
+use crate::upstream::budget::Reason;
 
 /// Runs one exchange whose head has been read; returns whether the client
 /// connection can carry another request.
@@ -72,11 +75,65 @@ async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) 
     ex.cluster = Some(cluster);
 
     forward::check_body(s, head).await?;
-    let upstream = generation.router.pick(cluster);
-    let id = generation.targets.id(cluster, upstream);
-    ex.upstream = Some(id);
-    let target = generation.targets.get(id);
-    forward::encode_head(s.conn, head, target, &routed, generation);
-    let sent = forward::send(s, target, head).await?;
-    respond::stream(s, ex, sent, target).await
+    let route = &generation.router.plan().routes[routed.route as usize];
+    let budget = generation.retry_budgets[routed.route as usize].as_deref();
+    let _in_flight = budget.map(|b| b.enter());
+    let health = &generation.targets.clusters[cluster as usize];
+    let mut ticket = None;
+    let mut previous = None;
+    let mut attempt = 1u32;
+    loop {
+        let picked = match previous {
+            Some(p) => health.pick_other(p),
+            None => health.pick(),
+        };
+        let upstream = picked.ok_or(ErrorKind::NoHealthyUpstream)?;
+        let id = generation.targets.id(cluster, upstream);
+        ex.upstream = Some(id);
+        ex.attempts = attempt;
+        let target = generation.targets.get(id);
+        forward::encode_head(s.conn, head, target, &routed, generation);
+        let sent = forward::send(s, target, head).await;
+        let reason = match &sent {
+            Ok(r) if r.head.status.is_server_error() => {
+                health.failure(upstream);
+                Some(Reason::Status(r.head.status.as_u16()))
+            }
+            Ok(_) => {
+                health.success(upstream);
+                None
+            }
+            Err(f) if f.kind.is_upstream_fault() => {
+                health.failure(upstream);
+                Some(Reason::Kind(f.kind))
+            }
+            Err(_) => None,
+        };
+        let retry = match (reason, route.retry.as_ref(), budget) {
+            (Some(reason), Some(policy), Some(budget))
+                if attempt < policy.attempts && retry::covers(policy, reason) && retry::replayable(head, reason) =>
+            {
+                budget.try_retry(policy.budget_percent, reason).map(|t| (t, policy))
+            }
+            _ => None,
+        };
+        let Some((next_ticket, policy)) = retry else {
+            return match sent {
+                Ok(sent) => respond::stream(s, ex, sent, target).await,
+                Err(f) => Err(f),
+            };
+        };
+        // The failed attempt is counted and logged as any upstream failure;
+        // its connection (and any response) is dropped, never reused.
+        if let Err(f) = &sent {
+            generation.stats.upstream_failure(cluster, f.kind);
+            target.failures.failure(&target.stats.name, &target.url, f.kind);
+        }
+        drop(sent);
+        // The ticket of this retry replaces (and so ends) the previous one.
+        drop(ticket.replace(next_ticket));
+        tokio::time::sleep(retry::backoff(policy, attempt)).await;
+        previous = Some(upstream);
+        attempt += 1;
+    }
 }

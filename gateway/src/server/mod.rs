@@ -15,10 +15,11 @@ use crate::load::{LoadError, Source, load};
 use crate::observe::accesslog::{Output, Sink};
 use crate::observe::stats::Registry;
 use crate::reload::{Fixed, reload, unix_seconds};
-use crate::upstream::PoolIds;
+use crate::upstream::Upstreams;
 use crate::worker::Shared;
 
 mod accept;
+mod upstreams;
 use accept::run_worker;
 
 #[derive(Debug)]
@@ -178,12 +179,12 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         .global
         .reload_last_success
         .store(unix_seconds(), Ordering::Relaxed);
-    let pool_ids = PoolIds::default();
-    let generation = Generation::new(loaded.router, &registry, &pool_ids, threads).map_err(RunError::Plan)?;
+    let upstreams = Upstreams::default();
+    let generation = Generation::new(loaded.router, &registry, &upstreams, threads).map_err(RunError::Plan)?;
     let shared = Arc::new(Shared {
         current: arc_swap::ArcSwap::from_pointee(generation),
         registry,
-        pool_ids,
+        upstreams,
         log,
         base_dir,
         connections: Default::default(),
@@ -192,6 +193,7 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         threads,
     });
 
+    upstreams::spawn(shared.clone())?;
     let listeners = bind_workers(listen, threads)?;
     let bound = listeners.first().map(|l| l.local_addr()).transpose()?.unwrap_or(listen);
     let admin_listener = match admin {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
+use super::health::UpstreamState;
 use super::target::Target;
 use crate::error::kind::ErrorKind;
-use crate::observe::stats::ClusterStats;
 
 /// One upstream connection: the socket and what has been read from it but not
 /// yet consumed. Idle in the pool between exchanges.
@@ -23,14 +23,25 @@ pub struct UpstreamConn {
     /// It has carried an exchange before (a failure before any response byte
     /// may then be the upstream closing it while idle, and is retried once).
     pub reused: bool,
+    /// Exchanges it has carried (`pool.maxRequestsPerConnection`).
+    pub requests: u32,
     /// While pooled: when it stops being reusable (`idleMs` after checkin).
     expires: Instant,
-    stats: Arc<ClusterStats>,
+    /// In a pool (counted idle) rather than in use (counted active).
+    pooled: bool,
+    state: Arc<UpstreamState>,
 }
 
 impl Drop for UpstreamConn {
     fn drop(&mut self) {
-        self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        let gauge = if self.pooled {
+            &self.state.idle
+        } else {
+            &self.state.active
+        };
+        gauge.fetch_sub(1, Ordering::Relaxed);
+        self.state.open.fetch_sub(1, Ordering::Relaxed);
+        self.state.released.notify_one();
     }
 }
 
@@ -81,8 +92,10 @@ impl Pool {
         let list = idle.get_mut(target.pool_id)?;
         let now = self.now.get();
         while let Some(mut conn) = list.pop() {
-            conn.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
             if conn.expires > now && conn.is_alive() {
+                conn.pooled = false;
+                conn.state.idle.fetch_sub(1, Ordering::Relaxed);
+                conn.state.active.fetch_add(1, Ordering::Relaxed);
                 return Some(conn);
             }
         }
@@ -94,13 +107,7 @@ impl Pool {
     pub fn close_idle(&self, now: Instant) {
         let mut idle = self.idle.borrow_mut();
         for list in idle.iter_mut() {
-            list.retain(|conn| {
-                let keep = conn.expires > now;
-                if !keep {
-                    conn.stats.connections_idle.fetch_sub(1, Ordering::Relaxed);
-                }
-                keep
-            });
+            list.retain(|conn| conn.expires > now);
         }
     }
 
@@ -111,10 +118,13 @@ impl Pool {
             idle.resize_with(target.pool_id + 1, Vec::new);
         }
         let list = &mut idle[target.pool_id];
-        if list.len() < self.max_idle {
+        let spent = target.max_requests.is_some_and(|max| conn.requests >= max);
+        if list.len() < self.max_idle && !spent {
             conn.reused = true;
             conn.expires = self.now.get() + target.idle_timeout;
-            conn.stats.connections_idle.fetch_add(1, Ordering::Relaxed);
+            conn.pooled = true;
+            conn.state.active.fetch_sub(1, Ordering::Relaxed);
+            conn.state.idle.fetch_add(1, Ordering::Relaxed);
             list.push(conn);
         }
     }
@@ -123,26 +133,65 @@ impl Pool {
 /// Read buffer of an upstream connection (a response head must fit in it).
 const UPSTREAM_BUF: usize = 32 * 1024;
 
-/// Opens a connection to `target` within `timeout`.
+/// Takes a connection slot of `target` under `pool.maxConnections`, waiting
+/// until `deadline` for one to free; `upstream_overloaded` when none does.
+async fn slot(target: &Target, deadline: tokio::time::Instant) -> Result<(), ErrorKind> {
+    let state = &target.state;
+    let Some(max) = target.max_connections else {
+        state.open.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    };
+    loop {
+        let released = state.released.notified();
+        let open = state.open.load(Ordering::Relaxed);
+        if open < max {
+            if state
+                .open
+                .compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(());
+            }
+            continue;
+        }
+        if tokio::time::timeout_at(deadline, released).await.is_err() {
+            return Err(ErrorKind::UpstreamOverloaded);
+        }
+    }
+}
+
+/// Opens a connection to `target` within `timeout` (waiting for a slot
+/// under `maxConnections` counts against it), to the next of its resolved
+/// addresses.
 pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn, ErrorKind> {
-    let connecting = async {
-        match target.addr {
-            Some(addr) => TcpStream::connect(addr).await,
-            None => TcpStream::connect(target.authority.as_str()).await,
+    let deadline = tokio::time::Instant::now() + timeout;
+    slot(target, deadline).await?;
+    let state = &target.state;
+    let opened = match state.endpoint() {
+        None => Err(ErrorKind::ConnectFailed),
+        Some(addr) => match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => Err(ErrorKind::ConnectTimeout),
+            Ok(Err(_)) => Err(ErrorKind::ConnectFailed),
+            Ok(Ok(s)) => Ok(s),
+        },
+    };
+    let stream = match opened {
+        Ok(s) => s,
+        Err(kind) => {
+            state.open.fetch_sub(1, Ordering::Relaxed);
+            state.released.notify_one();
+            return Err(kind);
         }
     };
-    let stream = match tokio::time::timeout(timeout, connecting).await {
-        Err(_) => return Err(ErrorKind::ConnectTimeout),
-        Ok(Err(_)) => return Err(ErrorKind::ConnectFailed),
-        Ok(Ok(s)) => s,
-    };
     let _ = stream.set_nodelay(true);
-    target.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+    state.active.fetch_add(1, Ordering::Relaxed);
     Ok(UpstreamConn {
         stream,
         rbuf: BytesMut::with_capacity(UPSTREAM_BUF),
         reused: false,
+        requests: 0,
         expires: Instant::now(),
-        stats: target.stats.clone(),
+        pooled: false,
+        state: state.clone(),
     })
 }

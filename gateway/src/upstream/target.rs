@@ -1,13 +1,15 @@
 //! Upstream targets, parsed once per plan: where to connect, the base path
-//! to prepend, the pool slot and the counters of each.
+//! to prepend, the pool slot, the process-wide state and the counters of
+//! each; and the per-cluster pickers over the available upstreams.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use plan::Plan;
 
+use super::health::{ClusterHealth, UpstreamState};
 use crate::observe::stats::{ClusterStats, Stats};
 use crate::observe::upstream_log::FailureLog;
 
@@ -18,8 +20,17 @@ pub struct Target {
     pub url: String,
     /// `host:port` to connect to.
     pub authority: String,
-    /// Resolved when the host is an IP literal; names resolve at connect time.
-    pub addr: Option<SocketAddr>,
+    /// The host name when it is not an IP literal (re-resolved in the background).
+    pub hostname: Option<String>,
+    pub port: u16,
+    /// Health, ejection, resolved addresses and connection counts.
+    pub state: Arc<UpstreamState>,
+    /// This upstream's cluster and its index in it.
+    pub cluster: u32,
+    pub index: usize,
+    /// `pool.maxConnections` and `pool.maxRequestsPerConnection`.
+    pub max_connections: Option<u32>,
+    pub max_requests: Option<u32>,
     /// Path prefix to prepend, without trailing `/` (empty for none).
     pub base_path: String,
     /// Index into every worker's pool; stable across reloads for one authority.
@@ -31,16 +42,71 @@ pub struct Target {
     pub failures: Arc<FailureLog>,
 }
 
-/// Pool ids by authority, process-wide, so a reloaded plan reuses the pooled
-/// connections of upstreams it keeps.
+/// Process-wide upstream registry: pool ids by authority (so a reloaded plan
+/// reuses the pooled connections of upstreams it keeps), each upstream's
+/// state by cluster and URL, and each cluster's picker.
 #[derive(Debug, Default)]
-pub struct PoolIds(Mutex<HashMap<String, usize>>);
+pub struct Upstreams {
+    /// Retry budgets by route name.
+    pub budgets: super::budget::Budgets,
+    pool_ids: Mutex<HashMap<String, usize>>,
+    states: Mutex<HashMap<(String, String), Arc<UpstreamState>>>,
+    clusters: Mutex<HashMap<String, Arc<ClusterHealth>>>,
+}
 
-impl PoolIds {
-    fn get(&self, authority: &str) -> usize {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+/// Resolves `host:port` with the system resolver (`/etc/hosts`, DNS):
+/// every address, in the order given.
+pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    addrs.dedup();
+    Ok(addrs)
+}
+
+impl Upstreams {
+    fn pool_id(&self, authority: &str) -> usize {
+        let mut map = self.pool_ids.lock().unwrap_or_else(|e| e.into_inner());
         let next = map.len();
         *map.entry(authority.to_owned()).or_insert(next)
+    }
+
+    /// The state of `url` in `cluster`, kept from an earlier plan or made
+    /// (resolving its host now when it is a name).
+    fn state(&self, cluster: &str, url: &str, host: &str, port: u16) -> Arc<UpstreamState> {
+        let key = (cluster.to_owned(), url.to_owned());
+        if let Some(s) = self.states.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return s.clone();
+        }
+        let endpoints = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => resolve(host, port).unwrap_or_else(|e| {
+                tracing::warn!(cluster, upstream = url, error = %e, "upstream host does not resolve yet; retried every dnsRefreshMs");
+                Vec::new()
+            }),
+        };
+        let state = Arc::new(UpstreamState::new(cluster, url, endpoints));
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, state.clone());
+        state
+    }
+
+    /// The picker of `cluster`: the one kept from an earlier plan when its
+    /// upstreams, weights and outlier rules are unchanged (the WRR position
+    /// carries over), else a new one.
+    fn cluster(&self, cluster: &plan::Cluster, states: Vec<Arc<UpstreamState>>) -> Arc<ClusterHealth> {
+        let urls: Vec<&str> = cluster.upstreams.iter().map(|u| u.url.as_str()).collect();
+        let weights: Vec<u32> = cluster.upstreams.iter().map(|u| u.weight).collect();
+        let mut map = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map
+            .get(&cluster.name)
+            .filter(|c| c.same(&urls, &weights, cluster.outlier))
+        {
+            return c.clone();
+        }
+        let c = Arc::new(ClusterHealth::new(&cluster.name, states, weights, cluster.outlier));
+        map.insert(cluster.name.clone(), c.clone());
+        c
     }
 }
 
@@ -49,21 +115,38 @@ impl PoolIds {
 pub struct Targets {
     offsets: Vec<usize>,
     targets: Vec<Target>,
+    /// Per cluster: the picker over its available upstreams.
+    pub clusters: Vec<Arc<ClusterHealth>>,
 }
 
 impl Targets {
-    pub fn new(plan: &Plan, ids: &PoolIds, stats: &Stats) -> Result<Self, String> {
+    pub fn new(plan: &Plan, upstreams: &Upstreams, stats: &Stats) -> Result<Self, String> {
         let mut offsets = Vec::with_capacity(plan.clusters.len());
         let mut targets = Vec::new();
+        let mut clusters = Vec::with_capacity(plan.clusters.len());
         for (c, cluster) in plan.clusters.iter().enumerate() {
             offsets.push(targets.len());
             let cluster_stats = stats.clusters.get(c).cloned().ok_or("cluster without counters")?;
-            let idle_timeout = Duration::from_millis(cluster.pool.idle_ms);
-            for u in &cluster.upstreams {
-                targets.push(parse_target(&u.url, ids, cluster_stats.clone(), idle_timeout)?);
+            let mut states = Vec::with_capacity(cluster.upstreams.len());
+            for (i, u) in cluster.upstreams.iter().enumerate() {
+                let mut t = parse_target(&u.url, upstreams, cluster, cluster_stats.clone())?;
+                t.cluster = c as u32;
+                t.index = i;
+                states.push(t.state.clone());
+                targets.push(t);
             }
+            clusters.push(upstreams.cluster(cluster, states));
         }
-        Ok(Self { offsets, targets })
+        Ok(Self {
+            offsets,
+            targets,
+            clusters,
+        })
+    }
+
+    /// Every target of the plan.
+    pub fn all(&self) -> &[Target] {
+        &self.targets
     }
 
     /// Flat index of `(cluster, upstream)`, the pool's key.
@@ -84,7 +167,12 @@ impl Targets {
     }
 }
 
-fn parse_target(url: &str, ids: &PoolIds, stats: Arc<ClusterStats>, idle_timeout: Duration) -> Result<Target, String> {
+fn parse_target(
+    url: &str,
+    registry: &Upstreams,
+    cluster: &plan::Cluster,
+    stats: Arc<ClusterStats>,
+) -> Result<Target, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
     let authority = uri
         .authority()
@@ -92,18 +180,21 @@ fn parse_target(url: &str, ids: &PoolIds, stats: Arc<ClusterStats>, idle_timeout
     let port = authority.port_u16().unwrap_or(80);
     let host = authority.host();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = bare
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, port));
+    let hostname = bare.parse::<std::net::IpAddr>().is_err().then(|| bare.to_owned());
     let base_path = uri.path().trim_end_matches('/').to_owned();
     let authority = format!("{host}:{port}");
     Ok(Target {
         url: url.to_owned(),
-        pool_id: ids.get(&authority),
-        idle_timeout,
+        pool_id: registry.pool_id(&authority),
+        idle_timeout: Duration::from_millis(cluster.pool.idle_ms),
+        state: registry.state(&cluster.name, url, bare, port),
         authority,
-        addr,
+        hostname,
+        port,
+        cluster: 0,
+        index: 0,
+        max_connections: cluster.pool.max_connections,
+        max_requests: cluster.pool.max_requests_per_connection,
         base_path,
         stats,
         failures: Arc::default(),

@@ -1,0 +1,142 @@
+//! The process's one background task for upstreams (SPEC §15), on its own
+//! thread so it never blocks a worker: active health checks, the end of
+//! ejections, and re-resolution of upstream host names. It follows reloads:
+//! each round reads the current plan generation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::upstream::{ClusterHealth, Target, UpstreamState, resolve};
+use crate::worker::Shared;
+
+/// How often ejections are checked for their end.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Starts the task's thread.
+pub fn spawn(shared: Arc<Shared>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("gateway-upstreams".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                tracing::error!("cannot start the upstream health task");
+                return;
+            };
+            rt.block_on(run(shared));
+        })?;
+    Ok(())
+}
+
+/// A value in `0.9..1.1` times `ms`: checks of many upstreams do not align.
+fn jittered(ms: u64, salt: usize) -> Duration {
+    let spread = ms / 10;
+    let r = (crate::upstream::now_ms() as usize)
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(salt * 40_503);
+    Duration::from_millis(ms - spread + (r as u64 % (2 * spread + 1)))
+}
+
+async fn run(shared: Arc<Shared>) {
+    let mut next_check: HashMap<(String, String), Instant> = HashMap::new();
+    let mut next_dns: HashMap<(String, String), Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let generation = shared.current.load_full();
+        let plan = generation.router.plan();
+        let now = Instant::now();
+        for health in &generation.targets.clusters {
+            health.refresh();
+        }
+        for (n, target) in generation.targets.all().iter().enumerate() {
+            let cluster = &plan.clusters[target.cluster as usize];
+            let key = (cluster.name.clone(), target.url.clone());
+            let health = generation.targets.clusters[target.cluster as usize].clone();
+            if let Some(hc) = &cluster.health_check {
+                let due = next_check.entry(key.clone()).or_insert(now);
+                if *due <= now {
+                    *due = now + jittered(hc.interval_ms, n);
+                    tokio::spawn(check(target.clone(), health, hc.clone()));
+                }
+            }
+            if let Some(host) = &target.hostname {
+                let due = next_dns
+                    .entry(key)
+                    .or_insert(now + Duration::from_millis(cluster.dns_refresh_ms));
+                if *due <= now {
+                    *due = now + Duration::from_millis(cluster.dns_refresh_ms);
+                    tokio::spawn(refresh_dns(target.state.clone(), host.clone(), target.port));
+                }
+            }
+        }
+    }
+}
+
+/// One active check: `GET path` within `timeoutMs`; a 2xx or 3xx status
+/// line is a success.
+async fn check(target: Target, health: Arc<ClusterHealth>, hc: plan::HealthCheck) {
+    let probe = async {
+        let addr = target.state.endpoint()?;
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gateway-health-check\r\nConnection: close\r\n\r\n",
+            hc.path, target.authority
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut buf = [0u8; 64];
+        let mut have = 0;
+        while have < 12 {
+            let n = stream.read(&mut buf[have..]).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            have += n;
+        }
+        let line = std::str::from_utf8(&buf[..have]).ok()?;
+        let code: u16 = line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
+        Some(code)
+    };
+    let status = tokio::time::timeout(Duration::from_millis(hc.timeout_ms), probe)
+        .await
+        .ok()
+        .flatten();
+    let ok = status.is_some_and(|s| (200..400).contains(&s));
+    if target.state.check(ok, hc.healthy_threshold, hc.unhealthy_threshold) {
+        if target.state.is_healthy() {
+            tracing::info!(cluster = %health.name, upstream = %target.url, "upstream healthy again");
+        } else {
+            tracing::warn!(
+                cluster = %health.name,
+                upstream = %target.url,
+                status = status.map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
+                "upstream unhealthy"
+            );
+        }
+        health.refresh();
+    }
+}
+
+/// Resolves `host` again; a failure (or no address) keeps the last good set.
+async fn refresh_dns(state: Arc<UpstreamState>, host: String, port: u16) {
+    let resolved = tokio::task::spawn_blocking(move || resolve(&host, port).map(|a| (host, a))).await;
+    match resolved {
+        Ok(Ok((_, addrs))) if !addrs.is_empty() => {
+            if **state.endpoints.load() != addrs {
+                tracing::info!(cluster = %state.cluster, upstream = %state.url, addresses = ?addrs, "upstream addresses changed");
+                state.endpoints.store(Arc::new(addrs));
+            }
+        }
+        Ok(Ok((host, _))) => {
+            tracing::warn!(cluster = %state.cluster, upstream = %state.url, host, "host resolved to no address; keeping the last ones")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(cluster = %state.cluster, upstream = %state.url, error = %e, "re-resolution failed; keeping the last addresses")
+        }
+        Err(_) => {}
+    }
+}
