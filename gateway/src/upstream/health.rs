@@ -117,7 +117,7 @@ impl UpstreamState {
         self.streak.store(streak, Ordering::Relaxed);
         let was = self.is_healthy();
         let now = if was {
-            !(streak <= -(unhealthy_threshold as i32))
+            streak > -(unhealthy_threshold as i32)
         } else {
             streak >= healthy_threshold as i32
         };

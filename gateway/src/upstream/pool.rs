@@ -167,14 +167,21 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn,
     let deadline = tokio::time::Instant::now() + timeout;
     slot(target, deadline).await?;
     let state = &target.state;
-    let opened = match state.endpoint() {
-        None => Err(ErrorKind::ConnectFailed),
-        Some(addr) => match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+    // A refused address hands over to the next one the name resolved to
+    // (`localhost` may be ::1 first while the upstream listens on 127.0.0.1).
+    let tries = state.endpoints.load().len().max(1);
+    let mut opened = Err(ErrorKind::ConnectFailed);
+    for _ in 0..tries {
+        let Some(addr) = state.endpoint() else { break };
+        opened = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
             Err(_) => Err(ErrorKind::ConnectTimeout),
             Ok(Err(_)) => Err(ErrorKind::ConnectFailed),
             Ok(Ok(s)) => Ok(s),
-        },
-    };
+        };
+        if !matches!(opened, Err(ErrorKind::ConnectFailed)) {
+            break;
+        }
+    }
     let stream = match opened {
         Ok(s) => s,
         Err(kind) => {

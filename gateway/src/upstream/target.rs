@@ -54,9 +54,32 @@ pub struct Upstreams {
     clusters: Mutex<HashMap<String, Arc<ClusterHealth>>>,
 }
 
-/// Resolves `host:port` with the system resolver (`/etc/hosts`, DNS):
-/// every address, in the order given.
+/// The addresses `host` has in a hosts-format file (`ADDRESS NAME...` per
+/// line, `#` comments), if it is listed there.
+fn hosts_file_lookup(file: &str, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let addrs: Vec<SocketAddr> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let ip: std::net::IpAddr = words.next()?.parse().ok()?;
+            words.any(|n| n.eq_ignore_ascii_case(host)).then_some(SocketAddr::new(ip, port))
+        })
+        .collect();
+    (!addrs.is_empty()).then_some(addrs)
+}
+
+/// Resolves `host:port`: first in the hosts-format file named by
+/// `GATEWAY_HOSTS_FILE` when set (an operator's override, read again on
+/// every resolution), else with the system resolver (`/etc/hosts`, DNS, as
+/// `nsswitch.conf` says). Every address, in the order given.
 pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(file) = std::env::var("GATEWAY_HOSTS_FILE")
+        && let Some(addrs) = hosts_file_lookup(&file, host, port)
+    {
+        return Ok(addrs);
+    }
     let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     addrs.dedup();
     Ok(addrs)
