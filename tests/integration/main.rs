@@ -11,6 +11,7 @@ mod observability;
 mod policies;
 mod proxying;
 mod reliability;
+mod resilience;
 mod routing;
 mod streaming;
 mod timeouts;

@@ -115,6 +115,13 @@ impl Gateway {
         Self::spawn_command(Command::new(gateway_bin()), args, dir, read_stdout)
     }
 
+    /// As [`Gateway::spawn`], with extra environment variables.
+    pub fn spawn_env(args: &[&str], dir: PathBuf, env: &[(&str, &str)]) -> Result<Gateway, String> {
+        let mut command = Command::new(gateway_bin());
+        command.envs(env.iter().copied());
+        Self::spawn_command(command, args, dir, true)
+    }
+
     /// Runs `program ARGS` (a wrapper such as `prlimit` that starts the
     /// gateway) and waits for the gateway's ready line.
     pub fn spawn_program(program: &str, args: &[&str], dir: PathBuf) -> Result<Gateway, String> {

@@ -128,7 +128,7 @@ async fn refresh_dns(state: Arc<UpstreamState>, host: String, port: u16) {
         Ok(Ok((_, addrs))) if !addrs.is_empty() => {
             if **state.endpoints.load() != addrs {
                 tracing::info!(cluster = %state.cluster, upstream = %state.url, addresses = ?addrs, "upstream addresses changed");
-                state.endpoints.store(Arc::new(addrs));
+                state.set_endpoints(addrs);
             }
         }
         Ok(Ok((host, _))) => {

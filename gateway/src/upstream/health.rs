@@ -43,6 +43,9 @@ pub struct UpstreamState {
     pub checks_failed: AtomicU64,
     /// The addresses its host name resolves to (one for an IP literal).
     pub endpoints: ArcSwap<Vec<SocketAddr>>,
+    /// Bumped when the addresses change: pooled connections to the old ones
+    /// are not reused.
+    pub endpoints_version: AtomicU64,
     next_endpoint: AtomicUsize,
     /// Connections in use, and idle in a pool, across workers.
     pub active: AtomicI64,
@@ -67,6 +70,7 @@ impl UpstreamState {
             checks_ok: AtomicU64::new(0),
             checks_failed: AtomicU64::new(0),
             endpoints: ArcSwap::from_pointee(endpoints),
+            endpoints_version: AtomicU64::new(0),
             next_endpoint: AtomicUsize::new(0),
             active: AtomicI64::new(0),
             idle: AtomicI64::new(0),
@@ -88,6 +92,12 @@ impl UpstreamState {
     pub fn ejected_for(&self, now: u64) -> Option<u64> {
         let until = self.ejected_until.load(Ordering::Relaxed);
         (until > now).then(|| until - now)
+    }
+
+    /// Replaces the resolved addresses (a re-resolution that changed them).
+    pub fn set_endpoints(&self, addrs: Vec<SocketAddr>) {
+        self.endpoints.store(Arc::new(addrs));
+        self.endpoints_version.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The next address to connect to, round robin over the resolved ones.

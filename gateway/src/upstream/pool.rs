@@ -25,6 +25,8 @@ pub struct UpstreamConn {
     pub reused: bool,
     /// Exchanges it has carried (`pool.maxRequestsPerConnection`).
     pub requests: u32,
+    /// The upstream's address list it was opened under (see `endpoints_version`).
+    endpoints_version: u64,
     /// While pooled: when it stops being reusable (`idleMs` after checkin).
     expires: Instant,
     /// In a pool (counted idle) rather than in use (counted active).
@@ -92,7 +94,8 @@ impl Pool {
         let list = idle.get_mut(target.pool_id)?;
         let now = self.now.get();
         while let Some(mut conn) = list.pop() {
-            if conn.expires > now && conn.is_alive() {
+            let current = conn.endpoints_version == conn.state.endpoints_version.load(Ordering::Relaxed);
+            if conn.expires > now && current && conn.is_alive() {
                 conn.pooled = false;
                 conn.state.idle.fetch_sub(1, Ordering::Relaxed);
                 conn.state.active.fetch_add(1, Ordering::Relaxed);
@@ -167,6 +170,7 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn,
     let deadline = tokio::time::Instant::now() + timeout;
     slot(target, deadline).await?;
     let state = &target.state;
+    let endpoints_version = state.endpoints_version.load(Ordering::Relaxed);
     // A refused address hands over to the next one the name resolved to
     // (`localhost` may be ::1 first while the upstream listens on 127.0.0.1).
     let tries = state.endpoints.load().len().max(1);
@@ -197,6 +201,7 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn,
         rbuf: BytesMut::with_capacity(UPSTREAM_BUF),
         reused: false,
         requests: 0,
+        endpoints_version,
         expires: Instant::now(),
         pooled: false,
         state: state.clone(),

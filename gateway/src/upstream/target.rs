@@ -64,7 +64,9 @@ fn hosts_file_lookup(file: &str, host: &str, port: u16) -> Option<Vec<SocketAddr
         .filter_map(|l| {
             let mut words = l.split_whitespace();
             let ip: std::net::IpAddr = words.next()?.parse().ok()?;
-            words.any(|n| n.eq_ignore_ascii_case(host)).then_some(SocketAddr::new(ip, port))
+            words
+                .any(|n| n.eq_ignore_ascii_case(host))
+                .then_some(SocketAddr::new(ip, port))
         })
         .collect();
     (!addrs.is_empty()).then_some(addrs)

@@ -1,0 +1,298 @@
+//! SPEC §15 through the real binary: active health checks, passive outlier
+//! ejection, picks over the healthy set, `no_healthy_upstream`, retries and
+//! their budget, pool limits, host names resolved and re-resolved, and
+//! `/upstreams`.
+
+use std::time::{Duration, Instant};
+
+use gateway_tests::{Behavior, Client, Gateway, Upstream, scratch_dir};
+
+use crate::cluster;
+
+fn admin_json(gw: &Gateway, path: &str) -> serde_json::Value {
+    let (status, body) = gw.admin_get(path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+fn start(yaml: &str) -> Gateway {
+    Gateway::start_with(yaml, &["--admin", "127.0.0.1:0", "--threads", "1"])
+}
+
+/// Waits until `f` holds, up to `wait`.
+fn eventually(wait: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    f()
+}
+
+fn served(c: &mut Client) -> String {
+    let r = c.get("h", "/x").expect("response");
+    r.header("x-upstream").map_or_else(
+        || format!("{} {}", r.status, r.header("x-gateway-error").unwrap_or("")),
+        str::to_owned,
+    )
+}
+
+#[test]
+fn active_checks_take_an_upstream_out_and_back() {
+    let good = Upstream::start("good", Behavior::Echo);
+    let sick = Upstream::start("sick", Behavior::Status(503));
+    let sick_addr = sick.addr;
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams:\n      - {{ url: \"{}\" }}\n      - {{ url: \"{}\" }}\n    healthCheck: {{ path: /healthz, intervalMs: 100, timeoutMs: 80, healthyThreshold: 2, unhealthyThreshold: 2 }}\n    outlier: {{ consecutiveFailures: 0 }}\n",
+        good.url(),
+        sick.url()
+    );
+    let gw = start(&yaml);
+    let unhealthy = |gw: &Gateway| admin_json(gw, "/upstreams")[1]["healthy"] == false;
+    assert!(
+        eventually(Duration::from_secs(3), || unhealthy(&gw)),
+        "{}",
+        admin_json(&gw, "/upstreams")
+    );
+    let mut c = Client::connect(gw.addr).expect("connect");
+    let picks: Vec<String> = (0..6).map(|_| served(&mut c)).collect();
+    assert!(picks.iter().all(|p| p == "good"), "{picks:?}");
+    let metric = format!(r#"gateway_upstream_healthy{{cluster="c",upstream="{}"}}"#, sick.url());
+    assert_eq!(gw.metric(&metric), 0.0);
+    let checks = admin_json(&gw, "/upstreams")[1]["counters"]["checksFailed"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(checks >= 2, "{checks}");
+
+    // It recovers: the same address answers 200 again.
+    drop(sick);
+    std::thread::sleep(Duration::from_millis(50));
+    let _back = Upstream::start_at("back", sick_addr, Behavior::Echo).expect("rebind");
+    assert!(
+        eventually(Duration::from_secs(3), || !unhealthy(&gw)),
+        "{}",
+        admin_json(&gw, "/upstreams")
+    );
+    let picks: Vec<String> = (0..4).map(|_| served(&mut c)).collect();
+    assert!(picks.iter().any(|p| p == "back"), "{picks:?}");
+    assert_eq!(gw.metric(&metric), 1.0);
+}
+
+#[test]
+fn passive_ejection_stops_sending_to_a_dead_upstream_then_tries_it_again() {
+    let live = Upstream::start("live", Behavior::Echo);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}", dead.local_addr().expect("addr"));
+    drop(dead);
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams:\n      - {{ url: \"{}\" }}\n      - {{ url: \"{dead_url}\" }}\n    outlier: {{ consecutiveFailures: 2, ejectMs: 400, maxEjectedPercent: 50 }}\n",
+        live.url()
+    );
+    let gw = start(&yaml);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    // Alternating picks: the dead one fails twice, then it is ejected.
+    let first: Vec<String> = (0..4).map(|_| served(&mut c)).collect();
+    assert_eq!(first.iter().filter(|p| p.starts_with("502")).count(), 2, "{first:?}");
+    let after: Vec<String> = (0..10).map(|_| served(&mut c)).collect();
+    assert!(after.iter().all(|p| p == "live"), "{after:?}");
+    let ups = admin_json(&gw, "/upstreams");
+    assert_eq!(ups[1]["ejected"], true, "{ups}");
+    assert_eq!(ups[1]["counters"]["ejections"], 1);
+    let ejections = format!(r#"gateway_upstream_ejections_total{{cluster="c",upstream="{dead_url}"}}"#);
+    assert_eq!(gw.metric(&ejections), 1.0);
+    // After ejectMs it gets traffic again (and, still dead, is ejected for 2x).
+    assert!(eventually(Duration::from_secs(2), || admin_json(&gw, "/upstreams")[1]
+        ["ejected"]
+        == false));
+    // The picker follows within one tick of the background task (50 ms).
+    std::thread::sleep(Duration::from_millis(150));
+    let again: Vec<String> = (0..4).map(|_| served(&mut c)).collect();
+    assert!(again.iter().any(|p| p.starts_with("502")), "{again:?}");
+}
+
+#[test]
+fn no_healthy_upstream_is_503() {
+    let sick = Upstream::start("sick", Behavior::Status(500));
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams: [{{ url: \"{}\" }}]\n    healthCheck: {{ path: /, intervalMs: 100, timeoutMs: 80, unhealthyThreshold: 1 }}\n",
+        sick.url()
+    );
+    let gw = start(&yaml);
+    assert!(eventually(Duration::from_secs(3), || admin_json(&gw, "/upstreams")[0]
+        ["healthy"]
+        == false));
+    let mut c = Client::connect(gw.addr).expect("connect");
+    let r = c.get("h", "/x").expect("response");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-gateway-error"), Some("no_healthy_upstream"));
+}
+
+#[test]
+fn retries_go_to_another_upstream_within_the_budget_and_are_logged() {
+    let bad = Upstream::start("bad", Behavior::Status(503));
+    let good = Upstream::start("good", Behavior::Echo);
+    let yaml = format!(
+        "accessLog: {{ enabled: true, json: {{ fields: [method, status, attempts, upstreamStatus, error] }} }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c, retry: {{ attempts: 2, on: [503, connect_failed], backoffMs: 1, budgetPercent: 100 }} }}\n  - {{ name: post, pathPrefix: /post, cluster: c, retry: {{ attempts: 2, on: [503] }} }}\nclusters:\n{}",
+        cluster("c", &[(&bad, 1), (&good, 1)]).replace(
+            "    upstreams:",
+            "    outlier: { consecutiveFailures: 0 }\n    upstreams:"
+        )
+    );
+    let gw = start(&yaml);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..6 {
+        assert_eq!(served(&mut c), "good");
+    }
+    // Retries take the next WRR pick, so every first try lands on the bad one.
+    assert_eq!((bad.hits(), good.hits()), (6, 6));
+    let lines = gw.wait_log_lines(6, Duration::from_secs(5));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(r#""status":200,"attempts":2,"upstreamStatus":200"#))
+            .count(),
+        6,
+        "{lines:#?}"
+    );
+    let retries = gw.metric(r#"gateway_retries_total{route="r",reason="503"}"#);
+    assert_eq!(retries, 6.0);
+
+    // A body that already went upstream is never sent twice.
+    let before = bad.hits() + good.hits();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        c.send(b"POST /post HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+            .expect("send");
+        answers.push(c.read_response(false).expect("response").status);
+    }
+    assert!(answers.contains(&503), "{answers:?}");
+    assert_eq!(bad.hits() + good.hits() - before, 2, "one try per POST");
+}
+
+#[test]
+fn a_failing_cluster_gets_no_retry_storm() {
+    let bad = Upstream::start("bad", Behavior::Status(503));
+    let worse = Upstream::start("worse", Behavior::Status(503));
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c, retry: {{ attempts: 5, on: [503], backoffMs: 0, budgetPercent: 20 }} }}\nclusters:\n{}",
+        cluster("c", &[(&bad, 1), (&worse, 1)]).replace(
+            "    upstreams:",
+            "    outlier: { consecutiveFailures: 0 }\n    upstreams:"
+        )
+    );
+    let gw = start(&yaml);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    let started = Instant::now();
+    let n = 60;
+    for _ in 0..n {
+        assert_eq!(c.get("h", "/x").expect("response").status, 503);
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    // One request in flight: 20% of it is no retry; the floor allows 3 a second.
+    let tries = bad.hits() + worse.hits();
+    assert!(
+        tries <= n + 3 * seconds as usize,
+        "{tries} tries for {n} requests in {seconds} s"
+    );
+    assert!(gw.metric(r#"gateway_retry_budget_exhausted_total{route="r"}"#) >= (n - 3 * seconds as usize) as f64);
+}
+
+#[test]
+fn pool_limits_cap_reuse_and_connections() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams: [{{ url: \"{}\" }}]\n    pool: {{ maxRequestsPerConnection: 2 }}\n",
+        up.url()
+    );
+    let gw = start(&yaml);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..6 {
+        assert_eq!(served(&mut c), "u");
+    }
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // One connection at most, held by a slow request: the next waits connectMs, then 503.
+    let slow = Upstream::start("slow", Behavior::Delay(Duration::from_millis(1500)));
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\ndefaults: {{ timeouts: {{ connectMs: 200 }} }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams: [{{ url: \"{}\" }}]\n    pool: {{ maxConnections: 1 }}\n",
+        slow.url()
+    );
+    let gw = start(&yaml);
+    let addr = gw.addr;
+    let first = std::thread::spawn(move || {
+        Client::connect(addr)
+            .expect("connect")
+            .get("h", "/a")
+            .expect("a")
+            .status
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let r = Client::connect(gw.addr).expect("connect").get("h", "/b").expect("b");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-gateway-error"), Some("upstream_overloaded"));
+    assert_eq!(first.join().expect("first"), 200);
+}
+
+#[test]
+fn host_names_are_resolved_and_re_resolved() {
+    // Two upstreams on one port, at 127.0.0.1 and 127.0.0.2; the name moves.
+    let a = Upstream::start("a", Behavior::Echo);
+    let port = a.addr.port();
+    let Ok(b) = Upstream::start_at("b", format!("127.0.0.2:{port}").parse().expect("addr"), Behavior::Echo) else {
+        eprintln!("skipped: 127.0.0.2 is not routable here");
+        return;
+    };
+    let dir = scratch_dir("dns");
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 upstream.test\n").expect("write");
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        format!(
+            "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams: [{{ url: \"http://upstream.test:{port}\" }}]\n    dnsRefreshMs: 150\n"
+        ),
+    )
+    .expect("write");
+    let gw = Gateway::spawn_env(
+        &[
+            "run",
+            "gateway.yaml",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+        ],
+        dir.clone(),
+        &[("GATEWAY_HOSTS_FILE", hosts.to_str().expect("utf8"))],
+    )
+    .expect("gateway starts");
+    let mut c = Client::connect(gw.addr).expect("connect");
+    assert_eq!(
+        served(&mut c),
+        "a",
+        "{}\n{}",
+        admin_json(&gw, "/upstreams"),
+        gw.stderr_text()
+    );
+    assert_eq!(
+        admin_json(&gw, "/upstreams")[0]["addresses"],
+        serde_json::json!([format!("127.0.0.1:{port}")])
+    );
+    std::fs::write(&hosts, "127.0.0.2 upstream.test\n").expect("write");
+    assert!(eventually(Duration::from_secs(3), || {
+        Client::connect(gw.addr)
+            .expect("connect")
+            .get("h", "/x")
+            .ok()
+            .and_then(|r| r.header("x-upstream").map(str::to_owned))
+            == Some("b".to_owned())
+    }));
+    // A failed re-resolution keeps the last good addresses.
+    std::fs::write(&hosts, "# nothing\n").expect("write");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(served(&mut Client::connect(gw.addr).expect("connect")), "b");
+    drop(b);
+}
