@@ -71,7 +71,7 @@ fn per_request(log: bool) -> f64 {
     std::fs::write(
         &config,
         format!(
-            "{log_line}\nroutes:\n  - {{ name: api, host: api.example.com, pathPrefix: /v1, cluster: c }}\n  - {{ name: d, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{up}\" }}] }}\n"
+            "{log_line}\nroutes:\n  - {{ name: api, host: api.example.com, pathPrefix: /v1, cluster: c }}\n  - {{ name: d, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{up}\" }}], healthCheck: {{ path: /healthz }} }}\n"
         ),
     )
     .expect("write");

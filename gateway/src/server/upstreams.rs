@@ -3,7 +3,6 @@
 //! ejections, and re-resolution of upstream host names. It follows reloads:
 //! each round reads the current plan generation.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,9 +39,16 @@ fn jittered(ms: u64, salt: usize) -> Duration {
     Duration::from_millis(ms - spread + (r as u64 % (2 * spread + 1)))
 }
 
+/// When each target of the current generation is next checked and resolved.
+#[derive(Debug, Default)]
+struct Schedule {
+    generation: u64,
+    check: Vec<Instant>,
+    dns: Vec<Instant>,
+}
+
 async fn run(shared: Arc<Shared>) {
-    let mut next_check: HashMap<(String, String), Instant> = HashMap::new();
-    let mut next_dns: HashMap<(String, String), Instant> = HashMap::new();
+    let mut schedule = Schedule::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -53,25 +59,30 @@ async fn run(shared: Arc<Shared>) {
         for health in &generation.targets.clusters {
             health.refresh();
         }
-        for (n, target) in generation.targets.all().iter().enumerate() {
+        let targets = generation.targets.all();
+        if schedule.generation != generation.id {
+            // A new plan: check at once, resolve after a refresh period.
+            schedule.generation = generation.id;
+            schedule.check = vec![now; targets.len()];
+            schedule.dns = targets
+                .iter()
+                .map(|t| now + Duration::from_millis(plan.clusters[t.cluster as usize].dns_refresh_ms))
+                .collect();
+        }
+        for (n, target) in targets.iter().enumerate() {
             let cluster = &plan.clusters[target.cluster as usize];
-            let key = (cluster.name.clone(), target.url.clone());
-            let health = generation.targets.clusters[target.cluster as usize].clone();
-            if let Some(hc) = &cluster.health_check {
-                let due = next_check.entry(key.clone()).or_insert(now);
-                if *due <= now {
-                    *due = now + jittered(hc.interval_ms, n);
-                    tokio::spawn(check(target.clone(), health, hc.clone()));
-                }
+            if let Some(hc) = &cluster.health_check
+                && schedule.check[n] <= now
+            {
+                schedule.check[n] = now + jittered(hc.interval_ms, n);
+                let health = generation.targets.clusters[target.cluster as usize].clone();
+                tokio::spawn(check(target.clone(), health, hc.clone()));
             }
-            if let Some(host) = &target.hostname {
-                let due = next_dns
-                    .entry(key)
-                    .or_insert(now + Duration::from_millis(cluster.dns_refresh_ms));
-                if *due <= now {
-                    *due = now + Duration::from_millis(cluster.dns_refresh_ms);
-                    tokio::spawn(refresh_dns(target.state.clone(), host.clone(), target.port));
-                }
+            if let Some(host) = &target.hostname
+                && schedule.dns[n] <= now
+            {
+                schedule.dns[n] = now + Duration::from_millis(cluster.dns_refresh_ms);
+                tokio::spawn(refresh_dns(target.state.clone(), host.clone(), target.port));
             }
         }
     }

@@ -213,12 +213,16 @@ impl ClusterHealth {
     /// out, a verdict flipped). Allocates only then.
     pub fn refresh(&self) {
         let now = now_ms();
-        let available: Vec<bool> = self
-            .upstreams
+        let up = |u: &Arc<UpstreamState>| u.is_healthy() && !u.is_ejected(now);
+        let unchanged = self
+            .table
+            .load()
+            .available
             .iter()
-            .map(|u| u.is_healthy() && !u.is_ejected(now))
-            .collect();
-        if self.table.load().available != available {
+            .zip(&self.upstreams)
+            .all(|(&a, u)| a == up(u));
+        if !unchanged {
+            let available = self.upstreams.iter().map(up).collect();
             self.table.store(Arc::new(PickTable::new(&self.weights, available)));
         }
     }
