@@ -41,6 +41,9 @@ pub enum Behavior {
     /// Read one request head, record it, never answer; count the connection
     /// in `closed` when the peer closes it.
     Hold,
+    /// Every other request (the first included) gets this status, the
+    /// others an echo.
+    Flaky(u16),
 }
 
 /// A request as the upstream saw it.
@@ -227,6 +230,12 @@ async fn handle(
             tokio::time::sleep(d).await;
             echo(&name)
         }
+        Behavior::Flaky(code) if seen.lock().map(|s| s.len() % 2 == 1).unwrap_or(false) => Response::builder()
+            .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+            .header("x-upstream", name.as_str())
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_default(),
+        Behavior::Flaky(_) => echo(&name),
         Behavior::Status(code) => Response::builder()
             .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
             .header("x-upstream", name.as_str())
