@@ -308,7 +308,10 @@ fn host_names_are_resolved_and_re_resolved() {
 fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let secs: u64 = std::env::var("RESILIENCE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
+    let secs: u64 = std::env::var("RESILIENCE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
     let steady = Upstream::start("steady", Behavior::Echo);
     let flaky = Upstream::start("flaky", Behavior::Flaky(503));
     let dying = Upstream::start("dying", Behavior::Echo);
@@ -348,7 +351,9 @@ fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
     std::thread::sleep(third.saturating_sub(out_after));
     let _back = Upstream::start_at("back", dying_addr, Behavior::Echo).expect("restart");
     let restarted = Instant::now();
-    let recovered = eventually(Duration::from_secs(5), || admin_json(&gw, "/upstreams")[2]["takesTraffic"] == true);
+    let recovered = eventually(Duration::from_secs(5), || {
+        admin_json(&gw, "/upstreams")[2]["takesTraffic"] == true
+    });
     let back_after = restarted.elapsed();
     std::thread::sleep(third);
     stop.store(true, Ordering::Relaxed);
@@ -365,9 +370,23 @@ fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
         "resilience under load: {ok} ok, {failed} failed in {secs} s; dead upstream out of rotation after {out_after:?}, back {back_after:?} after its restart; {retries} retries ({:.1}% of requests), budget exhausted {exhausted} times",
         retries * 100.0 / ok.max(1) as f64
     );
-    assert!(ejected, "the dead upstream was never taken out: {}", admin_json(&gw, "/upstreams"));
-    assert!(recovered, "the restarted upstream never came back: {}", admin_json(&gw, "/upstreams"));
-    assert!(back_after <= Duration::from_millis(500 + 500), "back after {back_after:?} (one check interval is 500 ms)");
+    assert!(
+        ejected,
+        "the dead upstream was never taken out: {}",
+        admin_json(&gw, "/upstreams")
+    );
+    assert!(
+        recovered,
+        "the restarted upstream never came back: {}",
+        admin_json(&gw, "/upstreams")
+    );
+    assert!(
+        back_after <= Duration::from_millis(500 + 500),
+        "back after {back_after:?} (one check interval is 500 ms)"
+    );
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
-    assert!(retries <= ok as f64, "{retries} retries for {ok} requests exceed the budget");
+    assert!(
+        retries <= ok as f64,
+        "{retries} retries for {ok} requests exceed the budget"
+    );
 }
