@@ -26,7 +26,10 @@ fn compile(path: &Path) -> Compiled {
 /// the snapshots hold wherever the repository is cloned.
 fn render(c: &Compiled) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
-    c.diagnostics.iter().map(|d| format!("{d}\n").replace(root, "$CRATE")).collect()
+    c.diagnostics
+        .iter()
+        .map(|d| format!("{d}\n").replace(root, "$CRATE"))
+        .collect()
 }
 
 #[test]
