@@ -29,7 +29,28 @@ pub struct Config {
     pub clusters: Vec<ClusterCfg>,
     pub access_log: AccessLogCfg,
     pub policies: Vec<PolicyCfg>,
+    pub tls: Option<TlsCfg>,
 }
+
+/// The top-level `tls` listener (SPEC §14).
+#[derive(Debug)]
+pub struct TlsCfg {
+    pub loc: Loc,
+    pub listen: Option<Spanned<SocketAddr>>,
+    pub certificates: Vec<CertCfg>,
+    pub min_version: plan::TlsVersion,
+    pub alpn: Vec<Spanned<String>>,
+}
+
+/// One `tls.certificates[]` entry: a certificate chain and its key, by path.
+#[derive(Debug)]
+pub struct CertCfg {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+}
+
+/// ALPN protocols this build serves on the TLS listener.
+pub const ALPN_SERVED: &[&str] = &["http/1.1"];
 
 #[derive(Debug, Default)]
 pub struct LimitsCfg {
@@ -46,6 +67,7 @@ pub struct TimeoutsCfg {
     pub upstream_ms: Option<u64>,
     pub connect_ms: Option<u64>,
     pub idle_ms: Option<u64>,
+    pub handshake_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -131,6 +153,15 @@ impl Reader<'_> {
                     continue;
                 }
                 "idleMs" => &mut t.idle_ms,
+                "handshakeMs" if per_route => {
+                    self.diags.error(
+                        loc(value),
+                        p,
+                        "handshakeMs applies to TLS connections, before any route is known; set it in defaults.timeouts",
+                    );
+                    continue;
+                }
+                "handshakeMs" => &mut t.handshake_ms,
                 _ => continue,
             };
             *slot = self.integer(value, &p, 1, MAX_TIMEOUT_MS, " ms").map(|v| v.value);
@@ -266,6 +297,71 @@ impl Reader<'_> {
             }
         }
         log
+    }
+
+    fn tls(&mut self, node: &Node, path: &str) -> Option<TlsCfg> {
+        let map = self.mapping(node, path, keys::TLS)?;
+        let mut tls = TlsCfg {
+            loc: loc(node),
+            listen: None,
+            certificates: Vec::new(),
+            min_version: plan::TlsVersion::Tls12,
+            alpn: Vec::new(),
+        };
+        match map.get_node("listen") {
+            Some(v) => tls.listen = self.addr(v, &join(path, "listen")),
+            None => self.diags.error(tls.loc, join(path, "listen"), "missing required field"),
+        }
+        let cp = join(path, "certificates");
+        match map.get_node("certificates") {
+            Some(v) => {
+                let seq = self.sequence(v, &cp);
+                if seq.is_none_or(|s| s.is_empty()) {
+                    self.diags.error(loc(v), &cp, "must list at least one certificate");
+                }
+                for (i, item) in seq.into_iter().flat_map(|s| s.iter()).enumerate() {
+                    let ip = format!("{cp}[{i}]");
+                    let Some(entry) = self.mapping(item, &ip, keys::TLS_CERTIFICATE) else {
+                        continue;
+                    };
+                    let mut file = |key: &str| match entry.get_node(key) {
+                        Some(v) => self.string(v, &join(&ip, key)),
+                        None => {
+                            self.diags.error(loc(item), join(&ip, key), "missing required field");
+                            None
+                        }
+                    };
+                    if let (Some(cert), Some(key)) = (file("cert"), file("key")) {
+                        tls.certificates.push(CertCfg { cert, key });
+                    }
+                }
+            }
+            None => self.diags.error(tls.loc, &cp, "missing required field"),
+        }
+        if let Some(v) = map.get_node("minVersion") {
+            if let Some(c) = self.choice(v, &join(path, "minVersion"), &["1.2", "1.3"]) {
+                tls.min_version = if c.value == "1.3" {
+                    plan::TlsVersion::Tls13
+                } else {
+                    plan::TlsVersion::Tls12
+                };
+            }
+        }
+        if let Some(v) = map.get_node("alpn") {
+            let ap = join(path, "alpn");
+            for (i, item) in self.sequence(v, &ap).into_iter().flat_map(|s| s.iter()).enumerate() {
+                let ip = format!("{ap}[{i}]");
+                let Some(name) = self.choice(item, &ip, &["h2", "http/1.1"]) else {
+                    continue;
+                };
+                if tls.alpn.iter().any(|a| a.value == name.value) {
+                    self.diags.error(name.loc, &ip, format!("{:?} is listed twice", name.value));
+                } else {
+                    tls.alpn.push(name);
+                }
+            }
+        }
+        Some(tls)
     }
 
     fn policy(&mut self, node: &Node, path: &str) -> Option<PolicyCfg> {
@@ -409,6 +505,7 @@ impl Reader<'_> {
                     }
                 }
                 "accessLog" => cfg.access_log = self.access_log(value, k),
+                "tls" => cfg.tls = self.tls(value, k),
                 "policies" => {
                     if let Some(seq) = self.sequence(value, k) {
                         cfg.policies = seq

@@ -13,11 +13,14 @@ pub const TOP: &[&str] = &[
     "policies",
     "shutdownDelayMs",
     "drainMs",
+    "tls",
 ];
+pub const TLS: &[&str] = &["listen", "certificates", "minVersion", "alpn"];
+pub const TLS_CERTIFICATE: &[&str] = &["cert", "key"];
 pub const ADMIN: &[&str] = &["listen"];
 pub const LIMITS: &[&str] = &["maxHeaderBytes", "maxHeaders", "maxConnections", "maxRequestBodyBytes"];
 pub const DEFAULTS: &[&str] = &["timeouts"];
-pub const TIMEOUTS: &[&str] = &["readMs", "writeMs", "upstreamMs", "connectMs", "idleMs"];
+pub const TIMEOUTS: &[&str] = &["readMs", "writeMs", "upstreamMs", "connectMs", "idleMs", "handshakeMs"];
 pub const ROUTE: &[&str] = &[
     "name",
     "host",

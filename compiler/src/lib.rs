@@ -22,6 +22,8 @@ mod resilience;
 mod route;
 mod schema;
 mod syntax;
+pub mod tls;
+mod tls_check;
 mod wasm;
 mod yaml;
 

@@ -305,6 +305,7 @@ pub fn lower(
             );
         }
     }
+    let tls = cfg.tls.as_ref().map(|t| crate::tls_check::lower(t, cfg, diags, base_dir));
     if diags.has_errors() {
         return None;
     }
@@ -373,6 +374,7 @@ pub fn lower(
             },
             fields: cfg.access_log.fields.clone().unwrap_or(log.fields),
         },
+        tls: tls.flatten(),
         routes,
         clusters,
         policies: plan_policies,

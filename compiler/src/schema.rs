@@ -38,6 +38,18 @@ fn property(object: &str, key: &str) -> Value {
         ("top", "drainMs") => {
             json!({ "type": "integer", "minimum": 0, "maximum": 3_600_000, "description": "how long in-flight requests may finish after the gateway stops accepting (default 30000)" })
         }
+        ("top", "tls") => json!({ "$ref": "#/$defs/tls" }),
+        ("tls", "listen") => string("IP:PORT of the TLS listener (HTTPS)"),
+        ("tls", "certificates") => {
+            json!({ "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/tlsCertificate" }, "description": "chosen by SNI; the first when none matches" })
+        }
+        ("tls", "minVersion") => json!({ "enum": ["1.2", "1.3"], "default": "1.2" }),
+        ("tls", "alpn") => {
+            json!({ "type": "array", "minItems": 1, "items": { "enum": ["h2", "http/1.1"] }, "description": "protocols offered in ALPN (this build serves http/1.1)" })
+        }
+        ("tlsCertificate", "cert") => string("PEM certificate chain, leaf first (relative to the config)"),
+        ("tlsCertificate", "key") => string("PEM private key: PKCS#8, PKCS#1 or SEC1 (relative to the config)"),
+        ("timeouts", "handshakeMs") => duration("TLS: accept → handshake done (defaults.timeouts only; default 10000)"),
         ("admin", "listen") => string("IP:PORT of the admin listener (/metrics, /ready, /plan, POST /reload)"),
         ("limits", "maxHeaderBytes") => {
             json!({ "type": "integer", "minimum": 1024, "maximum": 1_048_576, "default": 16384 })
@@ -152,6 +164,8 @@ fn property(object: &str, key: &str) -> Value {
 pub(crate) const OBJECTS: &[(&str, &[&str])] = &[
     ("top", keys::TOP),
     ("admin", keys::ADMIN),
+    ("tls", keys::TLS),
+    ("tlsCertificate", keys::TLS_CERTIFICATE),
     ("limits", keys::LIMITS),
     ("defaults", keys::DEFAULTS),
     ("timeouts", keys::TIMEOUTS),
@@ -196,6 +210,8 @@ fn object(name: &str, keys: &[&str]) -> Value {
         "backend" => obj["required"] = json!(["cluster"]),
         "policy" => obj["required"] = json!(["name", "module"]),
         "healthCheck" => obj["required"] = json!(["path"]),
+        "tls" => obj["required"] = json!(["listen", "certificates"]),
+        "tlsCertificate" => obj["required"] = json!(["cert", "key"]),
         "redirect" | "rewrite" => obj["not"] = json!({ "required": ["path", "pathPrefix"] }),
         _ => {}
     }

@@ -27,6 +27,8 @@ pub struct Plan {
     /// read and idle keep-alive use these, since no route is known yet.
     pub defaults: Timeouts,
     pub access_log: AccessLog,
+    /// The TLS listener, when the config has one (SPEC §14).
+    pub tls: Option<TlsListener>,
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
     pub policies: Vec<Policy>,
@@ -86,6 +88,39 @@ impl Default for Timeouts {
     }
 }
 
+/// The TLS listener. Certificates are referenced by path (relative to the
+/// config's directory, resolved by the gateway at start and reload), never
+/// embedded: the plan holds no private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsListener {
+    pub listen: String,
+    /// In config order; the first is served when the SNI matches none.
+    pub certificates: Vec<CertificateFiles>,
+    pub min_version: TlsVersion,
+    /// ALPN protocol names offered, in preference order.
+    pub alpn: Vec<String>,
+    /// TCP accept → handshake done; a slower handshake is cut.
+    pub handshake_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessLog {
@@ -140,6 +175,10 @@ pub enum LogField {
     Protocol,
     UpstreamDurationMs,
     Attempts,
+    /// The TLS version of the client connection, or null.
+    Tls,
+    /// The server name the client sent in its TLS hello, or null.
+    Sni,
 }
 
 impl LogField {
@@ -155,7 +194,7 @@ impl LogField {
         LogField::UpstreamUrl,
     ];
 
-    pub const ALL: [LogField; 20] = [
+    pub const ALL: [LogField; 22] = [
         LogField::Timestamp,
         LogField::ClientIp,
         LogField::Method,
@@ -176,6 +215,8 @@ impl LogField {
         LogField::Protocol,
         LogField::UpstreamDurationMs,
         LogField::Attempts,
+        LogField::Tls,
+        LogField::Sni,
     ];
 
     /// The key as written in config and in the log line.
@@ -201,6 +242,8 @@ impl LogField {
             LogField::Protocol => "protocol",
             LogField::UpstreamDurationMs => "upstreamDurationMs",
             LogField::Attempts => "attempts",
+            LogField::Tls => "tls",
+            LogField::Sni => "sni",
         }
     }
 

@@ -110,6 +110,7 @@ pub fn plan(specs: &[Spec]) -> Plan {
         drain_ms: 0,
         defaults: Timeouts::default(),
         access_log: AccessLog::default(),
+        tls: None,
         routes,
         clusters: vec![Cluster {
             name: "c".into(),
