@@ -310,7 +310,9 @@ impl Reader<'_> {
         };
         match map.get_node("listen") {
             Some(v) => tls.listen = self.addr(v, &join(path, "listen")),
-            None => self.diags.error(tls.loc, join(path, "listen"), "missing required field"),
+            None => self
+                .diags
+                .error(tls.loc, join(path, "listen"), "missing required field"),
         }
         let cp = join(path, "certificates");
         match map.get_node("certificates") {
@@ -355,7 +357,8 @@ impl Reader<'_> {
                     continue;
                 };
                 if tls.alpn.iter().any(|a| a.value == name.value) {
-                    self.diags.error(name.loc, &ip, format!("{:?} is listed twice", name.value));
+                    self.diags
+                        .error(name.loc, &ip, format!("{:?} is listed twice", name.value));
                 } else {
                     tls.alpn.push(name);
                 }

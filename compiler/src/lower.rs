@@ -305,7 +305,10 @@ pub fn lower(
             );
         }
     }
-    let tls = cfg.tls.as_ref().map(|t| crate::tls_check::lower(t, cfg, diags, base_dir));
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(|t| crate::tls_check::lower(t, cfg, diags, base_dir));
     if diags.has_errors() {
         return None;
     }

@@ -102,7 +102,8 @@ pub fn load(cert: &Path, key: &Path) -> Result<Certificate, CertError> {
 /// The leaf's DNS names and validity period.
 fn describe(leaf: &CertificateDer<'_>) -> Result<(Vec<String>, SystemTime, SystemTime), String> {
     use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
-    let (_, x509) = X509Certificate::from_der(leaf).map_err(|e| format!("the first certificate is not valid X.509: {e}"))?;
+    let (_, x509) =
+        X509Certificate::from_der(leaf).map_err(|e| format!("the first certificate is not valid X.509: {e}"))?;
     let mut names: Vec<String> = Vec::new();
     if let Ok(Some(san)) = x509.subject_alternative_name() {
         for name in &san.value.general_names {

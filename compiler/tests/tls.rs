@@ -90,10 +90,26 @@ fn broken_mismatched_and_expired_certificates_are_errors() {
     assert!(c.plan.is_none());
     let errors = messages(&c, Severity::Error);
     assert_eq!(errors.len(), 4, "{errors:#?}");
-    assert!(errors[0].contains("certificates[0].cert: no CERTIFICATE block"), "{}", errors[0]);
-    assert!(errors[1].contains("certificates[1].key: this private key does not match"), "{}", errors[1]);
-    assert!(errors[2].contains("certificates[2].cert: certificate \"old.pem\" expired on"), "{}", errors[2]);
-    assert!(errors[3].contains("certificates[3].key: no private key"), "{}", errors[3]);
+    assert!(
+        errors[0].contains("certificates[0].cert: no CERTIFICATE block"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("certificates[1].key: this private key does not match"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].contains("certificates[2].cert: certificate \"old.pem\" expired on"),
+        "{}",
+        errors[2]
+    );
+    assert!(
+        errors[3].contains("certificates[3].key: no private key"),
+        "{}",
+        errors[3]
+    );
 }
 
 #[test]
@@ -119,9 +135,22 @@ fn shape_errors_are_located() {
         "tls:\n  listen: 127.0.0.1:8080\n  certificates: []\n  minVersion: \"1.1\"\n  alpn: [spdy]",
     );
     let errors = messages(&c, Severity::Error);
-    assert!(errors.iter().any(|e| e.contains("tls.listen: 127.0.0.1:8080 is also listen")), "{errors:#?}");
-    assert!(errors.iter().any(|e| e.contains("tls.certificates: must list at least one certificate")));
-    assert!(errors.iter().any(|e| e.contains("tls.minVersion: must be one of \"1.2\", \"1.3\"")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("tls.listen: 127.0.0.1:8080 is also listen")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("tls.certificates: must list at least one certificate"))
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("tls.minVersion: must be one of \"1.2\", \"1.3\""))
+    );
     assert!(errors.iter().any(|e| e.contains("tls.alpn[0]: must be one of")));
     let route = compile_str(
         "gateway.yaml",

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::body::ClientReader;
-use crate::io::{read_buf, write_all};
+use crate::io::ClientStream;
 use crate::worker::Shared;
 
 /// Hook the admin listener calls for `POST /reload`: `Ok` with a message, or
@@ -298,7 +298,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, reload: Option<Re
 /// One admin connection: heads under `readMs`, idle gaps under `idleMs`.
 async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>, reload: &Option<Reload>) {
     let _ = stream.set_nodelay(true);
-    let stream = Rc::new(stream);
+    let stream = Rc::new(ClientStream::Plain(stream));
     let mut reader = ClientReader::new(stream.clone());
     let mut out = BytesMut::with_capacity(4096);
     loop {
@@ -338,7 +338,7 @@ async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>, reload: &Opti
                     Parsed::Incomplete => {}
                 }
             }
-            match tokio::time::timeout_at(deadline, read_buf(&stream, &mut reader.buf)).await {
+            match tokio::time::timeout_at(deadline, stream.read_buf(&mut reader.buf)).await {
                 Ok(Ok(n)) if n > 0 => {
                     if !started {
                         started = true;
@@ -372,7 +372,7 @@ async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>, reload: &Opti
 }
 
 /// Writes `r`; false if the client is gone or does not read.
-async fn respond(stream: &TcpStream, out: &mut BytesMut, r: Reply, head_only: bool, close: bool) -> bool {
+async fn respond(stream: &ClientStream, out: &mut BytesMut, r: Reply, head_only: bool, close: bool) -> bool {
     out.clear();
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(r.status.as_str().as_bytes());
@@ -393,7 +393,7 @@ async fn respond(stream: &TcpStream, out: &mut BytesMut, r: Reply, head_only: bo
     let body: &[u8] = if head_only { &[] } else { &r.body };
     let mut bufs = [IoSlice::new(out), IoSlice::new(body)];
     matches!(
-        tokio::time::timeout(Duration::from_secs(15), write_all(stream, &mut bufs)).await,
+        tokio::time::timeout(Duration::from_secs(15), stream.write_all(&mut bufs)).await,
         Ok(Ok(()))
     )
 }

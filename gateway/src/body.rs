@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use bytes::{Buf as _, BytesMut};
 use http1::{BodyKind, DecodeError, Decoder};
-use tokio::net::TcpStream;
 
-use crate::io::{read_buf, try_read_buf};
+use crate::io::ClientStream;
 use crate::timer::Deadline;
 
 /// Why a request body could not be read.
@@ -37,7 +36,7 @@ impl From<DecodeError> for BodyError {
 /// The client's read side: socket, buffered bytes and the current body's framing.
 #[derive(Debug)]
 pub struct ClientReader {
-    pub stream: Rc<TcpStream>,
+    pub stream: Rc<ClientStream>,
     pub buf: BytesMut,
     pub decoder: Decoder,
     /// Body bytes handed out so far.
@@ -50,7 +49,7 @@ pub struct ClientReader {
 }
 
 impl ClientReader {
-    pub fn new(stream: Rc<TcpStream>) -> Self {
+    pub fn new(stream: Rc<ClientStream>) -> Self {
         Self {
             stream,
             buf: BytesMut::with_capacity(8 * 1024),
@@ -100,7 +99,7 @@ impl ClientReader {
             if n > 0 || self.decoder.is_done() {
                 return Ok(n);
             }
-            let read = read_buf(&self.stream, &mut self.buf);
+            let read = self.stream.read_buf(&mut self.buf);
             match self.timer.within_for(self.read_timeout, read).await {
                 Err(_) => return Err(BodyError::Timeout),
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(BodyError::Closed),
@@ -169,6 +168,6 @@ impl ClientReader {
 
     /// Reads whatever the socket holds now into the buffer, without waiting.
     pub fn read_now(&mut self) -> std::io::Result<usize> {
-        try_read_buf(&self.stream, &mut self.buf)
+        self.stream.try_read_buf(&mut self.buf)
     }
 }

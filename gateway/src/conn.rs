@@ -11,13 +11,12 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::HeaderValue;
 use http1::{Fields, Parsed, Partial, RequestHead};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::ClientReader;
 use crate::error::{ErrorKind, Failure, Reply, write_error};
 use crate::generation::Generation;
-use crate::io::read_buf;
+use crate::io::ClientStream;
 use crate::observe::accesslog::{LineContext, format_line};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
@@ -40,7 +39,7 @@ struct InFlight {
 }
 
 /// Serves `stream` until the client or the gateway ends the connection.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+pub async fn serve(stream: ClientStream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
     let ip = client_ip(&peer);
     let mut conn = Conn {
@@ -61,6 +60,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         cut_exchange(&mut conn, &mut ex).await;
         worker.shared.registry.global.in_flight.fetch_sub(1, Ordering::Relaxed);
         finish(&conn, &generation, &mut ex, std::time::Instant::now());
+    }
+    if let Some(tls) = conn.stream.tls() {
+        tls.close_notify();
     }
 }
 
@@ -192,6 +194,8 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange, now: std::tim
         upstream_url: ex.upstream.map(|id| generation.targets.get(id).url.as_str()),
         plan: &generation.short_digest,
         duration,
+        tls: conn.stream.tls().map(|t| t.version),
+        sni: conn.stream.tls().and_then(|t| t.sni.as_deref()),
     };
     format_line(
         log.buffer(generation.log_destination, &registry.global),
@@ -237,7 +241,7 @@ async fn read_head(conn: &mut Conn, first: bool, last_end: Option<Instant>) -> H
             None => Some(conn.worker.idle_enter(&reader.stream)),
             Some(_) => None,
         };
-        let read = read_buf(&reader.stream, &mut reader.buf);
+        let read = reader.stream.read_buf(&mut reader.buf);
         let result = match started {
             Some(t) => reader.timer.within(|| t + read_ms, read).await,
             // Idle counts from the end of the last response (read then anyway).

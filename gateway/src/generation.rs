@@ -85,12 +85,27 @@ pub struct Generation {
     pub short_digest: String,
     /// Compiled and linked policy modules, when the plan has any.
     pub policies: Option<policy_host::Policies>,
+    /// The TLS listener's certificates and configuration, read when this
+    /// generation was loaded; new TLS connections start from it.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsServer>>,
 }
 
 impl Generation {
     /// Everything a plan needs to serve; `threads` sizes the wasm instance pool.
-    pub fn new(router: Router, registry: &Registry, upstreams: &Upstreams, threads: usize) -> Result<Self, String> {
+    /// Certificate files are read relative to `base_dir`; any problem with
+    /// them fails the load.
+    pub fn new(
+        router: Router,
+        registry: &Registry,
+        upstreams: &Upstreams,
+        threads: usize,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, String> {
         let plan = router.plan();
+        let tls = match &plan.tls {
+            Some(t) => Some(std::sync::Arc::new(crate::tls::TlsServer::load(t, base_dir)?)),
+            None => None,
+        };
         let id = GENERATIONS.fetch_add(1, Ordering::Relaxed);
         let instances = (threads * plan.policies.len() * 2 + 16).min(10_000) as u32;
         let policies = policy_host::Policies::new(plan, id, instances, |name| registry.policy(name))?;
@@ -123,6 +138,7 @@ impl Generation {
             log_destination: 0,
             short_digest,
             policies,
+            tls,
         })
     }
 }

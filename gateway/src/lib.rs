@@ -25,5 +25,6 @@ mod proxy;
 mod reload;
 mod session;
 mod timer;
+mod tls;
 mod upstream;
 mod worker;

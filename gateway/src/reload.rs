@@ -50,6 +50,14 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
             plan.admin.as_deref().unwrap_or("none")
         ));
     }
+    let tls_listen = |p: &plan::Plan| p.tls.as_ref().map(|t| t.listen.clone());
+    if tls_listen(plan) != tls_listen(old.router.plan()) {
+        unapplied.push(format!(
+            "tls.listen: changed from {} to {}; a new TLS address needs a restart",
+            tls_listen(old.router.plan()).as_deref().unwrap_or("none"),
+            tls_listen(plan).as_deref().unwrap_or("none")
+        ));
+    }
     if !unapplied.is_empty() {
         return refused(format!("{}: {}", source.path().display(), unapplied.join("; ")));
     }
@@ -65,7 +73,13 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
     };
     let mut router = loaded.router;
     router.adopt_wrr(&old.router);
-    let mut generation = match Generation::new(router, &shared.registry, &shared.upstreams, shared.threads) {
+    let mut generation = match Generation::new(
+        router,
+        &shared.registry,
+        &shared.upstreams,
+        shared.threads,
+        &shared.base_dir,
+    ) {
         Ok(g) => g,
         Err(e) => return refused(e),
     };

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::io::ClientStream;
 use bytes::BytesMut;
 use http::HeaderValue;
 use http1::Fields;
-use tokio::net::TcpStream;
 
 use crate::body::ClientReader;
 use crate::generation::{Generation, RouteTimeouts};
@@ -18,7 +18,7 @@ use crate::worker::Worker;
 
 /// A client connection's state between exchanges.
 pub struct Conn {
-    pub stream: Rc<TcpStream>,
+    pub stream: Rc<ClientStream>,
     /// The read side: buffer and the current request body's decoder.
     pub reader: ClientReader,
     /// Reused buffer for encoding response heads.

@@ -10,8 +10,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::io::ClientStream;
 use arc_swap::ArcSwap;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::generation::Generation;
@@ -74,7 +74,7 @@ pub struct Worker {
 /// Idle connections' sockets, in reused slots (no allocation per request).
 #[derive(Debug, Default)]
 struct IdleSet {
-    slots: Vec<Option<Rc<TcpStream>>>,
+    slots: Vec<Option<Rc<ClientStream>>>,
     free: Vec<usize>,
 }
 
@@ -127,7 +127,7 @@ impl Worker {
     }
 
     /// Marks a connection as waiting for its next request until the guard drops.
-    pub fn idle_enter(&self, stream: &Rc<TcpStream>) -> IdleGuard<'_> {
+    pub fn idle_enter(&self, stream: &Rc<ClientStream>) -> IdleGuard<'_> {
         let mut idle = self.idle.borrow_mut();
         let slot = match idle.free.pop() {
             Some(slot) => {
@@ -146,7 +146,7 @@ impl Worker {
     /// ends at once, and the connection with it (draining).
     pub fn close_idle(&self) {
         for stream in self.idle.borrow().slots.iter().flatten() {
-            let _ = socket2::SockRef::from(stream.as_ref()).shutdown(std::net::Shutdown::Read);
+            let _ = socket2::SockRef::from(stream.tcp()).shutdown(std::net::Shutdown::Read);
         }
     }
 

@@ -15,6 +15,7 @@ mod resilience;
 mod routing;
 mod streaming;
 mod timeouts;
+mod tls;
 mod wrr;
 
 use gateway_tests::Upstream;

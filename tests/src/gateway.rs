@@ -43,6 +43,8 @@ pub struct Gateway {
     pub child: Child,
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// The TLS listener, when the config has one.
+    pub tls: Option<SocketAddr>,
     pub dir: PathBuf,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
@@ -170,18 +172,22 @@ impl Gateway {
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut admin = None;
+        let mut tls = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match ready_rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(a) = line.split("admin listening on ").nth(1) {
                         admin = a.trim().parse().ok();
+                    } else if let Some(a) = line.split("TLS listening on ").nth(1) {
+                        tls = a.trim().parse().ok();
                     } else if let Some(a) = line.split("listening on ").nth(1) {
                         let addr = a.trim().parse().map_err(|_| format!("bad ready line {line:?}"))?;
                         return Ok(Gateway {
                             child,
                             addr,
                             admin,
+                            tls,
                             dir,
                             stdout,
                             stderr,

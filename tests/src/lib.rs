@@ -5,12 +5,13 @@
 // Test support: a failed expectation here is a failed test, so panicking is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod certs;
 pub mod client;
 pub mod gateway;
 pub mod scripted;
 pub mod upstream;
 
-pub use client::{Client, Response, raw_exchange};
+pub use client::{Client, Response, TlsInfo, TlsOptions, raw_exchange};
 pub use gateway::{Gateway, gateway_bin, scratch_dir};
 pub use scripted::{Fail, Script, Scripted};
 pub use upstream::{Behavior, Seen, Upstream};

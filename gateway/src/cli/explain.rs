@@ -108,13 +108,20 @@ fn letter(i: usize) -> String {
 }
 
 /// The head the gateway would send upstream for `raw` (the client's head).
-fn forwarded_head(router: &Router, route: &Route, raw: &str, cluster: u32, first: usize, path: &str) -> String {
+fn forwarded_head(
+    router: &Router,
+    route: &Route,
+    raw: &str,
+    (cluster, first): (u32, usize),
+    path: &str,
+    scheme: &str,
+) -> String {
     let mut buf = BytesMut::from(raw);
     let http1::Parsed::Complete(head) = http1::parse(&mut buf, 1 << 20, 1000) else {
         return "  (the request head does not parse: the gateway would answer 400)\n".to_owned();
     };
     let upstream = &router.plan().clusters[cluster as usize].upstreams[first];
-    let out = crate::cli::offline::forwarded_head(router, route, &head, cluster, first, path);
+    let out = crate::cli::offline::forwarded_head(router, route, &head, cluster, first, path, scheme);
     let text = String::from_utf8_lossy(&out);
     let mut shown = format!("forward   to {}\n", upstream.url);
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {
@@ -314,7 +321,15 @@ pub fn explain(router: &Router, request: &Request) -> Result<(String, bool), Str
     let cluster = match &route.action {
         Action::Redirect(rd) => {
             let mut loc = String::new();
-            location(&mut loc, rd, route, authority.as_bytes(), &path, uri.query());
+            location(
+                &mut loc,
+                rd,
+                route,
+                authority.as_bytes(),
+                &path,
+                uri.query(),
+                uri.scheme_str().unwrap_or("http"),
+            );
             let _ = writeln!(
                 out,
                 "action    redirect {} to {loc} (no upstream is contacted)",
@@ -359,7 +374,14 @@ pub fn explain(router: &Router, request: &Request) -> Result<(String, bool), Str
             let _ = writeln!(out, "wrr       period {}: {}{more}", cl.wrr.len(), shown.join(" "));
         }
         let first = cl.wrr.first().map_or(0, |&i| i as usize);
-        out.push_str(&forwarded_head(router, route, &raw, c, first, &path));
+        out.push_str(&forwarded_head(
+            router,
+            route,
+            &raw,
+            (c, first),
+            &path,
+            uri.scheme_str().unwrap_or("http"),
+        ));
         let _ = writeln!(out, "          (first pick of a fresh process)");
     }
     let t = route.timeouts;

@@ -73,7 +73,7 @@ pub fn parse_url(url: &str) -> Result<http::Uri, String> {
 }
 
 /// The head the gateway sends upstream for `head`, routed to `route`, to the
-/// upstream `upstream` of `cluster`.
+/// upstream `upstream` of `cluster`, for a request that came over `scheme`.
 pub fn forwarded_head(
     router: &Router,
     route: &Route,
@@ -81,6 +81,7 @@ pub fn forwarded_head(
     cluster: u32,
     upstream: usize,
     path: &str,
+    scheme: &str,
 ) -> BytesMut {
     let plan = router.plan();
     let url = &plan.clusters[cluster as usize].upstreams[upstream].url;
@@ -114,7 +115,7 @@ pub fn forwarded_head(
             host: route.rewrite.host.as_deref().map_or(&head.host[..], str::as_bytes),
             forwarded_host: &head.host,
             client_ip: b"<client-ip>",
-            proto: b"http",
+            proto: scheme.as_bytes(),
             body: head.body,
             filter: &filters.request,
         },
@@ -221,7 +222,15 @@ impl<'r> Offline<'r> {
             (Some(c), _) => c,
             (None, Action::Redirect(rd)) => {
                 let mut loc = String::new();
-                location(&mut loc, rd, route, &head.host, &path, head.target.query());
+                location(
+                    &mut loc,
+                    rd,
+                    route,
+                    &head.host,
+                    &path,
+                    head.target.query(),
+                    uri.scheme_str().unwrap_or("http"),
+                );
                 return Ok(Outcome {
                     route: Some(m.route),
                     status: Some(crate::error::redirect_status(rd.status).as_u16()),
@@ -235,7 +244,15 @@ impl<'r> Offline<'r> {
             },
         };
         let upstream = self.router.pick(cluster);
-        let forwarded = forwarded_head(self.router, route, &head, cluster, upstream, &path);
+        let forwarded = forwarded_head(
+            self.router,
+            route,
+            &head,
+            cluster,
+            upstream,
+            &path,
+            uri.scheme_str().unwrap_or("http"),
+        );
         let text = String::from_utf8_lossy(&forwarded);
         let mut lines = text.split("\r\n");
         let upstream_path = lines.next().and_then(|l| l.split(' ').nth(1)).map(str::to_owned);

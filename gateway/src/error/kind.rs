@@ -9,6 +9,8 @@ pub enum ErrorKind {
     BadRequest,
     BadPath,
     BadHost,
+    /// On a TLS connection, a `Host` its SNI and certificate do not cover (421).
+    MisdirectedRequest,
     HeadersTooLarge,
     RequestTimeout,
     BodyTooLarge,
@@ -33,11 +35,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::NoRoute,
         ErrorKind::BadRequest,
         ErrorKind::BadPath,
         ErrorKind::BadHost,
+        ErrorKind::MisdirectedRequest,
         ErrorKind::HeadersTooLarge,
         ErrorKind::RequestTimeout,
         ErrorKind::BodyTooLarge,

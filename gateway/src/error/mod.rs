@@ -13,7 +13,6 @@ use std::io::IoSlice;
 use std::time::Duration;
 
 use crate::body::BodyError;
-use crate::io::write_all;
 use crate::observe::exchange::Exchange;
 use crate::session::{Conn, Session};
 
@@ -25,6 +24,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::BadPath => "bad_path",
             ErrorKind::BadHost => "bad_host",
+            ErrorKind::MisdirectedRequest => "misdirected_request",
             ErrorKind::HeadersTooLarge => "headers_too_large",
             ErrorKind::RequestTimeout => "request_timeout",
             ErrorKind::BodyTooLarge => "body_too_large",
@@ -48,6 +48,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
             ErrorKind::BadRequest | ErrorKind::BadPath | ErrorKind::BadHost => StatusCode::BAD_REQUEST,
+            ErrorKind::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -73,6 +74,9 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad request",
             ErrorKind::BadPath => "bad path",
             ErrorKind::BadHost => "bad host",
+            ErrorKind::MisdirectedRequest => {
+                "misdirected request: this connection's TLS server name does not cover the host"
+            }
             ErrorKind::HeadersTooLarge => "request header section too large",
             ErrorKind::RequestTimeout => "request timeout",
             ErrorKind::BodyTooLarge => "request body too large",
@@ -99,6 +103,7 @@ impl ErrorKind {
             ErrorKind::BadRequest
                 | ErrorKind::BadPath
                 | ErrorKind::BadHost
+                | ErrorKind::MisdirectedRequest
                 | ErrorKind::HeadersTooLarge
                 | ErrorKind::RequestTimeout
                 | ErrorKind::BodyTooLarge
@@ -299,7 +304,7 @@ pub async fn write_error(conn: &mut Conn, ex: &mut Exchange, failure: Failure, r
     let written = conn
         .reader
         .timer
-        .within_for(reply.write_timeout, write_all(&conn.stream, &mut bufs))
+        .within_for(reply.write_timeout, conn.stream.write_all(&mut bufs))
         .await;
     if let Ok(Ok(())) = written {
         ex.bytes_sent += conn.wbuf.len() as u64;

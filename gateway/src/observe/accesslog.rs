@@ -372,6 +372,10 @@ pub struct LineContext<'a> {
     /// First 12 hex digits of the plan digest.
     pub plan: &'a str,
     pub duration: Duration,
+    /// The TLS version of the connection (`"TLSv1.3"`), on TLS connections.
+    pub tls: Option<&'a str>,
+    /// The server name the client sent in its TLS hello.
+    pub sni: Option<&'a str>,
 }
 
 /// Appends one JSON line for `ex` with `fields` in order. Allocation-free.
@@ -421,6 +425,8 @@ pub fn format_line(out: &mut Vec<u8>, fields: &[LogField], ex: &Exchange, ctx: &
                 0 => out.extend_from_slice(b"null"),
                 n => int(out, u64::from(n)),
             },
+            LogField::Tls => opt_str(out, ctx.tls),
+            LogField::Sni => opt_str(out, ctx.sni),
         }
     }
     out.extend_from_slice(b"}\n");

@@ -326,6 +326,26 @@ impl Collector for Gateway {
         )?;
         counter(
             &mut encoder,
+            "gateway_tls_handshakes",
+            "TLS handshakes completed on the TLS listener",
+            global.tls_handshakes.load(Ordering::Relaxed),
+        )?;
+        {
+            let mut m = encoder.encode_descriptor(
+                "gateway_tls_handshake_failures",
+                "TLS handshakes that failed (error), took longer than handshakeMs (timeout) or were abandoned by the client (closed)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, count) in crate::observe::stats::TLS_FAILURES
+                .iter()
+                .zip(&global.tls_handshake_failures)
+            {
+                ConstCounter::new(count.load(Ordering::Relaxed)).encode(m.encode_family(&[("reason", *reason)])?)?;
+            }
+        }
+        counter(
+            &mut encoder,
             "gateway_request_body_limit_exceeded",
             "Requests refused (413) or cut for exceeding maxRequestBodyBytes",
             global.body_limit_exceeded.load(Ordering::Relaxed),

@@ -176,7 +176,14 @@ pub struct Global {
     pub reload_last_success: AtomicU64,
     /// Admin connections closed at once because the admin cap was reached.
     pub admin_connections_rejected: AtomicU64,
+    /// TLS handshakes completed on the TLS listener.
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed, by reason: [`TLS_FAILURES`] order.
+    pub tls_handshake_failures: [AtomicU64; 3],
 }
+
+/// The `reason` label values of `gateway_tls_handshake_failures_total`.
+pub const TLS_FAILURES: [&str; 3] = ["error", "timeout", "closed"];
 
 /// Every counter ever resolved, by name, so a reloaded plan finds its
 /// routes' and clusters' counters again.

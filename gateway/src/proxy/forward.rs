@@ -15,7 +15,7 @@ use plan::{PathMatch, PathReplace, replace_prefix};
 
 use crate::error::kind::{ErrorKind, Failure};
 use crate::generation::Generation;
-use crate::io::{closed_by_peer, read_buf, write_all};
+use crate::io::{read_buf, write_all};
 use crate::proxy::route::Routed;
 use crate::session::{Conn, Session};
 use crate::timer::Deadline;
@@ -34,7 +34,7 @@ pub async fn check_body(s: &mut Session<'_>, head: &RequestHead) -> Result<(), F
     if head.expect_continue && head.body.has_body() {
         let mut bufs = [IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")];
         let write_timeout = s.write_timeout();
-        let written = write_all(&s.conn.stream, &mut bufs);
+        let written = s.conn.stream.write_all(&mut bufs);
         match s.conn.reader.timer.within_for(write_timeout, written).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
@@ -83,7 +83,7 @@ pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, routed:
             host,
             forwarded_host: &head.host,
             client_ip: conn.client_ip.as_bytes(),
-            proto: b"http",
+            proto: conn.stream.scheme().as_bytes(),
             body: head.body,
             filter: &generation.route_filters[routed.route as usize].request,
         },
@@ -233,7 +233,7 @@ async fn wait_head(
                 Ok(_) => return Err(WaitError::Failed(ErrorKind::UpstreamReset.into())),
                 Err(_) => return Err(WaitError::Failed(ErrorKind::UpstreamTimeout.into())),
             },
-            () = closed_by_peer(stream, buf), if watch_client => {
+            () = stream.closed_by_peer(buf), if watch_client => {
                 return Err(WaitError::Failed(ErrorKind::ClientClosed.into()));
             }
         }

@@ -51,6 +51,11 @@ pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut Reque
 
 async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) -> Result<(), Failure> {
     let generation = s.generation;
+    if let Some(tls) = s.conn.stream.tls()
+        && !tls.serves(&head.host)
+    {
+        return Err(ErrorKind::MisdirectedRequest.into());
+    }
     let routed = route::route(generation, &head.target, head)?;
     ex.route = Some(routed.route);
     s.timeouts = &generation.route_timeouts[routed.route as usize];

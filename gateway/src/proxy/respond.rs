@@ -8,7 +8,7 @@ use bytes::Buf as _;
 use http1::ChunkSize;
 
 use crate::error::kind::{ErrorKind, Failure};
-use crate::io::{read_buf, try_read_buf, write_all};
+use crate::io::{read_buf, try_read_buf};
 use crate::observe::exchange::Exchange;
 use crate::proxy::forward::Sent;
 use crate::session::Session;
@@ -80,7 +80,7 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
             ex.status = head.status.as_u16();
         }
         if total > 0 {
-            let written = write_all(&s.conn.stream, &mut bufs);
+            let written = s.conn.stream.write_all(&mut bufs);
             match s.conn.reader.timer.within_for(write_ms, written).await {
                 Ok(Ok(())) => ex.bytes_sent += total as u64,
                 Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
@@ -103,7 +103,8 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
 }
 
 /// The `Location` of a redirect (SPEC §4.8, Gateway API's rules), written
-/// into `out`: scheme and host as given or as the request came; the port as
+/// into `out`: scheme and host as given or as the request came (the request's
+/// scheme is `request_scheme`); the port as
 /// given, else the default of a given scheme, else the port the request
 /// arrived on (its `Host`'s), left out when it is the scheme's default; the
 /// path replaced as configured; the query kept.
@@ -114,9 +115,10 @@ pub fn location(
     host: &[u8],
     path: &str,
     query: Option<&str>,
+    request_scheme: &str,
 ) {
     use std::fmt::Write as _;
-    let scheme = redirect.scheme.as_deref().unwrap_or("http");
+    let scheme = redirect.scheme.as_deref().unwrap_or(request_scheme);
     let name = host_without_port_bytes(host);
     let request_port = host
         .get(name.len()..)
@@ -170,6 +172,7 @@ pub async fn redirect(
         &head.host,
         path,
         head.target.query(),
+        s.conn.stream.scheme(),
     );
     let close = !s.may_keep_alive();
     if close {
@@ -196,7 +199,7 @@ pub async fn redirect(
         .conn
         .reader
         .timer
-        .within_for(write_timeout, write_all(&s.conn.stream, &mut bufs))
+        .within_for(write_timeout, s.conn.stream.write_all(&mut bufs))
         .await;
     s.conn.wbuf.clear();
     match written {
@@ -234,7 +237,7 @@ pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared
         .conn
         .reader
         .timer
-        .within_for(write_timeout, write_all(&s.conn.stream, &mut bufs))
+        .within_for(write_timeout, s.conn.stream.write_all(&mut bufs))
         .await;
     s.conn.wbuf.clear();
     match written {

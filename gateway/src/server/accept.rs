@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::io::ClientStream;
 use crate::observe::accesslog::FLUSH_EVERY;
 use crate::worker::{Shared, Worker};
 
@@ -35,6 +36,7 @@ impl Drop for ConnGuard {
 /// deadline once shutdown starts.
 pub fn run_worker(
     listener: std::net::TcpListener,
+    tls_listener: Option<std::net::TcpListener>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<Option<Instant>>,
 ) -> std::io::Result<()> {
@@ -44,6 +46,7 @@ pub fn run_worker(
     let w = worker.clone();
     let deadline = local.block_on(&runtime, async move {
         let listener = TcpListener::from_std(listener)?;
+        let tls_listener = tls_listener.map(TcpListener::from_std).transpose()?;
         let ticker = w.clone();
         tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -62,34 +65,54 @@ pub fn run_worker(
             }
         });
         let max_connections = || shared.current.load().router.plan().limits.max_connections as usize;
+        let tls_accept = || async {
+            match &tls_listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         let deadline = loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(_) => {
-                            tokio::time::sleep(ACCEPT_BACKOFF).await;
-                            continue;
-                        }
-                    };
-                    if shared.connections.fetch_add(1, Ordering::Relaxed) >= max_connections() {
-                        shared.connections.fetch_sub(1, Ordering::Relaxed);
-                        shared.registry.global.connections_rejected.fetch_add(1, Ordering::Relaxed);
-                        drop(stream);
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    w.connection_opened();
-                    let guard = ConnGuard(w.clone());
-                    let conn_worker = w.clone();
-                    tokio::task::spawn_local(async move {
-                        crate::conn::serve(stream, peer, conn_worker).await;
-                        drop(guard);
-                    });
-                }
+            let (accepted, tls) = tokio::select! {
+                accepted = listener.accept() => (accepted, false),
+                accepted = tls_accept() => (accepted, true),
                 changed = shutdown.wait_for(Option::is_some) => {
                     break changed.ok().and_then(|d| *d).unwrap_or_else(Instant::now);
                 }
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(_) => {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            // TLS connections count against the same limit as plain ones.
+            if shared.connections.fetch_add(1, Ordering::Relaxed) >= max_connections() {
+                shared.connections.fetch_sub(1, Ordering::Relaxed);
+                shared
+                    .registry
+                    .global
+                    .connections_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            w.connection_opened();
+            let guard = ConnGuard(w.clone());
+            let conn_worker = w.clone();
+            if tls {
+                tokio::task::spawn_local(async move {
+                    if let Some(stream) = handshake(stream, &conn_worker).await {
+                        crate::conn::serve(ClientStream::Tls(stream), peer, conn_worker).await;
+                    }
+                    drop(guard);
+                });
+            } else {
+                tokio::task::spawn_local(async move {
+                    crate::conn::serve(ClientStream::Plain(stream), peer, conn_worker).await;
+                    drop(guard);
+                });
             }
         };
         drop(listener);
@@ -105,6 +128,30 @@ pub fn run_worker(
     }
     worker.log.borrow_mut().take();
     Ok(())
+}
+
+/// Runs the TLS handshake of a new connection under `handshakeMs`, with the
+/// certificates of the generation current now; a failure is counted and
+/// closes the connection.
+async fn handshake(stream: tokio::net::TcpStream, worker: &Worker) -> Option<crate::tls::TlsStream> {
+    let server = worker.shared.current.load().tls.clone()?;
+    let global = &worker.shared.registry.global;
+    let failed = |reason: usize| {
+        global.tls_handshake_failures[reason].fetch_add(1, Ordering::Relaxed);
+        None
+    };
+    match tokio::time::timeout(server.handshake, server.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            global.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+            Some(tls)
+        }
+        Ok(Err(crate::tls::HandshakeError::Closed)) => failed(2),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            failed(0)
+        }
+        Err(_) => failed(1),
+    }
 }
 
 /// Waits for this worker's connections to finish until `deadline`, then cuts

@@ -87,6 +87,8 @@ fn bind_workers(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListe
 #[derive(Debug)]
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the TLS listener is bound, when the plan has one.
+    pub tls_addr: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     pub source: Arc<Source>,
@@ -180,7 +182,16 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         .reload_last_success
         .store(unix_seconds(), Ordering::Relaxed);
     let upstreams = Upstreams::default();
-    let generation = Generation::new(loaded.router, &registry, &upstreams, threads).map_err(RunError::Plan)?;
+    let tls_listen = match &plan.tls {
+        Some(t) => Some(
+            t.listen
+                .parse::<SocketAddr>()
+                .map_err(|_| RunError::Listen(t.listen.clone()))?,
+        ),
+        None => None,
+    };
+    let generation =
+        Generation::new(loaded.router, &registry, &upstreams, threads, &base_dir).map_err(RunError::Plan)?;
     let shared = Arc::new(Shared {
         current: arc_swap::ArcSwap::from_pointee(generation),
         registry,
@@ -196,6 +207,15 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
     upstreams::spawn(shared.clone())?;
     let listeners = bind_workers(listen, threads)?;
     let bound = listeners.first().map(|l| l.local_addr()).transpose()?.unwrap_or(listen);
+    let mut tls_listeners: Vec<Option<std::net::TcpListener>> = match tls_listen {
+        Some(addr) => bind_workers(addr, threads)?.into_iter().map(Some).collect(),
+        None => (0..threads).map(|_| None).collect(),
+    };
+    let tls_bound = tls_listeners
+        .first()
+        .and_then(Option::as_ref)
+        .map(|l| l.local_addr())
+        .transpose()?;
     let admin_listener = match admin {
         Some(addr) => {
             ensure_free(addr).map_err(|e| RunError::Bind { addr, source: e })?;
@@ -209,10 +229,11 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
     for (i, listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
         let rx = shutdown_rx.clone();
+        let tls = tls_listeners.get_mut(i).and_then(Option::take);
         workers.push(
             std::thread::Builder::new()
                 .name(format!("gateway-worker-{i}"))
-                .spawn(move || run_worker(listener, shared, rx))?,
+                .spawn(move || run_worker(listener, tls, shared, rx))?,
         );
     }
     let source = Arc::new(options.source.clone());
@@ -244,6 +265,7 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
     }
     Ok(Running {
         addr: bound,
+        tls_addr: tls_bound,
         admin: admin_addr,
         shared,
         source,
@@ -264,6 +286,9 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
 pub fn serve(running: Running) -> Result<(), RunError> {
     if let Some(addr) = running.admin {
         crate::observe::logging::announce(&format!("admin listening on {addr}"));
+    }
+    if let Some(addr) = running.tls_addr {
+        crate::observe::logging::announce(&format!("TLS listening on {addr}"));
     }
     crate::observe::logging::announce(&format!("listening on {}", running.addr));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -1,0 +1,332 @@
+//! TLS termination (SPEC §14): the server configuration built from the plan's
+//! certificate files, the handshake, and [`TlsStream`], a client connection
+//! read and written through a `rustls` session by shared reference, the way
+//! `io.rs` reads and writes a plain socket, so the phases run unchanged on
+//! either.
+//!
+//! The session sits in a `RefCell` that is borrowed only between awaits: each
+//! operation moves what it can without blocking, releases the session, then
+//! waits for socket readiness.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, ServerConnection};
+use tokio::net::TcpStream;
+
+use crate::io::{MIN_READ_ROOM, WriteError};
+
+/// The TLS side of a plan generation: certificates as read at load, and the
+/// `rustls` configuration every new connection starts from.
+#[derive(Debug)]
+pub struct TlsServer {
+    pub config: Arc<ServerConfig>,
+    pub handshake: Duration,
+    certs: Arc<ByName>,
+}
+
+/// Certificates in config order, each with the names it serves.
+#[derive(Debug)]
+struct ByName {
+    certs: Vec<(Arc<[String]>, Arc<CertifiedKey>)>,
+}
+
+impl ByName {
+    /// The first certificate whose names cover `sni`, else the first one.
+    fn index(&self, sni: Option<&str>) -> usize {
+        sni.and_then(|name| {
+            self.certs
+                .iter()
+                .position(|(names, _)| compiler::tls::covers(names, name))
+        })
+        .unwrap_or(0)
+    }
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.certs
+            .get(self.index(hello.server_name()))
+            .map(|(_, key)| key.clone())
+    }
+}
+
+impl TlsServer {
+    /// Reads every certificate of `tls` (paths relative to `base_dir`): any
+    /// problem, including an expired certificate, refuses the whole listener.
+    pub fn load(tls: &plan::TlsListener, base_dir: &Path) -> Result<Self, String> {
+        let mut certs = Vec::with_capacity(tls.certificates.len());
+        let now = std::time::SystemTime::now();
+        for (i, files) in tls.certificates.iter().enumerate() {
+            let at = format!("tls.certificates[{i}]");
+            let cert = compiler::tls::load(&base_dir.join(&files.cert), &base_dir.join(&files.key))
+                .map_err(|e| format!("{at}: {e}"))?;
+            if cert.not_after <= now {
+                return Err(format!(
+                    "{at}: certificate {:?} expired on {}",
+                    files.cert,
+                    compiler::tls::date(cert.not_after)
+                ));
+            }
+            certs.push((cert.names.into(), cert.key));
+        }
+        if certs.is_empty() {
+            return Err("tls.certificates: no certificate".into());
+        }
+        let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+            plan::TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            plan::TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let by_name = Arc::new(ByName { certs });
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("tls: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(by_name.clone());
+        config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        config.ignore_client_order = true;
+        Ok(Self {
+            config: Arc::new(config),
+            handshake: Duration::from_millis(tls.handshake_ms),
+            certs: by_name,
+        })
+    }
+
+    /// Runs the handshake on `tcp`; the caller bounds it by `handshakeMs`.
+    pub async fn accept(&self, tcp: TcpStream) -> Result<TlsStream, HandshakeError> {
+        let mut session = ServerConnection::new(self.config.clone()).map_err(HandshakeError::Tls)?;
+        loop {
+            while session.wants_write() {
+                match session.write_tls(&mut Sock(&tcp)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        tcp.writable().await.map_err(HandshakeError::Io)?;
+                    }
+                    Err(e) => return Err(HandshakeError::Io(e)),
+                }
+            }
+            if !session.is_handshaking() {
+                break;
+            }
+            match session.read_tls(&mut Sock(&tcp)) {
+                Ok(0) => return Err(HandshakeError::Closed),
+                Ok(_) => {
+                    if let Err(e) = session.process_new_packets() {
+                        // The alert rustls queued tells the client why.
+                        let _ = session.write_tls(&mut Sock(&tcp));
+                        return Err(HandshakeError::Tls(e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tcp.readable().await.map_err(HandshakeError::Io)?;
+                }
+                Err(e) => return Err(HandshakeError::Io(e)),
+            }
+        }
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLSv1.3",
+        };
+        let sni: Option<Box<str>> = session.server_name().map(Into::into);
+        let names = self.certs.certs[self.certs.index(sni.as_deref())].0.clone();
+        Ok(TlsStream {
+            tcp,
+            session: RefCell::new(session),
+            version,
+            sni,
+            names,
+        })
+    }
+}
+
+/// Why a handshake failed (the connection is closed; no log line, a counter).
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    Tls(rustls::Error),
+    #[error("{0}")]
+    Io(io::Error),
+    #[error("the client closed the connection during the handshake")]
+    Closed,
+}
+
+/// A client connection after its handshake.
+#[derive(Debug)]
+pub struct TlsStream {
+    tcp: TcpStream,
+    session: RefCell<ServerConnection>,
+    /// `"TLSv1.3"` or `"TLSv1.2"`, for the `tls` log field.
+    pub version: &'static str,
+    /// The server name the client sent, lowercase.
+    pub sni: Option<Box<str>>,
+    /// The names of the certificate this connection was served.
+    names: Arc<[String]>,
+}
+
+/// Non-blocking `Read`/`Write` over a socket for `rustls`' `read_tls` and
+/// `write_tls`.
+struct Sock<'a>(&'a TcpStream);
+
+impl Read for Sock<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Sock<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TlsStream {
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Whether a request for `host` (a `Host` value, port allowed) belongs on
+    /// this connection: it names the server the client asked for in its
+    /// hello, or one the served certificate covers. A connection without SNI
+    /// (a client that dialled an address) takes any host.
+    pub fn serves(&self, host: &[u8]) -> bool {
+        let Some(sni) = self.sni.as_deref() else {
+            return true;
+        };
+        let Ok(name) = std::str::from_utf8(plan::host_without_port_bytes(host)) else {
+            return false;
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        name.eq_ignore_ascii_case(sni) || compiler::tls::covers(&self.names, name)
+    }
+
+    /// Decrypted bytes available now, without waiting: what the session
+    /// holds, else what one read of the socket brings. `Ok(0)` is the end of
+    /// the stream (a `close_notify`, or the peer closing without one).
+    pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        if buf.capacity() - buf.len() < MIN_READ_ROOM {
+            buf.reserve(MIN_READ_ROOM);
+        }
+        let mut session = self.session.borrow_mut();
+        loop {
+            match plaintext(&mut session, buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            match session.read_tls(&mut Sock(&self.tcp)) {
+                Ok(0) => {
+                    // The peer closed: whatever was buffered is already out.
+                    let _ = session.process_new_packets();
+                    return match plaintext(&mut session, buf) {
+                        Ok(n) => Ok(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                        Err(e) => Err(e),
+                    };
+                }
+                Ok(_) => {
+                    if let Err(e) = session.process_new_packets() {
+                        let _ = session.write_tls(&mut Sock(&self.tcp));
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                    // Records the session answers on its own (a key update,
+                    // session tickets): sent if the socket has room now, else
+                    // with the next response.
+                    while session.wants_write() {
+                        if session.write_tls(&mut Sock(&self.tcp)).is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp.poll_read_ready(cx)
+    }
+
+    /// Encrypts and writes every byte of `bufs`.
+    pub async fn write_all(&self, bufs: &[IoSlice<'_>]) -> Result<(), WriteError> {
+        let mut written = 0;
+        for b in bufs.iter().filter(|b| !b.is_empty()) {
+            let mut rest: &[u8] = b;
+            while !rest.is_empty() {
+                let n = self.session.borrow_mut().writer().write(rest).unwrap_or(0);
+                rest = &rest[n..];
+                written += n;
+                if n == 0 || self.session.borrow().wants_write() {
+                    self.flush().await.map_err(|_| WriteError { written })?;
+                }
+            }
+        }
+        self.flush().await.map_err(|_| WriteError { written })
+    }
+
+    /// Writes what the session holds for the peer.
+    async fn flush(&self) -> io::Result<()> {
+        loop {
+            let wrote = {
+                let mut session = self.session.borrow_mut();
+                if !session.wants_write() {
+                    return Ok(());
+                }
+                session.write_tls(&mut Sock(&self.tcp))
+            };
+            match wrote {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.tcp.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `close_notify` (best effort, without waiting).
+    pub fn close_notify(&self) {
+        let mut session = self.session.borrow_mut();
+        session.send_close_notify();
+        let _ = session.write_tls(&mut Sock(&self.tcp));
+    }
+}
+
+/// Moves the session's decrypted bytes into `buf` (as many as fit): `Ok(0)`
+/// after a `close_notify`, `WouldBlock` when there are none yet.
+fn plaintext(session: &mut ServerConnection, buf: &mut BytesMut) -> io::Result<usize> {
+    use std::io::BufRead as _;
+    let mut reader = session.reader();
+    let mut total = 0;
+    loop {
+        let room = buf.capacity() - buf.len();
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if total > 0 && e.kind() != io::ErrorKind::InvalidData => return Ok(total),
+            Err(e) => return Err(e),
+        };
+        let n = chunk.len().min(room);
+        if n == 0 {
+            return Ok(total);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        reader.consume(n);
+        total += n;
+    }
+}
