@@ -340,14 +340,14 @@ impl Reader<'_> {
             }
             None => self.diags.error(tls.loc, &cp, "missing required field"),
         }
-        if let Some(v) = map.get_node("minVersion") {
-            if let Some(c) = self.choice(v, &join(path, "minVersion"), &["1.2", "1.3"]) {
-                tls.min_version = if c.value == "1.3" {
-                    plan::TlsVersion::Tls13
-                } else {
-                    plan::TlsVersion::Tls12
-                };
-            }
+        if let Some(v) = map.get_node("minVersion")
+            && let Some(c) = self.choice(v, &join(path, "minVersion"), &["1.2", "1.3"])
+        {
+            tls.min_version = if c.value == "1.3" {
+                plan::TlsVersion::Tls13
+            } else {
+                plan::TlsVersion::Tls12
+            };
         }
         if let Some(v) = map.get_node("alpn") {
             let ap = join(path, "alpn");

@@ -90,6 +90,8 @@ fn bench(c: &mut Criterion) {
         upstream_url: Some("http://127.0.0.1:9001"),
         plan: "0123456789ab",
         duration: Duration::from_micros(1_734),
+        tls: Some("TLSv1.3"),
+        sni: Some("api.example.com"),
     };
     let mut out = Vec::with_capacity(64 * 1024);
     c.bench_function("hot/format-access-log-line-default-fields", |b| {

@@ -129,7 +129,7 @@ pub async fn closed_by_peer(stream: &TcpStream, buf: &mut BytesMut) {
 #[derive(Debug)]
 pub enum ClientStream {
     Plain(TcpStream),
-    Tls(crate::tls::TlsStream),
+    Tls(Box<crate::tls::TlsStream>),
 }
 
 impl ClientStream {

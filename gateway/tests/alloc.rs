@@ -36,6 +36,8 @@ fn formatting_a_log_line_allocates_nothing() {
         upstream_url: Some("http://127.0.0.1:9001"),
         plan: "0123456789ab",
         duration: Duration::from_micros(1_734),
+        tls: Some("TLSv1.3"),
+        sni: Some("api.example.com"),
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     let before = alloc_counter::thread_allocations();

@@ -104,7 +104,7 @@ pub fn run_worker(
             if tls {
                 tokio::task::spawn_local(async move {
                     if let Some(stream) = handshake(stream, &conn_worker).await {
-                        crate::conn::serve(ClientStream::Tls(stream), peer, conn_worker).await;
+                        crate::conn::serve(ClientStream::Tls(Box::new(stream)), peer, conn_worker).await;
                     }
                     drop(guard);
                 });
