@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::body::ClientReader;
-use crate::io::ClientStream;
+use crate::stream::ClientStream;
 use crate::worker::Shared;
 
 /// Hook the admin listener calls for `POST /reload`: `Ok` with a message, or

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Buf as _, BytesMut};
 use http1::{BodyKind, DecodeError, Decoder};
 
-use crate::io::ClientStream;
+use crate::stream::ClientStream;
 use crate::timer::Deadline;
 
 /// Why a request body could not be read.

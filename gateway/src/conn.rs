@@ -16,10 +16,10 @@ use tokio::time::Instant;
 use crate::body::ClientReader;
 use crate::error::{ErrorKind, Failure, Reply, write_error};
 use crate::generation::Generation;
-use crate::io::ClientStream;
 use crate::observe::accesslog::{LineContext, format_line};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
+use crate::stream::ClientStream;
 use crate::timer::Deadline;
 use crate::worker::{Worker, client_ip};
 

@@ -24,6 +24,7 @@ mod io;
 mod proxy;
 mod reload;
 mod session;
+mod stream;
 mod timer;
 mod tls;
 mod upstream;

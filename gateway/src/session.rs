@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::io::ClientStream;
+use crate::stream::ClientStream;
 use bytes::BytesMut;
 use http::HeaderValue;
 use http1::Fields;

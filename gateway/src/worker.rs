@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::io::ClientStream;
+use crate::stream::ClientStream;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 

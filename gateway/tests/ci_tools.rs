@@ -250,7 +250,9 @@ fn diff_says_what_changes_and_nothing_when_nothing_does() {
 }
 
 /// Python's `jsonschema` validates the schema itself, the repository's
-/// configs against it, and refuses a config with a misspelt key.
+/// configs against it, and refuses a config with a misspelt key. The configs
+/// are read as YAML 1.2 reads them (as the gateway and the YAML language
+/// server do): PyYAML's YAML 1.1 would turn `retry.on` into `True`.
 #[test]
 fn the_schema_validates_real_configs() {
     let dir = scratch("schema");
@@ -259,12 +261,15 @@ fn the_schema_validates_real_configs() {
     std::fs::write(dir.join("schema.json"), &out.stdout).expect("write");
     let root = repo();
     let script = format!(
-        "import json, sys, yaml, jsonschema\n\
+        "import json, re, sys, yaml, jsonschema\n\
+         class Yaml12(yaml.SafeLoader): pass\n\
+         Yaml12.yaml_implicit_resolvers = {{k: [r for r in v if r[0] != 'tag:yaml.org,2002:bool'] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}}\n\
+         Yaml12.add_implicit_resolver('tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), list('tTfF'))\n\
          s = json.load(open('{dir}/schema.json'))\n\
          jsonschema.Draft202012Validator.check_schema(s)\n\
          v = jsonschema.Draft202012Validator(s)\n\
          for f in ['{root}/gateway.yaml', '{root}/compiler/tests/ok/route-language.yaml', '{root}/compiler/tests/ok/example.yaml']:\n\
-         \u{20}   errs = [e.message for e in v.iter_errors(yaml.safe_load(open(f)))]\n\
+         \u{20}   errs = [e.message for e in v.iter_errors(yaml.load(open(f), Loader=Yaml12))]\n\
          \u{20}   assert not errs, (f, errs)\n\
          bad = {{'routes': [{{'name': 'a', 'pathPrefx': '/', 'cluster': 'c'}}], 'clusters': []}}\n\
          assert list(v.iter_errors(bad)), 'a misspelt key must be refused'\n\

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::io::ClientStream;
 use crate::observe::accesslog::FLUSH_EVERY;
+use crate::stream::ClientStream;
 use crate::worker::{Shared, Worker};
 
 /// How long a worker waits after an `accept` error (out of descriptors, say)

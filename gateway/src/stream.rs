@@ -1,0 +1,97 @@
+//! A client connection's byte stream, plain or TLS, read and written by
+//! shared reference with the same calls either way: the phases do not know
+//! which one they are serving.
+
+use std::io::{self, IoSlice};
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+use crate::io::{WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_all};
+
+/// A client connection's byte stream: a plain socket, or a TLS session over
+/// one. The phases read and write it by shared reference, whichever it is.
+#[derive(Debug)]
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<crate::tls::TlsStream>),
+}
+
+impl ClientStream {
+    /// The socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(s) => s.tcp(),
+        }
+    }
+
+    /// The TLS session's details, on a TLS connection.
+    pub fn tls(&self) -> Option<&crate::tls::TlsStream> {
+        match self {
+            ClientStream::Plain(_) => None,
+            ClientStream::Tls(s) => Some(s),
+        }
+    }
+
+    pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(s) => try_read_buf(s, buf),
+            ClientStream::Tls(s) => s.try_read_buf(buf),
+        }
+    }
+
+    pub fn poll_read_buf(&self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        match self {
+            ClientStream::Plain(s) => poll_read_buf(s, cx, buf),
+            ClientStream::Tls(s) => loop {
+                match s.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::task::ready!(s.poll_read_ready(cx))?;
+                    }
+                    other => return Poll::Ready(other),
+                }
+            },
+        }
+    }
+
+    pub async fn read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read_buf(cx, buf)).await
+    }
+
+    pub async fn write_all(&self, bufs: &mut [IoSlice<'_>]) -> Result<(), WriteError> {
+        match self {
+            ClientStream::Plain(s) => write_all(s, bufs).await,
+            ClientStream::Tls(s) => s.write_all(bufs).await,
+        }
+    }
+
+    /// Resolves when the peer closed its side while an exchange waits for
+    /// the upstream (see [`closed_by_peer`]).
+    pub async fn closed_by_peer(&self, buf: &mut BytesMut) {
+        match self {
+            ClientStream::Plain(s) => closed_by_peer(s, buf).await,
+            ClientStream::Tls(s) => loop {
+                match s.try_read_buf(buf) {
+                    Ok(0) => return,
+                    Ok(_) => return std::future::pending().await,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if s.tcp().readable().await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            },
+        }
+    }
+
+    /// The scheme the client used, for `X-Forwarded-Proto` and redirects.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            ClientStream::Plain(_) => "http",
+            ClientStream::Tls(_) => "https",
+        }
+    }
+}
