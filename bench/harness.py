@@ -107,8 +107,29 @@ end
 """
 
 
+# TLS scenarios: every proxy serves this ECDSA P-256 certificate for
+# `localhost`, and wrk (OpenSSL) connects to https://localhost:PORT.
+TLS = {"on": False, "close": False}
+
+
+def tls_cert(work):
+    cert, key = Path(work) / "bench-cert.pem", Path(work) / "bench-key.pem"
+    if not cert.exists():
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True)
+    return cert, key
+
+
 def wrk(port, host, path, duration, connections, cpus, script):
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"]
+    url = f"https://localhost:{port}{path}" if TLS["on"] else f"http://127.0.0.1:{port}{path}"
+    if TLS["on"]:
+        host = "localhost"
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, "-H", f"Host: {host}", url]
+    if TLS["close"]:
+        # A new connection (and a full handshake) for every request.
+        argv[1:1] = ["-H", "Connection: close"]
     if cpus:
         argv = ["taskset", "-c", cpus] + argv
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
@@ -116,6 +137,11 @@ def wrk(port, host, path, duration, connections, cpus, script):
 
 
 def nginx_conf(work, port, upstream, log):
+    tls_listen, tls_lines = "", ""
+    if TLS["on"]:
+        cert, key = tls_cert(work)
+        tls_listen = " ssl"
+        tls_lines = f"ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;"
     log_line = "access_log off;"
     if log:
         log_line = (
@@ -133,7 +159,8 @@ http {{
     upstream u {{ server 127.0.0.1:{upstream}; keepalive 512; keepalive_requests 100000000; }}
     keepalive_requests 100000000;
     server {{
-        listen 127.0.0.1:{port} reuseport;
+        listen 127.0.0.1:{port} reuseport{tls_listen};
+        {tls_lines}
         location / {{
             proxy_pass http://u;
             proxy_http_version 1.1;
@@ -172,6 +199,10 @@ backend b
 
 def gateway_conf(work, port, upstream, log, routes, policy=None):
     lines = [f"listen: 127.0.0.1:{port}", "routes:"]
+    if TLS["on"]:
+        cert, key = tls_cert(work)
+        lines = [f"listen: 127.0.0.1:{free_port()}", "tls:", f"  listen: 127.0.0.1:{port}",
+                 f"  certificates: [{{ cert: {cert}, key: {key} }}]", "routes:"]
     for i in range(routes - 1):
         host = [f"svc{i}.example.com", f'"*.t{i}.example.com"', '"*"'][i % 3]
         prefix = "".join(f"/s{(i + d) % 97}" for d in range(1 + i % 6))
@@ -301,7 +332,10 @@ def main():
     ap.add_argument("--path", help="request path for every proxy (default: / , or a route's path with many routes)")
     ap.add_argument("--json", help="append per-round results as JSON lines to this file")
     ap.add_argument("--label", default="")
+    ap.add_argument("--tls", action="store_true", help="clients connect with TLS (https://localhost, ECDSA P-256)")
+    ap.add_argument("--close", action="store_true", help="one request per connection (with --tls: a handshake per request)")
     args = ap.parse_args()
+    TLS["on"], TLS["close"] = args.tls, args.close
 
     for tool in ["wrk"]:
         if not shutil.which(tool):
@@ -338,7 +372,7 @@ def main():
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 if args.json:
                     with open(args.json, "a") as f:
-                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin}) + "\n")
+                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin, "tls": args.tls, "close": args.close}) + "\n")
     finally:
         upstream.stop()
         shutil.rmtree(work, ignore_errors=True)

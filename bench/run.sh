@@ -59,6 +59,10 @@ scenario "10,000 routes vs 1 route" --proxies gateway,gateway@10000,nginx --roun
 # (10,000 prefix routes besides); NGINX tries its 1,000 regex locations in order.
 scenario "1,000 regex routes, last one matches" --path /svc999/items/123456 --proxies gateway,gateway@regex,nginx@regex --rounds "$R" --duration "$D"
 scenario "256 keep-alive clients" --connections 256 --proxies gateway,nginx,haproxy --rounds "$R" --duration "$D"
+# TLS termination (SPEC §14): wrk (OpenSSL) over TLS to each proxy, ECDSA
+# P-256 certificate; NGINX with OpenSSL, session cache and tickets off.
+scenario "TLS keep-alive, tiny bodies" --tls --proxies gateway,nginx --rounds "$R" --duration "$D"
+scenario "TLS new connection per request" --tls --close --connections 16 --proxies gateway,nginx --rounds "$R" --duration "$D"
 scenario "wasm policy: none, no-op, canary" --proxies gateway,gateway+noop,gateway+canary,nginx --rounds "$R" --duration "$D"
 if [ -n "$only" ] && [ -f bench/results.jsonl ]; then
     # Keep the other scenarios' rows, in their order, and put the new ones in place.
