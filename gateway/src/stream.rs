@@ -72,15 +72,16 @@ impl ClientStream {
     pub async fn closed_by_peer(&self, buf: &mut BytesMut) {
         match self {
             ClientStream::Plain(s) => closed_by_peer(s, buf).await,
+            // Readiness first, as for a plain socket: the session's own
+            // buffer was drained by the last read.
             ClientStream::Tls(s) => loop {
+                if s.tcp().readable().await.is_err() {
+                    return;
+                }
                 match s.try_read_buf(buf) {
                     Ok(0) => return,
                     Ok(_) => return std::future::pending().await,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if s.tcp().readable().await.is_err() {
-                            return;
-                        }
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => return,
                 }
             },

@@ -176,8 +176,18 @@ pub struct TlsStream {
 struct Sock<'a>(&'a TcpStream);
 
 impl Read for Sock<'_> {
+    /// A read that returned less than it had room for drained the socket:
+    /// the readiness tokio caches is cleared then (as `io::try_read_buf`
+    /// does), so the next read waits for the reactor instead of spending a
+    /// syscall on `EAGAIN`.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let n = self.0.try_read(buf)?;
+        if n > 0 && n < buf.len() {
+            let _ = self
+                .0
+                .try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+        }
+        Ok(n)
     }
 }
 
@@ -264,18 +274,32 @@ impl TlsStream {
         self.tcp.poll_read_ready(cx)
     }
 
-    /// Encrypts and writes every byte of `bufs`.
-    pub async fn write_all(&self, bufs: &[IoSlice<'_>]) -> Result<(), WriteError> {
+    /// Encrypts and writes every byte of `bufs`: all the pieces go into one
+    /// record where the session's buffer allows, and out in one write.
+    pub async fn write_all(&self, bufs: &mut [IoSlice<'_>]) -> Result<(), WriteError> {
+        let mut bufs = &mut bufs[..];
         let mut written = 0;
-        for b in bufs.iter().filter(|b| !b.is_empty()) {
-            let mut rest: &[u8] = b;
-            while !rest.is_empty() {
-                let n = self.session.borrow_mut().writer().write(rest).unwrap_or(0);
-                rest = &rest[n..];
-                written += n;
-                if n == 0 || self.session.borrow().wants_write() {
-                    self.flush().await.map_err(|_| WriteError { written })?;
+        loop {
+            while bufs.first().is_some_and(|b| b.is_empty()) {
+                bufs = &mut bufs[1..];
+            }
+            if bufs.is_empty() {
+                break;
+            }
+            let n = {
+                let mut session = self.session.borrow_mut();
+                match session.writer().write_vectored(bufs) {
+                    // Nothing taken and nothing to send: the session is closed.
+                    Ok(0) if !session.wants_write() => return Err(WriteError { written }),
+                    Ok(n) => n,
+                    Err(_) => return Err(WriteError { written }),
                 }
+            };
+            written += n;
+            IoSlice::advance_slices(&mut bufs, n);
+            if !bufs.is_empty() {
+                // The session's buffer is full: make room.
+                self.flush().await.map_err(|_| WriteError { written })?;
             }
         }
         self.flush().await.map_err(|_| WriteError { written })
