@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""RSS of each proxy holding N idle TLS connections (handshake done, no
+request), against its RSS with none: `python3 bench/tls_idle.py [N]`.
+Uses the harness's configs (gateway with one worker, NGINX with one worker
+process; both ECDSA P-256, TLS 1.3)."""
+import socket, ssl, sys, tempfile, time, shutil
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import harness
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def main():
+    harness.TLS["on"] = True
+    work = tempfile.mkdtemp(prefix="gateway-tls-idle-")
+    up_port = harness.free_port()
+    upstream = harness.Proc([str(harness.TARGET / "bench-upstream"), "--listen", f"127.0.0.1:{up_port}", "--threads", "1"])
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    rows = []
+    try:
+        harness.wait_port(up_port)
+        for name in ["gateway", "nginx"]:
+            port = harness.free_port()
+            proc, pids = harness.start_proxy(name, work, port, up_port, None, 1)
+            try:
+                time.sleep(0.3)
+                before = rss_kib(pids)
+                conns = []
+                for _ in range(N):
+                    s = socket.create_connection(("127.0.0.1", port))
+                    conns.append(ctx.wrap_socket(s, server_hostname="localhost"))
+                time.sleep(1.0)
+                after = rss_kib(pids)
+                rows.append((name, before, after))
+                for c in conns:
+                    c.close()
+            finally:
+                proc.stop()
+    finally:
+        upstream.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"| proxy | RSS idle, no connection (MiB) | RSS with {N} idle TLS connections (MiB) | per connection (KiB) |")
+    print("|---|---|---|---|")
+    for name, before, after in rows:
+        print(f"| {name} | {before / 1024:.1f} | {after / 1024:.1f} | {(after - before) / N:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
