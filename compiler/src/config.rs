@@ -68,6 +68,7 @@ pub struct TimeoutsCfg {
     pub connect_ms: Option<u64>,
     pub idle_ms: Option<u64>,
     pub handshake_ms: Option<u64>,
+    pub tunnel_idle_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -162,6 +163,7 @@ impl Reader<'_> {
                     continue;
                 }
                 "handshakeMs" => &mut t.handshake_ms,
+                "tunnelIdleMs" => &mut t.tunnel_idle_ms,
                 _ => continue,
             };
             *slot = self.integer(value, &p, 1, MAX_TIMEOUT_MS, " ms").map(|v| v.value);

@@ -20,7 +20,15 @@ pub const TLS_CERTIFICATE: &[&str] = &["cert", "key"];
 pub const ADMIN: &[&str] = &["listen"];
 pub const LIMITS: &[&str] = &["maxHeaderBytes", "maxHeaders", "maxConnections", "maxRequestBodyBytes"];
 pub const DEFAULTS: &[&str] = &["timeouts"];
-pub const TIMEOUTS: &[&str] = &["readMs", "writeMs", "upstreamMs", "connectMs", "idleMs", "handshakeMs"];
+pub const TIMEOUTS: &[&str] = &[
+    "readMs",
+    "writeMs",
+    "upstreamMs",
+    "connectMs",
+    "idleMs",
+    "handshakeMs",
+    "tunnelIdleMs",
+];
 pub const ROUTE: &[&str] = &[
     "name",
     "host",

@@ -23,6 +23,7 @@ fn merge(base: Timeouts, over: &TimeoutsCfg) -> Timeouts {
         upstream_ms: over.upstream_ms.unwrap_or(base.upstream_ms),
         connect_ms: over.connect_ms.unwrap_or(base.connect_ms),
         idle_ms: over.idle_ms.unwrap_or(base.idle_ms),
+        tunnel_idle_ms: over.tunnel_idle_ms.unwrap_or(base.tunnel_idle_ms),
     }
 }
 

@@ -49,6 +49,9 @@ fn property(object: &str, key: &str) -> Value {
         }
         ("tlsCertificate", "cert") => string("PEM certificate chain, leaf first (relative to the config)"),
         ("tlsCertificate", "key") => string("PEM private key: PKCS#8, PKCS#1 or SEC1 (relative to the config)"),
+        ("timeouts", "tunnelIdleMs") => {
+            duration("a WebSocket tunnel closes after this long without traffic either way (default 300000)")
+        }
         ("timeouts", "handshakeMs") => duration("TLS: accept → handshake done (defaults.timeouts only; default 10000)"),
         ("admin", "listen") => string("IP:PORT of the admin listener (/metrics, /ready, /plan, POST /reload)"),
         ("limits", "maxHeaderBytes") => {

@@ -68,6 +68,7 @@ fn bench(c: &mut Criterion) {
                         proto: b"http",
                         body: head.body,
                         filter,
+                        websocket: false,
                     },
                 );
                 black_box(out.len())

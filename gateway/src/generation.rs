@@ -19,6 +19,7 @@ pub struct RouteTimeouts {
     pub upstream: Duration,
     pub connect: Duration,
     pub idle: Duration,
+    pub tunnel_idle: Duration,
 }
 
 impl From<plan::Timeouts> for RouteTimeouts {
@@ -29,6 +30,7 @@ impl From<plan::Timeouts> for RouteTimeouts {
             upstream: Duration::from_millis(t.upstream_ms),
             connect: Duration::from_millis(t.connect_ms),
             idle: Duration::from_millis(t.idle_ms),
+            tunnel_idle: Duration::from_millis(t.tunnel_idle_ms),
         }
     }
 }

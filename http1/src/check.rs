@@ -50,6 +50,7 @@ pub fn forwarded_once(input: &[u8], max_bytes: usize, max_headers: usize) -> Res
             proto: b"http",
             body: head.body,
             filter: crate::Filter::none(),
+            websocket: head.websocket,
         },
     );
     let framing = Framing::from(head.body);

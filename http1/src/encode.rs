@@ -59,6 +59,10 @@ pub struct Forward<'a> {
     pub body: BodyKind,
     /// The route's request-header filter.
     pub filter: &'a Filter,
+    /// A WebSocket opening handshake: `Connection: upgrade` and `Upgrade:
+    /// websocket` are forwarded (the gateway writes them; every other
+    /// `Upgrade` is dropped as hop-by-hop).
+    pub websocket: bool,
 }
 
 /// Headers the forwarded head never copies from the client: hop-by-hop ones,
@@ -132,6 +136,9 @@ pub fn encode_request(out: &mut BytesMut, f: &Forward<'_>) {
     out.put_slice(b"\r\n");
     header_line(out, b"x-forwarded-proto", f.proto);
     header_line(out, b"x-forwarded-host", f.forwarded_host);
+    if f.websocket {
+        out.put_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
+    }
     match f.body {
         BodyKind::None => {}
         BodyKind::Length(n) => header_line(out, b"content-length", itoa::Buffer::new().format(n).as_bytes()),
@@ -266,6 +273,7 @@ mod tests {
                 proto: b"http",
                 body,
                 filter,
+                websocket: false,
             },
         );
         String::from_utf8_lossy(&out).into_owned()

@@ -40,6 +40,10 @@ pub struct RequestHead {
     /// The client allows the connection to be reused after this exchange.
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// A WebSocket opening handshake (SPEC §14): an HTTP/1.1 `GET` without a
+    /// body whose `Connection` has `upgrade` and whose `Upgrade` names
+    /// `websocket`. Only then are the two headers forwarded.
+    pub websocket: bool,
 }
 
 impl RequestHead {
@@ -181,6 +185,7 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
     let mut connection = ConnectionTokens::default();
     let mut expect_continue = false;
     let mut expect_other = false;
+    let mut upgrade_websocket = false;
     // httparse already refused names that are not tokens and values with a
     // control byte (but HTAB) or DEL.
     for (kind, value, range) in headers.received() {
@@ -209,6 +214,7 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
                 host = Some(head_bytes.slice(range));
             }
             Known::Connection => connection.add(value),
+            Known::Upgrade => upgrade_websocket |= crate::headers::has_token(value, b"websocket"),
             Known::Expect => {
                 if value.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
                     expect_continue = true;
@@ -271,6 +277,11 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
         Version::HTTP_11 => !connection.close,
         _ => connection.keep_alive && !connection.close,
     };
+    let websocket = version == Version::HTTP_11
+        && method == Method::GET
+        && connection.upgrade
+        && upgrade_websocket
+        && matches!(body, BodyKind::None | BodyKind::Length(0));
     Parsed::Complete(RequestHead {
         method,
         target,
@@ -280,6 +291,7 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
         host,
         keep_alive,
         expect_continue,
+        websocket,
     })
 }
 

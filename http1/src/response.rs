@@ -50,6 +50,9 @@ pub struct Answering<'a> {
     pub keep_alive: bool,
     /// The route's response-header filter.
     pub filter: &'a Filter,
+    /// The request asked to switch to WebSocket: a `101` that agrees is the
+    /// answer (any other `101` is a bad response).
+    pub websocket: bool,
 }
 
 const MAX_RESPONSE_HEADERS: usize = 128;
@@ -78,8 +81,15 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
     let Ok(status) = StatusCode::from_u16(code) else {
         return ParsedResponse::Invalid;
     };
-    if status.is_informational() {
-        // 101 would switch protocols, which was not asked for.
+    let switching = code == 101
+        && answering.websocket
+        && res
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("upgrade") && crate::headers::has_token(h.value, b"websocket"));
+    if status.is_informational() && !switching {
+        // A 101 that was not asked for (or to another protocol) would switch
+        // to something the gateway cannot frame.
         return if code == 101 {
             ParsedResponse::Invalid
         } else {
@@ -106,7 +116,7 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
             chunked = ends_chunked(h.value);
         }
     }
-    let no_body = *answering.method == Method::HEAD || code == 204 || code == 304;
+    let no_body = *answering.method == Method::HEAD || code == 204 || code == 304 || switching;
     let body = match (no_body, te, chunked, length) {
         (true, ..) => Decoder::Done,
         (false, true, true, _) => Decoder::chunked(),
@@ -118,10 +128,14 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
     let length_framed = !te && length.is_some();
     // Both Content-Length and Transfer-Encoding: Transfer-Encoding wins
     // (RFC 9112 §6.3), but such an upstream connection is not trusted again.
-    let reusable =
-        body != Decoder::Eof && !(te && length.is_some()) && !connection.close && (minor == 1 || connection.keep_alive);
+    let reusable = !switching
+        && body != Decoder::Eof
+        && !(te && length.is_some())
+        && !connection.close
+        && (minor == 1 || connection.keep_alive);
     let framing = Framing::choose(answering.method, status, length_framed, answering.client_version);
-    let keep_alive = answering.keep_alive && framing != Framing::Close;
+    // After a 101 the connection is the tunnel's, never another request's.
+    let keep_alive = answering.keep_alive && framing != Framing::Close && !switching;
 
     status_line(out, status);
     let listed = |name: &[u8]| {
@@ -156,13 +170,15 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
     }
     match (framing, length) {
         // HEAD and 304 may say how long the body would be; 204 never has one.
-        (Framing::Length | Framing::NoBody, Some(n)) if code != 204 => {
+        (Framing::Length | Framing::NoBody, Some(n)) if code != 204 && !switching => {
             header_line(out, b"content-length", itoa::Buffer::new().format(n).as_bytes());
         }
         (Framing::Chunked, _) => out.put_slice(b"transfer-encoding: chunked\r\n"),
         _ => {}
     }
-    if !keep_alive {
+    if switching {
+        out.put_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
+    } else if !keep_alive {
         out.put_slice(b"connection: close\r\n");
     } else if answering.client_version == Version::HTTP_10 {
         out.put_slice(b"connection: keep-alive\r\n");
@@ -189,6 +205,7 @@ mod tests {
             client_version: version,
             keep_alive: true,
             filter: Filter::none(),
+            websocket: false,
         };
         let parsed = parse_response(raw.as_bytes(), &answering, &mut out);
         (parsed, String::from_utf8_lossy(&out).into_owned())
@@ -297,6 +314,7 @@ mod tests {
             client_version: Version::HTTP_11,
             keep_alive: true,
             filter: &filter,
+            websocket: false,
         };
         let raw = "HTTP/1.1 200 OK\r\nX-SET: theirs\r\nX-Add: a\r\nx-remove: 1\r\nContent-Length: 0\r\n\r\n";
         assert!(matches!(

@@ -74,6 +74,8 @@ pub struct Timeouts {
     pub upstream_ms: u64,
     pub connect_ms: u64,
     pub idle_ms: u64,
+    /// A WebSocket tunnel closes after this long without a byte either way.
+    pub tunnel_idle_ms: u64,
 }
 
 impl Default for Timeouts {
@@ -84,6 +86,7 @@ impl Default for Timeouts {
             upstream_ms: 20_000,
             connect_ms: 5_000,
             idle_ms: 60_000,
+            tunnel_idle_ms: 300_000,
         }
     }
 }

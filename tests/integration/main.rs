@@ -16,6 +16,7 @@ mod routing;
 mod streaming;
 mod timeouts;
 mod tls;
+mod websocket;
 mod wrr;
 
 use gateway_tests::Upstream;

@@ -155,6 +155,37 @@ impl Client {
 
     /// Connects with TLS and completes the handshake.
     pub fn connect_tls(addr: SocketAddr, options: &TlsOptions<'_>) -> std::io::Result<(Client, TlsInfo)> {
+        let tls = tls_stream(addr, options)?;
+        let info = TlsInfo {
+            leaf: tls
+                .conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec())
+                .unwrap_or_default(),
+            version: match tls.conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "TLSv1.3",
+            },
+            alpn: tls.conn.alpn_protocol().map(<[u8]>::to_vec),
+        };
+        Ok((
+            Client {
+                stream: Stream::Tls(Box::new(tls)),
+                buf: Vec::new(),
+            },
+            info,
+        ))
+    }
+}
+
+/// A blocking TLS client stream with the handshake done (any certificate
+/// accepted: tests look at which one was served instead).
+pub fn tls_stream(
+    addr: SocketAddr,
+    options: &TlsOptions<'_>,
+) -> std::io::Result<StreamOwned<ClientConnection, TcpStream>> {
+    {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
             &[&rustls::version::TLS12]
@@ -179,28 +210,11 @@ impl Client {
         while tls.conn.is_handshaking() {
             tls.conn.complete_io(&mut tls.sock)?;
         }
-        let info = TlsInfo {
-            leaf: tls
-                .conn
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| c.to_vec())
-                .unwrap_or_default(),
-            version: match tls.conn.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-                _ => "TLSv1.3",
-            },
-            alpn: tls.conn.alpn_protocol().map(<[u8]>::to_vec),
-        };
-        Ok((
-            Client {
-                stream: Stream::Tls(Box::new(tls)),
-                buf: Vec::new(),
-            },
-            info,
-        ))
+        Ok(tls)
     }
+}
 
+impl Client {
     /// Writes `len` body bytes from another thread, in 64 KiB blocks, until
     /// done or the connection fails; the handle yields how many were sent.
     pub fn send_body_in_background(&self, len: usize) -> std::io::Result<std::thread::JoinHandle<usize>> {

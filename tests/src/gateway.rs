@@ -95,6 +95,19 @@ impl Gateway {
         }
     }
 
+    /// Waits (up to 5 s) for a sample to fall to `want` or below and returns
+    /// its last value.
+    pub fn wait_metric_below(&self, sample: &str, want: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.metric(sample);
+            if v <= want || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The value of one sample line of `/metrics`, e.g.
     /// `gateway_requests_total{route="a",cluster="c",status="200"}`; 0 when absent.
     pub fn metric(&self, sample: &str) -> f64 {

@@ -10,6 +10,7 @@ pub mod client;
 pub mod gateway;
 pub mod scripted;
 pub mod upstream;
+pub mod websocket;
 
 pub use client::{Client, Response, TlsInfo, TlsOptions, raw_exchange};
 pub use gateway::{Gateway, gateway_bin, scratch_dir};

@@ -118,6 +118,7 @@ pub fn forwarded_head(
             proto: scheme.as_bytes(),
             body: head.body,
             filter: &filters.request,
+            websocket: head.websocket,
         },
     );
     out

@@ -314,6 +314,12 @@ impl Collector for Gateway {
         )?;
         gauge(
             &mut encoder,
+            "gateway_tunnels_active",
+            "WebSocket tunnels open now",
+            global.tunnels_active.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut encoder,
             "gateway_client_connections",
             "Open client connections",
             shared.connections.load(Ordering::Relaxed) as i64,

@@ -176,6 +176,8 @@ pub struct Global {
     pub reload_last_success: AtomicU64,
     /// Admin connections closed at once because the admin cap was reached.
     pub admin_connections_rejected: AtomicU64,
+    /// WebSocket tunnels open now.
+    pub tunnels_active: AtomicI64,
     /// TLS handshakes completed on the TLS listener.
     pub tls_handshakes: AtomicU64,
     /// TLS handshakes that failed, by reason: [`TLS_FAILURES`] order.

@@ -86,6 +86,7 @@ pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, routed:
             proto: conn.stream.scheme().as_bytes(),
             body: head.body,
             filter: &generation.route_filters[routed.route as usize].request,
+            websocket: head.websocket,
         },
     );
 }
@@ -178,6 +179,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
             client_version: head.version,
             keep_alive: request_complete && s.may_keep_alive(),
             filter: s.response_filter,
+            websocket: head.websocket,
         };
         // upstreamMs counts from the moment the whole request left.
         match wait_head(s.conn, &mut up, &answering, sent_at + upstream_ms, retry_unanswered).await {

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod respond;
 pub mod retry;
 pub mod route;
+pub mod tunnel;
 
 use http::Method;
 use http1::RequestHead;

@@ -1,0 +1,112 @@
+//! WebSocket tunnels (SPEC §14). After the upstream's `101`, bytes are relayed
+//! both ways as they come, until the upstream closes, the client closes and
+//! the upstream has said what it had to, or `tunnelIdleMs` passes without a
+//! byte either way. The exchange is logged once, when the tunnel closes, with
+//! its whole duration and the bytes sent to the client. A reload never
+//! touches a tunnel (it holds its own generation); a drain waits for it until
+//! the deadline, then cuts it like any exchange in flight.
+
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::error::kind::{ErrorKind, Failure};
+use crate::io::{read_buf, write_all};
+use crate::observe::exchange::Exchange;
+use crate::session::Session;
+use crate::upstream::UpstreamConn;
+
+/// Counts a tunnel in `gateway_tunnels_active` for as long as it lives,
+/// however it ends (a drain cut drops it).
+struct Active<'a>(&'a AtomicI64);
+
+impl<'a> Active<'a> {
+    fn enter(gauge: &'a AtomicI64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What one wait of the relay brought.
+enum Event {
+    Client(std::io::Result<usize>),
+    Upstream(std::io::Result<usize>),
+    Idle,
+}
+
+/// Sends the `101` head (encoded in `wbuf`) and what the upstream sent after
+/// it, then relays until the tunnel ends. The client connection closes with
+/// the tunnel.
+pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, mut up: UpstreamConn) -> Result<(), Failure> {
+    s.ka.disable();
+    let conn = &mut *s.conn;
+    let _active = Active::enter(&conn.worker.shared.registry.global.tunnels_active);
+    let idle = s.timeouts.tunnel_idle;
+    let write_ms = s.timeouts.write;
+
+    let mut bufs = [IoSlice::new(&conn.wbuf), IoSlice::new(&up.rbuf)];
+    let total = conn.wbuf.len() + up.rbuf.len();
+    match tokio::time::timeout(write_ms, conn.stream.write_all(&mut bufs)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
+        Err(_) => return Err(ErrorKind::WriteTimeout.into()),
+    }
+    ex.status = 101;
+    ex.bytes_sent += total as u64;
+    conn.wbuf.clear();
+    up.rbuf.clear();
+
+    // What the client sent after its request head is the tunnel's first bytes.
+    let client_buf = &mut conn.reader.buf;
+    if !client_buf.is_empty() && !to_upstream(&up, client_buf, idle).await {
+        return Ok(());
+    }
+    let mut client_open = true;
+    loop {
+        let event = tokio::select! {
+            read = conn.stream.read_buf(client_buf), if client_open => Event::Client(read),
+            read = read_buf(&up.stream, &mut up.rbuf) => Event::Upstream(read),
+            () = tokio::time::sleep(idle) => Event::Idle,
+        };
+        match event {
+            Event::Client(Ok(n)) if n > 0 => {
+                if !to_upstream(&up, client_buf, idle).await {
+                    return Ok(());
+                }
+            }
+            Event::Client(_) => {
+                // The client is done sending: the upstream hears so, and may
+                // still answer (a WebSocket close handshake).
+                client_open = false;
+                let _ = socket2::SockRef::from(&up.stream).shutdown(std::net::Shutdown::Write);
+            }
+            Event::Upstream(Ok(n)) if n > 0 => {
+                let mut bufs = [IoSlice::new(&up.rbuf)];
+                match tokio::time::timeout(idle, conn.stream.write_all(&mut bufs)).await {
+                    Ok(Ok(())) => ex.bytes_sent += n as u64,
+                    _ => return Ok(()),
+                }
+                up.rbuf.clear();
+            }
+            Event::Upstream(_) | Event::Idle => return Ok(()),
+        }
+    }
+}
+
+/// Writes the client's bytes to the upstream (each write bounded by the idle
+/// time); `false` when the upstream no longer takes them.
+async fn to_upstream(up: &UpstreamConn, buf: &mut bytes::BytesMut, idle: Duration) -> bool {
+    let mut bufs = [IoSlice::new(buf)];
+    let sent = matches!(
+        tokio::time::timeout(idle, write_all(&up.stream, &mut bufs)).await,
+        Ok(Ok(()))
+    );
+    buf.clear();
+    sent
+}
