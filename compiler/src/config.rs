@@ -80,6 +80,15 @@ pub struct ClusterCfg {
     pub health_check: Option<plan::HealthCheck>,
     pub outlier: plan::Outlier,
     pub dns_refresh_ms: Option<u64>,
+    pub tls: Option<UpstreamTlsCfg>,
+}
+
+/// A cluster's `tls`: how its `https://` upstreams are verified.
+#[derive(Debug)]
+pub struct UpstreamTlsCfg {
+    pub loc: Loc,
+    pub ca: Option<Spanned<String>>,
+    pub insecure_skip_verify: Option<Spanned<bool>>,
 }
 
 #[derive(Debug)]
@@ -206,7 +215,30 @@ impl Reader<'_> {
             health_check: None,
             outlier: plan::Outlier::default(),
             dns_refresh_ms: None,
+            tls: None,
         };
+        if let Some(v) = map.get_node("tls")
+            && let Some(t) = self.mapping(v, &join(path, "tls"), keys::UPSTREAM_TLS)
+        {
+            let tp = join(path, "tls");
+            let mut tls = UpstreamTlsCfg {
+                loc: loc(v),
+                ca: None,
+                insecure_skip_verify: None,
+            };
+            if let Some(ca) = t.get_node("ca") {
+                tls.ca = self.string(ca, &join(&tp, "ca"));
+            }
+            if let Some(skip) = t.get_node("insecureSkipVerify") {
+                let p = join(&tp, "insecureSkipVerify");
+                tls.insecure_skip_verify = self.boolean(skip, &p).map(|b| Spanned {
+                    value: b,
+                    loc: loc(skip),
+                    path: p,
+                });
+            }
+            cluster.tls = Some(tls);
+        }
         if let Some(v) = map.get_node("pool") {
             cluster.pool = self.pool(v, &join(path, "pool"));
         }
@@ -531,10 +563,10 @@ impl Reader<'_> {
 pub fn check_upstream_url(raw: &str) -> Result<String, String> {
     let uri: http::Uri = raw.parse().map_err(|e| format!("invalid upstream URL {raw:?}: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(format!(
-                "invalid upstream URL {raw:?}: scheme {other:?} is not supported (upstreams speak plain HTTP/1.1: use \"http://\")"
+                "invalid upstream URL {raw:?}: scheme {other:?} is not supported (use \"http://\" or \"https://\")"
             ));
         }
         None => return Err(format!("invalid upstream URL {raw:?}: expected \"http://host:port\"")),

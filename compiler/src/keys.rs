@@ -63,7 +63,9 @@ pub const CLUSTER: &[&str] = &[
     "healthCheck",
     "outlier",
     "dnsRefreshMs",
+    "tls",
 ];
+pub const UPSTREAM_TLS: &[&str] = &["ca", "insecureSkipVerify"];
 pub const HEALTH_CHECK: &[&str] = &[
     "path",
     "intervalMs",

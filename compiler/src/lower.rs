@@ -310,6 +310,9 @@ pub fn lower(
         .tls
         .as_ref()
         .map(|t| crate::tls_check::lower(t, cfg, diags, base_dir));
+    for (i, c) in cfg.clusters.iter().enumerate() {
+        crate::tls_check::upstream(c, i, diags, base_dir);
+    }
     if diags.has_errors() {
         return None;
     }
@@ -333,6 +336,10 @@ pub fn lower(
                 health_check: c.health_check.clone(),
                 outlier: c.outlier,
                 dns_refresh_ms: c.dns_refresh_ms.unwrap_or(30_000),
+                tls: c.tls.as_ref().map(|t| plan::UpstreamTls {
+                    ca: t.ca.as_ref().map(|c| c.value.clone()),
+                    insecure_skip_verify: t.insecure_skip_verify.as_ref().is_some_and(|s| s.value),
+                }),
             }
         })
         .collect();

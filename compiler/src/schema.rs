@@ -102,6 +102,13 @@ fn property(object: &str, key: &str) -> Value {
         ("retry", "budgetPercent") => json!({ "type": "integer", "minimum": 0, "maximum": 100, "default": 20 }),
         ("cluster", "healthCheck") => json!({ "$ref": "#/$defs/healthCheck" }),
         ("cluster", "outlier") => json!({ "$ref": "#/$defs/outlier" }),
+        ("cluster", "tls") => json!({ "$ref": "#/$defs/upstreamTls" }),
+        ("upstreamTls", "ca") => {
+            string("PEM file of the CAs https:// upstreams must chain to, instead of the system roots")
+        }
+        ("upstreamTls", "insecureSkipVerify") => {
+            json!({ "type": "boolean", "default": false, "description": "accept any upstream certificate (a warning)" })
+        }
         ("cluster", "dnsRefreshMs") => duration("upstream host names are resolved again this often (default 30000)"),
         ("healthCheck", "path") => string("GET this path; 2xx or 3xx within timeoutMs is a success"),
         ("healthCheck", "intervalMs") => json!({ "type": "integer", "minimum": 100, "default": 5000 }),
@@ -139,7 +146,7 @@ fn property(object: &str, key: &str) -> Value {
         ("cluster", "lb") => json!({ "enum": ["wrr"], "default": "wrr" }),
         ("cluster", "upstreams") => json!({ "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/upstream" } }),
         ("cluster", "pool") => json!({ "$ref": "#/$defs/pool" }),
-        ("upstream", "url") => string("http://host:port[/base]"),
+        ("upstream", "url") => string("http://host:port[/base] or https://host:port[/base]"),
         ("upstream", "weight") => json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1 }),
         ("pool", "idleMs") => duration("idle upstream connections are closed after this long (default 60000)"),
         ("accessLog", "enabled") => json!({ "type": "boolean", "default": true }),
@@ -180,6 +187,7 @@ pub(crate) const OBJECTS: &[(&str, &[&str])] = &[
     ("rewrite", keys::REWRITE),
     ("cluster", keys::CLUSTER),
     ("upstream", keys::UPSTREAM),
+    ("upstreamTls", keys::UPSTREAM_TLS),
     ("pool", keys::POOL),
     ("healthCheck", keys::HEALTH_CHECK),
     ("outlier", keys::OUTLIER),

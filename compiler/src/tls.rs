@@ -99,6 +99,30 @@ pub fn load(cert: &Path, key: &Path) -> Result<Certificate, CertError> {
     })
 }
 
+/// The CA certificates of a PEM file (a cluster's `tls.ca`).
+pub fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let pem = std::fs::read(path).map_err(|source| CertError::Unreadable {
+        file: CertFile::Cert,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |why: String| CertError::Invalid {
+        file: CertFile::Cert,
+        path: path.to_path_buf(),
+        why,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("not a PEM file of certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid("no CERTIFICATE block in the file".into()));
+    }
+    for cert in &certs {
+        describe(cert).map_err(|why| invalid(why.replace("the first certificate", "a certificate")))?;
+    }
+    Ok(certs)
+}
+
 /// The leaf's DNS names and validity period.
 fn describe(leaf: &CertificateDer<'_>) -> Result<(Vec<String>, SystemTime, SystemTime), String> {
     use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};

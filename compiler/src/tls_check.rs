@@ -6,9 +6,9 @@ use std::time::SystemTime;
 
 use plan::{CertificateFiles, TlsListener};
 
-use crate::config::{ALPN_SERVED, Config, TlsCfg};
+use crate::config::{ALPN_SERVED, ClusterCfg, Config, TlsCfg};
 use crate::diag::Diagnostics;
-use crate::tls::{CertError, CertFile, EXPIRY_WARNING, date, load};
+use crate::tls::{CertError, CertFile, EXPIRY_WARNING, date, load, load_ca};
 
 /// Default `defaults.timeouts.handshakeMs`.
 pub const HANDSHAKE_MS: u64 = 10_000;
@@ -125,6 +125,52 @@ fn check_files(c: &crate::config::CertCfg, base_dir: &Path, now: SystemTime, dia
         Err(CertError::Invalid { file, why, .. }) => {
             let at = if file == CertFile::Key { &c.key } else { &c.cert };
             diags.error(at.loc, &at.path, why);
+        }
+    }
+}
+
+/// Checks a cluster's `tls` against its upstreams: a CA file that can be
+/// read must hold certificates (one that cannot be read here is a warning,
+/// as for the listener's); `insecureSkipVerify` is always a warning; `tls`
+/// on a cluster without an `https://` upstream does nothing and says so.
+pub fn upstream(c: &ClusterCfg, index: usize, diags: &mut Diagnostics, base_dir: &Path) {
+    let Some(tls) = &c.tls else { return };
+    let path = format!("clusters[{index}].tls");
+    if !c.upstreams.iter().any(|u| u.url.starts_with("https://")) {
+        diags.warning(
+            tls.loc,
+            &path,
+            "has no effect: none of this cluster's upstreams is https://",
+        );
+    }
+    if let Some(skip) = &tls.insecure_skip_verify
+        && skip.value
+    {
+        diags.warning(
+            skip.loc,
+            &skip.path,
+            "upstream certificates are not verified: the connection is encrypted but anyone on the path can impersonate the upstream",
+        );
+        if let Some(ca) = &tls.ca {
+            diags.error(
+                ca.loc,
+                &ca.path,
+                "ca and insecureSkipVerify: true contradict each other",
+            );
+        }
+    }
+    if let Some(ca) = &tls.ca {
+        match load_ca(&base_dir.join(&ca.value)) {
+            Ok(_) => {}
+            Err(CertError::Unreadable { path, source, .. }) => diags.warning(
+                ca.loc,
+                &ca.path,
+                format!(
+                    "cannot read {} here ({source}); not checked, and `gateway run` refuses to start without it",
+                    path.display()
+                ),
+            ),
+            Err(CertError::Invalid { why, .. }) => diags.error(ca.loc, &ca.path, why),
         }
     }
 }

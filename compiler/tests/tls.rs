@@ -186,3 +186,44 @@ fn tempdir() -> TempDir {
     std::fs::create_dir_all(&dir).unwrap();
     TempDir(dir)
 }
+
+fn cluster_config(url: &str, tls: &str) -> String {
+    format!(
+        "routes:\n  - {{ name: all, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams: [{{ url: \"{url}\" }}]\n{tls}"
+    )
+}
+
+#[test]
+fn https_upstreams_and_their_tls_settings() {
+    let dir = tempdir();
+    write_cert(dir.path(), "ca", &["up.example"], -1, 30);
+    std::fs::write(dir.path().join("junk.pem"), "not pem\n").unwrap();
+    let check = |url: &str, tls: &str| compile_str("gateway.yaml", &cluster_config(url, tls), dir.path());
+
+    let c = check("https://up.example:8443/base", "    tls: { ca: ca.pem }\n");
+    assert!(c.diagnostics.is_empty(), "{:?}", messages(&c, Severity::Warning));
+    let plan = c.plan.unwrap();
+    assert_eq!(plan.clusters[0].tls.as_ref().unwrap().ca.as_deref(), Some("ca.pem"));
+
+    let c = check("https://up.example", "    tls: { insecureSkipVerify: true }\n");
+    let warnings = messages(&c, Severity::Warning);
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("clusters[0].tls.insecureSkipVerify: upstream certificates are not verified"),
+        "{warnings:?}"
+    );
+    let c = check("http://up.example", "    tls: { ca: ca.pem }\n");
+    assert!(messages(&c, Severity::Warning)[0].contains("clusters[0].tls: has no effect"));
+    let c = check("https://up.example", "    tls: { ca: missing.pem }\n");
+    assert!(c.plan.is_some());
+    assert!(messages(&c, Severity::Warning)[0].contains("clusters[0].tls.ca: cannot read"));
+    let c = check("https://up.example", "    tls: { ca: junk.pem }\n");
+    assert!(messages(&c, Severity::Error)[0].contains("clusters[0].tls.ca: no CERTIFICATE block"));
+    let c = check(
+        "https://up.example",
+        "    tls: { ca: ca.pem, insecureSkipVerify: true }\n",
+    );
+    assert!(messages(&c, Severity::Error)[0].contains("contradict"));
+    let c = check("ftp://up.example", "");
+    assert!(messages(&c, Severity::Error)[0].contains("use \"http://\" or \"https://\""));
+}

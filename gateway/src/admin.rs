@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::body::ClientReader;
-use crate::stream::ClientStream;
+use crate::stream::Stream;
 use crate::worker::Shared;
 
 /// Hook the admin listener calls for `POST /reload`: `Ok` with a message, or
@@ -298,7 +298,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, reload: Option<Re
 /// One admin connection: heads under `readMs`, idle gaps under `idleMs`.
 async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>, reload: &Option<Reload>) {
     let _ = stream.set_nodelay(true);
-    let stream = Rc::new(ClientStream::Plain(stream));
+    let stream = Rc::new(Stream::Plain(stream));
     let mut reader = ClientReader::new(stream.clone());
     let mut out = BytesMut::with_capacity(4096);
     loop {
@@ -372,7 +372,7 @@ async fn serve_connection(stream: TcpStream, shared: &Arc<Shared>, reload: &Opti
 }
 
 /// Writes `r`; false if the client is gone or does not read.
-async fn respond(stream: &ClientStream, out: &mut BytesMut, r: Reply, head_only: bool, close: bool) -> bool {
+async fn respond(stream: &Stream, out: &mut BytesMut, r: Reply, head_only: bool, close: bool) -> bool {
     out.clear();
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(r.status.as_str().as_bytes());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Buf as _, BytesMut};
 use http1::{BodyKind, DecodeError, Decoder};
 
-use crate::stream::ClientStream;
+use crate::stream::Stream;
 use crate::timer::Deadline;
 
 /// Why a request body could not be read.
@@ -36,7 +36,7 @@ impl From<DecodeError> for BodyError {
 /// The client's read side: socket, buffered bytes and the current body's framing.
 #[derive(Debug)]
 pub struct ClientReader {
-    pub stream: Rc<ClientStream>,
+    pub stream: Rc<Stream>,
     pub buf: BytesMut,
     pub decoder: Decoder,
     /// Body bytes handed out so far.
@@ -49,7 +49,7 @@ pub struct ClientReader {
 }
 
 impl ClientReader {
-    pub fn new(stream: Rc<ClientStream>) -> Self {
+    pub fn new(stream: Rc<Stream>) -> Self {
         Self {
             stream,
             buf: BytesMut::with_capacity(8 * 1024),

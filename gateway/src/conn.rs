@@ -19,7 +19,7 @@ use crate::generation::Generation;
 use crate::observe::accesslog::{LineContext, format_line};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
-use crate::stream::ClientStream;
+use crate::stream::Stream;
 use crate::timer::Deadline;
 use crate::worker::{Worker, client_ip};
 
@@ -39,7 +39,7 @@ struct InFlight {
 }
 
 /// Serves `stream` until the client or the gateway ends the connection.
-pub async fn serve(stream: ClientStream, peer: SocketAddr, worker: Rc<Worker>) {
+pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
     let ip = client_ip(&peer);
     let mut conn = Conn {

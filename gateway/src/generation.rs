@@ -120,7 +120,7 @@ impl Generation {
             .map(|r| r.retry.as_ref().map(|_| upstreams.budgets.get(&r.name)))
             .collect();
         let stats = registry.resolve(plan);
-        let targets = Targets::new(plan, upstreams, &stats)?;
+        let targets = Targets::new(plan, upstreams, &stats, base_dir)?;
         let log_fields = if plan.access_log.enabled {
             plan.access_log.fields.clone()
         } else {

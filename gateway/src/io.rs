@@ -45,10 +45,6 @@ pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize>
     Ok(n)
 }
 
-pub async fn read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_buf(stream, cx, buf)).await
-}
-
 /// A write that failed: how many bytes the kernel had taken before it did
 /// (0 means the peer received nothing of this write).
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::stream::ClientStream;
+use crate::stream::Stream;
 use bytes::BytesMut;
 use http::HeaderValue;
 use http1::Fields;
@@ -18,7 +18,7 @@ use crate::worker::Worker;
 
 /// A client connection's state between exchanges.
 pub struct Conn {
-    pub stream: Rc<ClientStream>,
+    pub stream: Rc<Stream>,
     /// The read side: buffer and the current request body's decoder.
     pub reader: ClientReader,
     /// Reused buffer for encoding response heads.

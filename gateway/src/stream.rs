@@ -1,9 +1,9 @@
-//! A client connection's byte stream, plain or TLS, read and written by
-//! shared reference with the same calls either way: the phases do not know
-//! which one they are serving.
+//! A connection's byte stream (a client's, or an upstream's), plain or TLS,
+//! read and written by shared reference with the same calls either way: the
+//! phases do not know which one they are serving.
 
 use std::io::{self, IoSlice};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
@@ -13,39 +13,39 @@ use crate::io::{WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_a
 /// A client connection's byte stream: a plain socket, or a TLS session over
 /// one. The phases read and write it by shared reference, whichever it is.
 #[derive(Debug)]
-pub enum ClientStream {
+pub enum Stream {
     Plain(TcpStream),
     Tls(Box<crate::tls::TlsStream>),
 }
 
-impl ClientStream {
+impl Stream {
     /// The socket underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {
-            ClientStream::Plain(s) => s,
-            ClientStream::Tls(s) => s.tcp(),
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.tcp(),
         }
     }
 
     /// The TLS session's details, on a TLS connection.
     pub fn tls(&self) -> Option<&crate::tls::TlsStream> {
         match self {
-            ClientStream::Plain(_) => None,
-            ClientStream::Tls(s) => Some(s),
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => Some(s),
         }
     }
 
     pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            ClientStream::Plain(s) => try_read_buf(s, buf),
-            ClientStream::Tls(s) => s.try_read_buf(buf),
+            Stream::Plain(s) => try_read_buf(s, buf),
+            Stream::Tls(s) => s.try_read_buf(buf),
         }
     }
 
     pub fn poll_read_buf(&self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         match self {
-            ClientStream::Plain(s) => poll_read_buf(s, cx, buf),
-            ClientStream::Tls(s) => loop {
+            Stream::Plain(s) => poll_read_buf(s, cx, buf),
+            Stream::Tls(s) => loop {
                 match s.try_read_buf(buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::task::ready!(s.poll_read_ready(cx))?;
@@ -62,8 +62,8 @@ impl ClientStream {
 
     pub async fn write_all(&self, bufs: &mut [IoSlice<'_>]) -> Result<(), WriteError> {
         match self {
-            ClientStream::Plain(s) => write_all(s, bufs).await,
-            ClientStream::Tls(s) => s.write_all(bufs).await,
+            Stream::Plain(s) => write_all(s, bufs).await,
+            Stream::Tls(s) => s.write_all(bufs).await,
         }
     }
 
@@ -71,10 +71,10 @@ impl ClientStream {
     /// the upstream (see [`closed_by_peer`]).
     pub async fn closed_by_peer(&self, buf: &mut BytesMut) {
         match self {
-            ClientStream::Plain(s) => closed_by_peer(s, buf).await,
+            Stream::Plain(s) => closed_by_peer(s, buf).await,
             // Readiness first, as for a plain socket: the session's own
             // buffer was drained by the last read.
-            ClientStream::Tls(s) => loop {
+            Stream::Tls(s) => loop {
                 if s.tcp().readable().await.is_err() {
                     return;
                 }
@@ -88,11 +88,38 @@ impl ClientStream {
         }
     }
 
+    /// Ends the sending side (a TLS stream says `close_notify` first).
+    pub fn shutdown_write(&self) {
+        if let Stream::Tls(s) = self {
+            s.close_notify();
+        }
+        let _ = socket2::SockRef::from(self.tcp()).shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Whether an idle connection is still usable: the peer has neither
+    /// closed it nor sent data (TLS records without data, such as session
+    /// tickets, are absorbed into the session; `scratch` receives any data).
+    /// Costs a syscall only when the reactor has seen the socket readable.
+    pub fn is_alive(&self, scratch: &mut BytesMut) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.tcp().poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let read = match self {
+                    Stream::Plain(s) => s.try_read(&mut [0u8; 1]),
+                    Stream::Tls(s) => s.try_read_buf(scratch),
+                };
+                matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
     /// The scheme the client used, for `X-Forwarded-Proto` and redirects.
     pub fn scheme(&self) -> &'static str {
         match self {
-            ClientStream::Plain(_) => "http",
-            ClientStream::Tls(_) => "https",
+            Stream::Plain(_) => "http",
+            Stream::Tls(_) => "https",
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{Connection, ServerConfig, ServerConnection};
 use tokio::net::TcpStream;
 
 use crate::io::{MIN_READ_ROOM, WriteError};
@@ -102,52 +102,64 @@ impl TlsServer {
 
     /// Runs the handshake on `tcp`; the caller bounds it by `handshakeMs`.
     pub async fn accept(&self, tcp: TcpStream) -> Result<TlsStream, HandshakeError> {
-        let mut session = ServerConnection::new(self.config.clone()).map_err(HandshakeError::Tls)?;
-        loop {
-            while session.wants_write() {
-                match session.write_tls(&mut Sock(&tcp)) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        tcp.writable().await.map_err(HandshakeError::Io)?;
-                    }
-                    Err(e) => return Err(HandshakeError::Io(e)),
-                }
-            }
-            if !session.is_handshaking() {
-                break;
-            }
-            match session.read_tls(&mut Sock(&tcp)) {
-                Ok(0) => return Err(HandshakeError::Closed),
-                Ok(_) => {
-                    if let Err(e) = session.process_new_packets() {
-                        // The alert rustls queued tells the client why.
-                        let _ = session.write_tls(&mut Sock(&tcp));
-                        return Err(HandshakeError::Tls(e));
-                    }
-                }
+        let session = ServerConnection::new(self.config.clone()).map_err(HandshakeError::Tls)?;
+        let mut session = Connection::Server(session);
+        handshake(&tcp, &mut session).await?;
+        let sni: Option<Box<str>> = match &session {
+            Connection::Server(s) => s.server_name().map(Into::into),
+            Connection::Client(_) => None,
+        };
+        let names = self.certs.certs[self.certs.index(sni.as_deref())].0.clone();
+        Ok(TlsStream::new(tcp, session, sni, names))
+    }
+}
+
+/// Connects TLS over `tcp` to an upstream called `name` (SNI and the name
+/// verified); the caller bounds it by `connectMs`.
+pub async fn connect(
+    tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+) -> Result<TlsStream, HandshakeError> {
+    let session = rustls::ClientConnection::new(config, name).map_err(HandshakeError::Tls)?;
+    let mut session = Connection::Client(session);
+    handshake(&tcp, &mut session).await?;
+    Ok(TlsStream::new(tcp, session, None, Arc::from([])))
+}
+
+/// Drives a handshake to its end over a non-blocking socket.
+async fn handshake(tcp: &TcpStream, session: &mut Connection) -> Result<(), HandshakeError> {
+    loop {
+        while session.wants_write() {
+            match session.write_tls(&mut Sock(tcp)) {
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tcp.readable().await.map_err(HandshakeError::Io)?;
+                    tcp.writable().await.map_err(HandshakeError::Io)?;
                 }
                 Err(e) => return Err(HandshakeError::Io(e)),
             }
         }
-        let version = match session.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-            _ => "TLSv1.3",
-        };
-        let sni: Option<Box<str>> = session.server_name().map(Into::into);
-        let names = self.certs.certs[self.certs.index(sni.as_deref())].0.clone();
-        Ok(TlsStream {
-            tcp,
-            session: RefCell::new(session),
-            version,
-            sni,
-            names,
-        })
+        if !session.is_handshaking() {
+            return Ok(());
+        }
+        match session.read_tls(&mut Sock(tcp)) {
+            Ok(0) => return Err(HandshakeError::Closed),
+            Ok(_) => {
+                if let Err(e) = session.process_new_packets() {
+                    // The alert rustls queued tells the peer why.
+                    let _ = session.write_tls(&mut Sock(tcp));
+                    return Err(HandshakeError::Tls(e));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tcp.readable().await.map_err(HandshakeError::Io)?;
+            }
+            Err(e) => return Err(HandshakeError::Io(e)),
+        }
     }
 }
 
-/// Why a handshake failed (the connection is closed; no log line, a counter).
+/// Why a handshake failed (the connection is closed).
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     #[error("{0}")]
@@ -162,7 +174,7 @@ pub enum HandshakeError {
 #[derive(Debug)]
 pub struct TlsStream {
     tcp: TcpStream,
-    session: RefCell<ServerConnection>,
+    session: RefCell<Connection>,
     /// `"TLSv1.3"` or `"TLSv1.2"`, for the `tls` log field.
     pub version: &'static str,
     /// The server name the client sent, lowercase.
@@ -206,6 +218,20 @@ impl Write for Sock<'_> {
 }
 
 impl TlsStream {
+    fn new(tcp: TcpStream, session: Connection, sni: Option<Box<str>>, names: Arc<[String]>) -> Self {
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLSv1.3",
+        };
+        Self {
+            tcp,
+            session: RefCell::new(session),
+            version,
+            sni,
+            names,
+        }
+    }
+
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
     }
@@ -334,7 +360,7 @@ impl TlsStream {
 
 /// Moves the session's decrypted bytes into `buf` (as many as fit): `Ok(0)`
 /// after a `close_notify`, `WouldBlock` when there are none yet.
-fn plaintext(session: &mut ServerConnection, buf: &mut BytesMut) -> io::Result<usize> {
+fn plaintext(session: &mut Connection, buf: &mut BytesMut) -> io::Result<usize> {
     use std::io::BufRead as _;
     let mut reader = session.reader();
     let mut total = 0;
@@ -352,5 +378,97 @@ fn plaintext(session: &mut ServerConnection, buf: &mut BytesMut) -> io::Result<u
         buf.extend_from_slice(&chunk[..n]);
         reader.consume(n);
         total += n;
+    }
+}
+
+/// TLS to one `https://` upstream: its cluster's client configuration and
+/// the name sent as SNI and verified (the URL's host).
+#[derive(Debug)]
+pub struct ClientTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+/// The client configuration of a cluster's `https://` upstreams: the
+/// system's roots, or the cluster's `tls.ca` (relative to `base_dir`), or no
+/// verification when `insecureSkipVerify` says so. ALPN offers `http/1.1`.
+pub fn client_config(tls: Option<&plan::UpstreamTls>, base_dir: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("upstream TLS: {e}"))?;
+    let mut config = match tls {
+        Some(t) if t.insecure_skip_verify => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth(),
+        Some(plan::UpstreamTls { ca: Some(ca), .. }) => {
+            let certs = compiler::tls::load_ca(&base_dir.join(ca)).map_err(|e| format!("tls.ca: {e}"))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certs {
+                roots.add(cert).map_err(|e| format!("tls.ca {ca:?}: {e}"))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        _ => builder.with_root_certificates(system_roots()).with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The system's trusted roots, read once per process.
+fn system_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                tracing::warn!("no system root certificates found: https:// upstreams without tls.ca will not verify");
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// `insecureSkipVerify: true`: any certificate is accepted; the handshake's
+/// signatures are still checked, so the session is encrypted, not
+/// authenticated.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::stream::ClientStream;
+use crate::stream::Stream;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
@@ -74,7 +74,7 @@ pub struct Worker {
 /// Idle connections' sockets, in reused slots (no allocation per request).
 #[derive(Debug, Default)]
 struct IdleSet {
-    slots: Vec<Option<Rc<ClientStream>>>,
+    slots: Vec<Option<Rc<Stream>>>,
     free: Vec<usize>,
 }
 
@@ -127,7 +127,7 @@ impl Worker {
     }
 
     /// Marks a connection as waiting for its next request until the guard drops.
-    pub fn idle_enter(&self, stream: &Rc<ClientStream>) -> IdleGuard<'_> {
+    pub fn idle_enter(&self, stream: &Rc<Stream>) -> IdleGuard<'_> {
         let mut idle = self.idle.borrow_mut();
         let slot = match idle.free.pop() {
             Some(slot) => {

@@ -142,6 +142,19 @@ impl Default for AccessLog {
     }
 }
 
+/// TLS to a cluster's `https://` upstreams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// PEM file of the CAs that upstream certificates must chain to (relative
+    /// to the config's directory), instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// Accept any certificate (the connection is encrypted, not authenticated).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
 /// Where access-log lines go. A file path is relative to the config's directory
 /// and is resolved by the gateway at load time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +281,9 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
     pub outlier: Outlier,
+    /// How `https://` upstreams are verified (system roots when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
     /// Upstream host names are resolved again this often.
     pub dns_refresh_ms: u64,
 }

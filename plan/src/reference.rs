@@ -123,6 +123,7 @@ pub fn plan(specs: &[Spec]) -> Plan {
             health_check: None,
             outlier: Default::default(),
             dns_refresh_ms: 30_000,
+            tls: None,
         }],
         policies: vec![],
         hosts: built.hosts,

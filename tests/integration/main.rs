@@ -16,6 +16,7 @@ mod routing;
 mod streaming;
 mod timeouts;
 mod tls;
+mod upstream_tls;
 mod websocket;
 mod wrr;
 

@@ -33,6 +33,16 @@ impl FailureLog {
         }
     }
 
+    /// A TLS handshake with `upstream` failed (an untrusted certificate, a
+    /// name mismatch, no common protocol): said with the reason, under the
+    /// `connect_failed` limit it counts as.
+    pub fn tls(&self, cluster: &str, upstream: &str, error: &dyn std::fmt::Display) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(suppressed) = self.admit(ErrorKind::ConnectFailed, now) {
+            tracing::warn!(cluster, upstream, error = %error, suppressed, "upstream TLS handshake failed");
+        }
+    }
+
     /// `Some(suppressed)` when a line may go out at second `now`.
     fn admit(&self, kind: ErrorKind, now: u64) -> Option<u64> {
         let (second, suppressed) = &self.slots[kind.index()];

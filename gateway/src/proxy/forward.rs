@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Buf as _;
 use http1::{Answering, BodyKind, ChunkSize, Forward, Framing, ParsedResponse, RequestHead, ResponseHead};
-use tokio::net::TcpStream;
+
 use tokio::time::Instant;
 
 use crate::body::{BodyError, ClientReader};
@@ -15,9 +15,9 @@ use plan::{PathMatch, PathReplace, replace_prefix};
 
 use crate::error::kind::{ErrorKind, Failure};
 use crate::generation::Generation;
-use crate::io::{read_buf, write_all};
 use crate::proxy::route::Routed;
 use crate::session::{Conn, Session};
+use crate::stream::Stream;
 use crate::timer::Deadline;
 use crate::upstream::{Target, UpstreamConn, connect};
 
@@ -143,7 +143,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
         let mut request_complete = true;
         if !head.body.has_body() {
             let mut bufs = [IoSlice::new(&s.conn.reqbuf)];
-            let written = write_all(&up.stream, &mut bufs);
+            let written = up.stream.write_all(&mut bufs);
             match s.conn.upstream_timer.within_for(upstream_ms, written).await {
                 Ok(Ok(())) => {}
                 // The upstream never saw a whole request: send it again.
@@ -169,7 +169,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
                     // A response may already be on its way: read it below.
                     Err(PumpError::Upstream { .. }) => request_complete = false,
                 },
-                _ = read_buf(stream, rbuf) => request_complete = false,
+                _ = stream.read_buf(rbuf) => request_complete = false,
             }
         }
         let sent_at = Instant::now();
@@ -225,7 +225,7 @@ async fn wait_head(
             ParsedResponse::Incomplete => {}
         }
         let ClientReader { stream, buf, .. } = &mut conn.reader;
-        let read = read_buf(&up.stream, &mut up.rbuf);
+        let read = up.stream.read_buf(&mut up.rbuf);
         let at = || deadline;
         tokio::select! {
             biased;
@@ -248,7 +248,7 @@ async fn wait_head(
 /// the upstream does not take. Body data is consumed only once written, so a
 /// write that sends nothing leaves the body whole for a retry.
 async fn pump_body(
-    stream: &TcpStream,
+    stream: &Stream,
     head: &[u8],
     reader: &mut ClientReader,
     timer: &mut Deadline,
@@ -268,7 +268,7 @@ async fn pump_body(
         let end = reader.ends_after(n);
         let size = ChunkSize::new(n);
         let mut bufs = framing.frame(head, &size, &reader.buf[..n], end);
-        match timer.within_for(upstream_ms, write_all(stream, &mut bufs)).await {
+        match timer.within_for(upstream_ms, stream.write_all(&mut bufs)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 return Err(PumpError::Upstream {

@@ -8,7 +8,6 @@ use bytes::Buf as _;
 use http1::ChunkSize;
 
 use crate::error::kind::{ErrorKind, Failure};
-use crate::io::{read_buf, try_read_buf};
 use crate::observe::exchange::Exchange;
 use crate::proxy::forward::Sent;
 use crate::session::Session;
@@ -55,12 +54,12 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
         if n == 0 && !end {
             let read = if head_pending {
                 // While the head waits, only what is readable right now is taken.
-                match try_read_buf(&up.stream, &mut up.rbuf) {
+                match up.stream.try_read_buf(&mut up.rbuf) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
                     other => Some(other),
                 }
             } else {
-                let read = read_buf(&up.stream, &mut up.rbuf);
+                let read = up.stream.read_buf(&mut up.rbuf);
                 match s.conn.upstream_timer.within_for(upstream_ms, read).await {
                     Ok(r) => Some(r),
                     Err(_) => return Err(ErrorKind::UpstreamTimeout.into()),

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::error::kind::{ErrorKind, Failure};
-use crate::io::{read_buf, write_all};
 use crate::observe::exchange::Exchange;
 use crate::session::Session;
 use crate::upstream::UpstreamConn;
@@ -71,7 +70,7 @@ pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, mut up: UpstreamConn)
     loop {
         let event = tokio::select! {
             read = conn.stream.read_buf(client_buf), if client_open => Event::Client(read),
-            read = read_buf(&up.stream, &mut up.rbuf) => Event::Upstream(read),
+            read = up.stream.read_buf(&mut up.rbuf) => Event::Upstream(read),
             () = tokio::time::sleep(idle) => Event::Idle,
         };
         match event {
@@ -84,7 +83,7 @@ pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, mut up: UpstreamConn)
                 // The client is done sending: the upstream hears so, and may
                 // still answer (a WebSocket close handshake).
                 client_open = false;
-                let _ = socket2::SockRef::from(&up.stream).shutdown(std::net::Shutdown::Write);
+                up.stream.shutdown_write();
             }
             Event::Upstream(Ok(n)) if n > 0 => {
                 let mut bufs = [IoSlice::new(&up.rbuf)];
@@ -104,7 +103,7 @@ pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, mut up: UpstreamConn)
 async fn to_upstream(up: &UpstreamConn, buf: &mut bytes::BytesMut, idle: Duration) -> bool {
     let mut bufs = [IoSlice::new(buf)];
     let sent = matches!(
-        tokio::time::timeout(idle, write_all(&up.stream, &mut bufs)).await,
+        tokio::time::timeout(idle, up.stream.write_all(&mut bufs)).await,
         Ok(Ok(()))
     );
     buf.clear();

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::observe::accesslog::FLUSH_EVERY;
-use crate::stream::ClientStream;
+use crate::stream::Stream;
 use crate::worker::{Shared, Worker};
 
 /// How long a worker waits after an `accept` error (out of descriptors, say)
@@ -104,13 +104,13 @@ pub fn run_worker(
             if tls {
                 tokio::task::spawn_local(async move {
                     if let Some(stream) = handshake(stream, &conn_worker).await {
-                        crate::conn::serve(ClientStream::Tls(Box::new(stream)), peer, conn_worker).await;
+                        crate::conn::serve(Stream::Tls(Box::new(stream)), peer, conn_worker).await;
                     }
                     drop(guard);
                 });
             } else {
                 tokio::task::spawn_local(async move {
-                    crate::conn::serve(ClientStream::Plain(stream), peer, conn_worker).await;
+                    crate::conn::serve(Stream::Plain(stream), peer, conn_worker).await;
                     drop(guard);
                 });
             }

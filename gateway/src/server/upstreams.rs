@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use crate::stream::Stream;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -25,7 +25,8 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<()> {
                 tracing::error!("cannot start the upstream health task");
                 return;
             };
-            rt.block_on(run(shared));
+            // Checks run as local tasks: a TLS check's stream is not `Sync`.
+            tokio::task::LocalSet::new().block_on(&rt, run(shared));
         })?;
     Ok(())
 }
@@ -76,7 +77,7 @@ async fn run(shared: Arc<Shared>) {
             {
                 schedule.check[n] = now + jittered(hc.interval_ms, n);
                 let health = generation.targets.clusters[target.cluster as usize].clone();
-                tokio::spawn(check(target.clone(), health, hc.clone()));
+                tokio::task::spawn_local(check(target.clone(), health, hc.clone()));
             }
             if let Some(host) = &target.hostname
                 && schedule.dns[n] <= now
@@ -93,22 +94,31 @@ async fn run(shared: Arc<Shared>) {
 async fn check(target: Target, health: Arc<ClusterHealth>, hc: plan::HealthCheck) {
     let probe = async {
         let addr = target.state.endpoint()?;
-        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let tcp = TcpStream::connect(addr).await.ok()?;
+        // An https:// upstream is checked over TLS, verified as requests are.
+        let stream = match &target.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => Stream::Tls(Box::new(
+                crate::tls::connect(tcp, tls.config.clone(), tls.name.clone())
+                    .await
+                    .ok()?,
+            )),
+        };
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gateway-health-check\r\nConnection: close\r\n\r\n",
             hc.path, target.authority
         );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut buf = [0u8; 64];
-        let mut have = 0;
-        while have < 12 {
-            let n = stream.read(&mut buf[have..]).await.ok()?;
-            if n == 0 {
+        stream
+            .write_all(&mut [std::io::IoSlice::new(request.as_bytes())])
+            .await
+            .ok()?;
+        let mut buf = bytes::BytesMut::with_capacity(1024);
+        while buf.len() < 12 {
+            if stream.read_buf(&mut buf).await.ok()? == 0 {
                 break;
             }
-            have += n;
         }
-        let line = std::str::from_utf8(&buf[..have]).ok()?;
+        let line = std::str::from_utf8(buf.get(..buf.len().min(64))?).ok()?;
         let code: u16 = line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
         Some(code)
     };

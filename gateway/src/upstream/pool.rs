@@ -4,7 +4,6 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -13,12 +12,13 @@ use tokio::net::TcpStream;
 use super::health::UpstreamState;
 use super::target::Target;
 use crate::error::kind::ErrorKind;
+use crate::stream::Stream;
 
 /// One upstream connection: the socket and what has been read from it but not
 /// yet consumed. Idle in the pool between exchanges.
 #[derive(Debug)]
 pub struct UpstreamConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub rbuf: BytesMut,
     /// It has carried an exchange before (a failure before any response byte
     /// may then be the upstream closing it while idle, and is retried once).
@@ -52,15 +52,7 @@ impl UpstreamConn {
     /// closed it nor sent unsolicited bytes. Costs a syscall only when the
     /// reactor has seen the socket become readable.
     fn is_alive(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.stream.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-            }
-        }
+        self.stream.is_alive(&mut self.rbuf) && self.rbuf.is_empty()
     }
 }
 
@@ -186,6 +178,29 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn,
             break;
         }
     }
+    let opened = match opened {
+        Ok(tcp) => {
+            let _ = tcp.set_nodelay(true);
+            match &target.tls {
+                None => Ok(Stream::Plain(tcp)),
+                // connectMs covers the TCP connect and the TLS handshake.
+                Some(tls) => match tokio::time::timeout_at(
+                    deadline,
+                    crate::tls::connect(tcp, tls.config.clone(), tls.name.clone()),
+                )
+                .await
+                {
+                    Err(_) => Err(ErrorKind::ConnectTimeout),
+                    Ok(Err(e)) => {
+                        target.failures.tls(&target.stats.name, &target.url, &e);
+                        Err(ErrorKind::ConnectFailed)
+                    }
+                    Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+                },
+            }
+        }
+        Err(kind) => Err(kind),
+    };
     let stream = match opened {
         Ok(s) => s,
         Err(kind) => {
@@ -194,7 +209,6 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn,
             return Err(kind);
         }
     };
-    let _ = stream.set_nodelay(true);
     state.active.fetch_add(1, Ordering::Relaxed);
     Ok(UpstreamConn {
         stream,

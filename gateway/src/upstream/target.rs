@@ -20,6 +20,8 @@ pub struct Target {
     pub url: String,
     /// `host:port` to connect to.
     pub authority: String,
+    /// TLS settings, for an `https://` upstream.
+    pub tls: Option<Arc<crate::tls::ClientTls>>,
     /// The host name when it is not an IP literal (re-resolved in the background).
     pub hostname: Option<String>,
     pub port: u16,
@@ -145,7 +147,8 @@ pub struct Targets {
 }
 
 impl Targets {
-    pub fn new(plan: &Plan, upstreams: &Upstreams, stats: &Stats) -> Result<Self, String> {
+    /// A `tls.ca` file is read relative to `base_dir`.
+    pub fn new(plan: &Plan, upstreams: &Upstreams, stats: &Stats, base_dir: &std::path::Path) -> Result<Self, String> {
         let mut offsets = Vec::with_capacity(plan.clusters.len());
         let mut targets = Vec::new();
         let mut clusters = Vec::with_capacity(plan.clusters.len());
@@ -153,8 +156,15 @@ impl Targets {
             offsets.push(targets.len());
             let cluster_stats = stats.clusters.get(c).cloned().ok_or("cluster without counters")?;
             let mut states = Vec::with_capacity(cluster.upstreams.len());
+            let tls = match cluster.upstreams.iter().any(|u| u.url.starts_with("https://")) {
+                true => Some(
+                    crate::tls::client_config(cluster.tls.as_ref(), base_dir)
+                        .map_err(|e| format!("clusters[{c}].{e}"))?,
+                ),
+                false => None,
+            };
             for (i, u) in cluster.upstreams.iter().enumerate() {
-                let mut t = parse_target(&u.url, upstreams, cluster, cluster_stats.clone())?;
+                let mut t = parse_target(&u.url, upstreams, cluster, cluster_stats.clone(), tls.as_ref())?;
                 t.cluster = c as u32;
                 t.index = i;
                 states.push(t.state.clone());
@@ -197,20 +207,38 @@ fn parse_target(
     registry: &Upstreams,
     cluster: &plan::Cluster,
     stats: Arc<ClusterStats>,
+    client_tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Target, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
     let authority = uri
         .authority()
         .ok_or_else(|| format!("upstream {url:?}: no authority"))?;
-    let port = authority.port_u16().unwrap_or(80);
+    let https = uri.scheme_str() == Some("https");
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let host = authority.host();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let hostname = bare.parse::<std::net::IpAddr>().is_err().then(|| bare.to_owned());
     let base_path = uri.path().trim_end_matches('/').to_owned();
     let authority = format!("{host}:{port}");
+    let tls = match (https, client_tls) {
+        (true, Some(config)) => Some(Arc::new(crate::tls::ClientTls {
+            config: config.clone(),
+            name: rustls::pki_types::ServerName::try_from(bare.to_owned())
+                .map_err(|e| format!("upstream {url:?}: {e}"))?,
+        })),
+        _ => None,
+    };
+    // Pooled connections are shared only by upstreams that connect alike: a
+    // TLS connection verified under one cluster's settings is not another's.
+    let pool_key = match &cluster.tls {
+        _ if !https => authority.clone(),
+        Some(t) => format!("https://{authority} ca={:?} insecure={}", t.ca, t.insecure_skip_verify),
+        None => format!("https://{authority}"),
+    };
     Ok(Target {
         url: url.to_owned(),
-        pool_id: registry.pool_id(&authority),
+        pool_id: registry.pool_id(&pool_key),
+        tls,
         idle_timeout: Duration::from_millis(cluster.pool.idle_ms),
         state: registry.state(&cluster.name, url, bare, port),
         authority,
