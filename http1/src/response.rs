@@ -128,11 +128,9 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
     let length_framed = !te && length.is_some();
     // Both Content-Length and Transfer-Encoding: Transfer-Encoding wins
     // (RFC 9112 §6.3), but such an upstream connection is not trusted again.
-    let reusable = !switching
-        && body != Decoder::Eof
-        && !(te && length.is_some())
-        && !connection.close
-        && (minor == 1 || connection.keep_alive);
+    // After a 101 the connection belongs to the tunnel.
+    let untrusted = switching || body == Decoder::Eof || (te && length.is_some()) || connection.close;
+    let reusable = !untrusted && (minor == 1 || connection.keep_alive);
     let framing = Framing::choose(answering.method, status, length_framed, answering.client_version);
     // After a 101 the connection is the tunnel's, never another request's.
     let keep_alive = answering.keep_alive && framing != Framing::Close && !switching;

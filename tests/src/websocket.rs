@@ -8,12 +8,15 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
+/// Each opening handshake's headers (lowercase names), in arrival order.
+pub type Handshakes = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
 /// A running WebSocket echo server: every text or binary message comes back.
 #[derive(Debug)]
 pub struct WsUpstream {
     pub addr: SocketAddr,
     /// The headers of each opening handshake, lowercase names.
-    pub handshakes: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    pub handshakes: Handshakes,
 }
 
 impl WsUpstream {
@@ -21,7 +24,7 @@ impl WsUpstream {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let handshakes: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+        let handshakes: Handshakes = Arc::default();
         let seen = handshakes.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -33,6 +36,8 @@ impl WsUpstream {
                 while let Ok((stream, _)) = listener.accept().await {
                     let seen = seen.clone();
                     tokio::spawn(async move {
+                        // The callback's error type is tungstenite's, not ours.
+                        #[allow(clippy::result_large_err)]
                         let record = |req: &Request, resp: Response| {
                             let headers = req
                                 .headers()
