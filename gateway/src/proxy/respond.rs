@@ -29,7 +29,7 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
     } = sent;
     ex.upstream_status = Some(head.status.as_u16());
     ex.upstream_duration = Some(waited);
-    if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
+    if head.status.as_u16() == 101 {
         // Only ever a WebSocket upgrade the request asked for (`http1` refuses
         // any other 101).
         return crate::proxy::tunnel::relay(s, ex, up).await;
