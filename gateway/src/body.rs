@@ -52,7 +52,8 @@ impl ClientReader {
     pub fn new(stream: Rc<Stream>) -> Self {
         Self {
             stream,
-            buf: BytesMut::with_capacity(8 * 1024),
+            // Grown by the first read (at least `MIN_READ_ROOM`), then kept.
+            buf: BytesMut::new(),
             decoder: Decoder::Done,
             received: 0,
             max_body: None,

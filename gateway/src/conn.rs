@@ -45,10 +45,12 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     let mut conn = Conn {
         reader: ClientReader::new(stream.clone()),
         stream,
-        reqbuf: BytesMut::with_capacity(4 * 1024),
+        // Grown by the first exchange (and kept): a connection that never
+        // sends a request (an idle TLS session, say) holds none.
+        reqbuf: BytesMut::new(),
         scratch: String::new(),
         spare_fields: Fields::default(),
-        wbuf: BytesMut::with_capacity(4 * 1024),
+        wbuf: BytesMut::new(),
         peer,
         client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
         worker: worker.clone(),
