@@ -26,20 +26,7 @@ fn tls_config(up: &Upstream, certs: &[&TestCert], extra: &str) -> String {
 
 /// Starts the gateway in `dir` (where the certificates are) on `yaml`.
 fn start_in(dir: std::path::PathBuf, yaml: &str) -> Gateway {
-    std::fs::write(dir.join("gateway.yaml"), yaml).unwrap();
-    let config = dir.join("gateway.yaml");
-    let args = [
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--threads",
-        "2",
-    ];
-    Gateway::spawn(&args, dir).unwrap_or_else(|e| panic!("gateway did not start: {e}"))
+    Gateway::start_in(dir, yaml, &["--admin", "127.0.0.1:0"])
 }
 
 fn tls_addr(gw: &Gateway) -> SocketAddr {

@@ -45,20 +45,7 @@ impl Drop for HttpsUpstream {
 }
 
 fn start(dir: std::path::PathBuf, yaml: &str) -> Gateway {
-    std::fs::write(dir.join("gateway.yaml"), yaml).unwrap();
-    let config = dir.join("gateway.yaml");
-    let args = [
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--threads",
-        "1",
-    ];
-    Gateway::spawn(&args, dir).unwrap_or_else(|e| panic!("gateway did not start: {e}"))
+    Gateway::start_in(dir, yaml, &["--admin", "127.0.0.1:0", "--threads", "1"])
 }
 
 fn config(url: &str, tls: &str) -> String {

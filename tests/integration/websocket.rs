@@ -200,21 +200,7 @@ fn a_tunnel_runs_over_tls() {
             site.cert, site.key
         ),
     );
-    std::fs::write(dir.join("gateway.yaml"), yaml).unwrap();
-    let config_path = dir.join("gateway.yaml");
-    let gw = Gateway::spawn(
-        &[
-            "run",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-        ],
-        dir,
-    )
-    .unwrap();
+    let gw = Gateway::start_in(dir, &yaml, &["--threads", "1"]);
     let tls_addr = gw.tls.unwrap();
     let stream = gateway_tests::client::tls_stream(
         tls_addr,

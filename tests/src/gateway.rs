@@ -57,7 +57,12 @@ impl Gateway {
     }
 
     pub fn start_with(yaml: &str, extra: &[&str]) -> Gateway {
-        let dir = scratch_dir("gw");
+        Self::start_in(scratch_dir("gw"), yaml, extra)
+    }
+
+    /// Writes `yaml` as `dir/gateway.yaml` (files it names, certificates
+    /// say, sit beside it) and serves it on `127.0.0.1:0`, with `extra` flags.
+    pub fn start_in(dir: PathBuf, yaml: &str, extra: &[&str]) -> Gateway {
         let config = dir.join("gateway.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let mut args = vec![
