@@ -248,6 +248,18 @@ impl Reader<'_> {
         if let Some(v) = map.get_node("outlier") {
             cluster.outlier = self.outlier(v, &join(path, "outlier"));
         }
+        if let Some(v) = map.get_node("protocol") {
+            let p = join(path, "protocol");
+            if let Some(c) = self.choice(v, &p, &["http1", "h2"])
+                && c.value == "h2"
+            {
+                self.diags.error(
+                    c.loc,
+                    p,
+                    "HTTP/2 to upstreams (and so gRPC) is not supported by this build of the gateway; use http1",
+                );
+            }
+        }
         if let Some(v) = map.get_node("dnsRefreshMs") {
             cluster.dns_refresh_ms = self
                 .integer(v, &join(path, "dnsRefreshMs"), 100, MAX_TIMEOUT_MS, " ms")
@@ -543,6 +555,23 @@ impl Reader<'_> {
                 }
                 "accessLog" => cfg.access_log = self.access_log(value, k),
                 "tls" => cfg.tls = self.tls(value, k),
+                "http2" => {
+                    // Read and checked so a config written for an HTTP/2
+                    // gateway compiles; this build serves HTTP/1.1 (a warning).
+                    if let Some(h2) = self.mapping(value, k, keys::HTTP2) {
+                        if let Some(v) = h2.get_node("maxConcurrentStreams") {
+                            self.integer(v, "http2.maxConcurrentStreams", 1, 10_000, "");
+                        }
+                        if let Some(v) = h2.get_node("cleartext") {
+                            self.boolean(v, "http2.cleartext");
+                        }
+                        self.diags.warning(
+                            loc(value),
+                            k,
+                            "HTTP/2 is not served by this build of the gateway: clients are served HTTP/1.1 (ALPN settles on http/1.1; h2c prior knowledge is refused)",
+                        );
+                    }
+                }
                 "policies" => {
                     if let Some(seq) = self.sequence(value, k) {
                         cfg.policies = seq

@@ -14,7 +14,9 @@ pub const TOP: &[&str] = &[
     "shutdownDelayMs",
     "drainMs",
     "tls",
+    "http2",
 ];
+pub const HTTP2: &[&str] = &["maxConcurrentStreams", "cleartext"];
 pub const TLS: &[&str] = &["listen", "certificates", "minVersion", "alpn"];
 pub const TLS_CERTIFICATE: &[&str] = &["cert", "key"];
 pub const ADMIN: &[&str] = &["listen"];
@@ -64,6 +66,7 @@ pub const CLUSTER: &[&str] = &[
     "outlier",
     "dnsRefreshMs",
     "tls",
+    "protocol",
 ];
 pub const UPSTREAM_TLS: &[&str] = &["ca", "insecureSkipVerify"];
 pub const HEALTH_CHECK: &[&str] = &[

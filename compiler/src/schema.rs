@@ -39,6 +39,16 @@ fn property(object: &str, key: &str) -> Value {
             json!({ "type": "integer", "minimum": 0, "maximum": 3_600_000, "description": "how long in-flight requests may finish after the gateway stops accepting (default 30000)" })
         }
         ("top", "tls") => json!({ "$ref": "#/$defs/tls" }),
+        ("top", "http2") => json!({ "$ref": "#/$defs/http2" }),
+        ("http2", "maxConcurrentStreams") => {
+            json!({ "type": "integer", "minimum": 1, "maximum": 10000, "default": 128 })
+        }
+        ("http2", "cleartext") => {
+            json!({ "type": "boolean", "default": false, "description": "h2c prior knowledge on listen (not served by this build: a warning)" })
+        }
+        ("cluster", "protocol") => {
+            json!({ "enum": ["http1", "h2"], "default": "http1", "description": "h2 is not supported by this build (an error)" })
+        }
         ("tls", "listen") => string("IP:PORT of the TLS listener (HTTPS)"),
         ("tls", "certificates") => {
             json!({ "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/tlsCertificate" }, "description": "chosen by SNI; the first when none matches" })
@@ -175,6 +185,7 @@ pub(crate) const OBJECTS: &[(&str, &[&str])] = &[
     ("top", keys::TOP),
     ("admin", keys::ADMIN),
     ("tls", keys::TLS),
+    ("http2", keys::HTTP2),
     ("tlsCertificate", keys::TLS_CERTIFICATE),
     ("limits", keys::LIMITS),
     ("defaults", keys::DEFAULTS),

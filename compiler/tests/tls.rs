@@ -227,3 +227,37 @@ fn https_upstreams_and_their_tls_settings() {
     let c = check("ftp://up.example", "");
     assert!(messages(&c, Severity::Error)[0].contains("use \"http://\" or \"https://\""));
 }
+
+#[test]
+fn http2_settings_are_read_and_warned_about_and_h2_upstreams_refused() {
+    let dir = tempdir();
+    let c = compile_str(
+        "gateway.yaml",
+        &config("http2: { maxConcurrentStreams: 128, cleartext: false }"),
+        dir.path(),
+    );
+    assert!(c.plan.is_some());
+    let warnings = messages(&c, Severity::Warning);
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("http2: HTTP/2 is not served"),
+        "{warnings:?}"
+    );
+    let c = compile_str(
+        "gateway.yaml",
+        &config("http2: { maxConcurrentStreams: 0 }"),
+        dir.path(),
+    );
+    assert!(messages(&c, Severity::Error)[0].contains("http2.maxConcurrentStreams"));
+    let c = compile_str(
+        "gateway.yaml",
+        &cluster_config("http://127.0.0.1:9", "    protocol: h2\n"),
+        dir.path(),
+    );
+    assert!(messages(&c, Severity::Error)[0].contains("clusters[0].protocol: HTTP/2 to upstreams"));
+    let c = compile_str(
+        "gateway.yaml",
+        &cluster_config("http://127.0.0.1:9", "    protocol: http1\n"),
+        dir.path(),
+    );
+    assert!(c.diagnostics.is_empty());
+}
