@@ -356,3 +356,60 @@ fn curl_verifies_and_fetches() {
         assert!(stdout.trim_end().ends_with("200 1.1 0"), "{version}: {stdout}");
     }
 }
+
+/// The limits and timeouts of plain connections hold on TLS ones: a head
+/// that does not arrive within `readMs` gets 408, an oversized one 431, an
+/// idle connection is closed after `idleMs`, TLS connections count against
+/// `maxConnections`, and the admin paths are not served on the TLS port.
+#[test]
+fn limits_timeouts_and_the_admin_separation_hold_over_tls() {
+    let dir = scratch_dir("tls");
+    let site = self_signed(&dir, "site", &["site.test"], 90);
+    let up = Upstream::start("up", Behavior::Echo);
+    let gw = start_in(
+        dir,
+        &tls_config(
+            &up,
+            &[&site],
+            "limits: { maxConnections: 4, maxHeaderBytes: 1024 }\ndefaults:\n  timeouts: { readMs: 300, idleMs: 400 }\n",
+        ),
+    );
+
+    let (mut slow, _) = connect(&gw, Some("site.test"));
+    slow.send(b"GET / HTTP/1.1\r\nHost: site.test\r\n").unwrap();
+    let r = slow.read_response(false).unwrap();
+    assert_eq!(r.status, 408);
+    assert!(slow.is_closed(Duration::from_secs(2)));
+
+    let (mut big, _) = connect(&gw, Some("site.test"));
+    let huge = "x".repeat(2048);
+    big.send(format!("GET / HTTP/1.1\r\nHost: site.test\r\nX-Big: {huge}\r\n\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(big.read_response(false).unwrap().status, 431);
+    assert!(big.is_closed(Duration::from_secs(2)));
+
+    let (mut idle, _) = connect(&gw, Some("site.test"));
+    let r = idle.get("site.test", "/metrics").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().starts_with("up GET /metrics"),
+        "the proxy port proxies: {}",
+        r.text()
+    );
+    let began = Instant::now();
+    assert!(idle.is_closed(Duration::from_secs(3)));
+    assert!(began.elapsed() >= Duration::from_millis(250));
+
+    // maxConnections counts TLS connections: four held, the fifth is refused.
+    let held: Vec<_> = (0..4).map(|_| connect(&gw, Some("site.test")).0).collect();
+    let refused = Client::connect_tls(
+        tls_addr(&gw),
+        &TlsOptions {
+            sni: Some("site.test"),
+            ..TlsOptions::default()
+        },
+    );
+    assert!(refused.is_err(), "a fifth connection is closed at once");
+    assert!(gw.metric("gateway_client_connections_rejected_total") >= 1.0);
+    drop(held);
+}
