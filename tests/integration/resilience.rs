@@ -390,3 +390,48 @@ fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
         "{retries} retries for {ok} requests exceed the budget"
     );
 }
+
+/// `gateway explain --admin ADDR` shows each upstream of the chosen cluster
+/// as the running gateway sees it.
+#[test]
+fn explain_shows_upstream_health_from_a_running_gateway() {
+    let good = Upstream::start("good", Behavior::Echo);
+    let sick = Upstream::start("sick", Behavior::Status(503));
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams:\n      - {{ url: \"{}\" }}\n      - {{ url: \"{}\" }}\n    healthCheck: {{ path: /healthz, intervalMs: 100, timeoutMs: 80, healthyThreshold: 1, unhealthyThreshold: 1 }}\n",
+        good.url(),
+        sick.url()
+    );
+    let gw = start(&yaml);
+    assert!(eventually(Duration::from_secs(3), || admin_json(&gw, "/upstreams")[1]
+        ["healthy"]
+        == false));
+    let config = gw.dir.join("gateway.yaml");
+    let admin = gw.admin.unwrap().to_string();
+    let out = std::process::Command::new(gateway_tests::gateway_bin())
+        .args(["explain", config.to_str().unwrap(), "http://h/x", "--admin", &admin])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let line = |url: &str| text.lines().find(|l| l.contains(url)).unwrap_or_default().to_owned();
+    assert!(line(&good.url()).contains("[takes traffic, health check ok"), "{text}");
+    assert!(
+        line(&sick.url()).contains("[takes NO traffic, health check failing"),
+        "{text}"
+    );
+    assert!(!text.contains("serves plan"), "the same plan: {text}");
+    // An admin address nobody listens on is a usage error, said plainly.
+    let out = std::process::Command::new(gateway_tests::gateway_bin())
+        .args([
+            "explain",
+            config.to_str().unwrap(),
+            "http://h/x",
+            "--admin",
+            "127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /plan from the admin listener 127.0.0.1:1"));
+}

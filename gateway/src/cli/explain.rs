@@ -21,6 +21,85 @@ pub struct Request {
     pub method: String,
     /// `Name: value` pairs as given with `-H`.
     pub headers: Vec<(String, String)>,
+    /// What a running gateway says (`--admin ADDR`).
+    pub live: Option<Live>,
+}
+
+/// A running gateway's view, read from its admin listener: the plan it
+/// serves and each upstream's health (`GET /plan`, `GET /upstreams`).
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub admin: std::net::SocketAddr,
+    pub digest: String,
+    pub upstreams: Vec<serde_json::Value>,
+}
+
+impl Live {
+    pub fn fetch(admin: std::net::SocketAddr) -> Result<Live, String> {
+        let plan: serde_json::Value =
+            serde_json::from_str(&admin_get(admin, "/plan")?).map_err(|e| format!("{admin}/plan: not JSON: {e}"))?;
+        let upstreams: Vec<serde_json::Value> = serde_json::from_str(&admin_get(admin, "/upstreams")?)
+            .map_err(|e| format!("{admin}/upstreams: not a JSON list: {e}"))?;
+        Ok(Live {
+            admin,
+            digest: plan["digest"].as_str().unwrap_or("").to_owned(),
+            upstreams,
+        })
+    }
+
+    /// How the running gateway sees `url` of `cluster`, in a few words.
+    fn health(&self, cluster: &str, url: &str) -> String {
+        let Some(u) = self
+            .upstreams
+            .iter()
+            .find(|u| u["cluster"] == cluster && u["url"] == url)
+        else {
+            return "not in the running gateway's plan".into();
+        };
+        let mut words = Vec::new();
+        words.push(if u["takesTraffic"] == true {
+            "takes traffic"
+        } else {
+            "takes NO traffic"
+        });
+        if u["healthChecked"] == true {
+            words.push(if u["healthy"] == true {
+                "health check ok"
+            } else {
+                "health check failing"
+            });
+        }
+        let mut text = words.join(", ");
+        if let Some(ms) = u["ejectedForMs"].as_u64() {
+            text.push_str(&format!(", ejected for {ms} ms more"));
+        }
+        let c = &u["counters"];
+        text.push_str(&format!(
+            ", {} active / {} idle connections, {} ejections",
+            c["connectionsActive"], c["connectionsIdle"], c["ejections"]
+        ));
+        text
+    }
+}
+
+/// `GET path` on an admin listener; the body of a 200.
+fn admin_get(admin: std::net::SocketAddr, path: &str) -> Result<String, String> {
+    use std::io::{Read as _, Write as _};
+    let fail = |e: &dyn std::fmt::Display| format!("cannot read {path} from the admin listener {admin}: {e}");
+    let wait = std::time::Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&admin, wait).map_err(|e| fail(&e))?;
+    stream.set_read_timeout(Some(wait)).map_err(|e| fail(&e))?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| fail(&e))?;
+    let mut raw = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut raw).map_err(|e| fail(&e))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| fail(&"no response"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(fail(&head.lines().next().unwrap_or("")));
+    }
+    Ok(body.to_owned())
 }
 
 fn at(router: &Router, route: &Route) -> String {
@@ -360,7 +439,22 @@ pub fn explain(router: &Router, request: &Request) -> Result<(String, bool), Str
         let cl = &plan.clusters[c as usize];
         let _ = writeln!(out, "cluster   {}", cl.name);
         for (i, u) in cl.upstreams.iter().enumerate() {
-            let _ = writeln!(out, "  upstream {} {} weight {}", letter(i), u.url, u.weight);
+            let _ = write!(out, "  upstream {} {} weight {}", letter(i), u.url, u.weight);
+            if let Some(live) = &request.live {
+                let _ = write!(out, "  [{}]", live.health(&cl.name, &u.url));
+            }
+            let _ = writeln!(out);
+        }
+        if let Some(live) = &request.live
+            && live.digest != router.digest()
+        {
+            let _ = writeln!(
+                out,
+                "live      the gateway at {} serves plan {}, not this one ({}): its view may not match",
+                live.admin,
+                live.digest,
+                router.digest()
+            );
         }
         if cl.wrr.is_empty() {
             let _ = writeln!(

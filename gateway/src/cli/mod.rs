@@ -73,6 +73,9 @@ enum Command {
         /// A request header, `Name: value` (repeatable)
         #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
         headers: Vec<String>,
+        /// A running gateway's admin address: show each upstream's health as it sees it
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<std::net::SocketAddr>,
     },
     /// Run route assertions offline: lookup, policies, filters, redirects; no network
     Test {
@@ -300,6 +303,7 @@ fn explain(
     plan: Option<PathBuf>,
     method: String,
     headers: Vec<String>,
+    admin: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let mut parsed = Vec::with_capacity(headers.len());
     for h in &headers {
@@ -336,10 +340,18 @@ fn explain(
             return ExitCode::from(2);
         }
     };
+    let live = match admin.map(|addr| crate::cli::explain::Live::fetch(addr)).transpose() {
+        Ok(live) => live,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let request = crate::cli::explain::Request {
         url,
         method,
         headers: parsed,
+        live,
     };
     let (report, routed) = match crate::cli::explain::explain(&loaded.router, &request) {
         Ok(r) => r,
@@ -493,7 +505,8 @@ pub fn main() -> ExitCode {
             plan,
             method,
             headers,
-        } => explain(config_or_url, config, plan, method, headers),
+            admin,
+        } => explain(config_or_url, config, plan, method, headers, admin),
         Command::Test {
             cases,
             config,
