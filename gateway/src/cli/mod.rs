@@ -340,7 +340,7 @@ fn explain(
             return ExitCode::from(2);
         }
     };
-    let live = match admin.map(|addr| crate::cli::explain::Live::fetch(addr)).transpose() {
+    let live = match admin.map(crate::cli::explain::Live::fetch).transpose() {
         Ok(live) => live,
         Err(e) => {
             eprintln!("error: {e}");
