@@ -120,7 +120,7 @@ pub struct PolicyCfg {
 }
 
 impl Reader<'_> {
-    fn addr(&mut self, node: &Node, path: &str) -> Option<Spanned<SocketAddr>> {
+    pub(crate) fn addr(&mut self, node: &Node, path: &str) -> Option<Spanned<SocketAddr>> {
         let s = self.string(node, path)?;
         match s.value.parse::<SocketAddr>() {
             Ok(addr) => Some(Spanned {
@@ -217,27 +217,8 @@ impl Reader<'_> {
             dns_refresh_ms: None,
             tls: None,
         };
-        if let Some(v) = map.get_node("tls")
-            && let Some(t) = self.mapping(v, &join(path, "tls"), keys::UPSTREAM_TLS)
-        {
-            let tp = join(path, "tls");
-            let mut tls = UpstreamTlsCfg {
-                loc: loc(v),
-                ca: None,
-                insecure_skip_verify: None,
-            };
-            if let Some(ca) = t.get_node("ca") {
-                tls.ca = self.string(ca, &join(&tp, "ca"));
-            }
-            if let Some(skip) = t.get_node("insecureSkipVerify") {
-                let p = join(&tp, "insecureSkipVerify");
-                tls.insecure_skip_verify = self.boolean(skip, &p).map(|b| Spanned {
-                    value: b,
-                    loc: loc(skip),
-                    path: p,
-                });
-            }
-            cluster.tls = Some(tls);
+        if let Some(v) = map.get_node("tls") {
+            cluster.tls = self.upstream_tls(v, &join(path, "tls"));
         }
         if let Some(v) = map.get_node("pool") {
             cluster.pool = self.pool(v, &join(path, "pool"));
@@ -343,74 +324,6 @@ impl Reader<'_> {
             }
         }
         log
-    }
-
-    fn tls(&mut self, node: &Node, path: &str) -> Option<TlsCfg> {
-        let map = self.mapping(node, path, keys::TLS)?;
-        let mut tls = TlsCfg {
-            loc: loc(node),
-            listen: None,
-            certificates: Vec::new(),
-            min_version: plan::TlsVersion::Tls12,
-            alpn: Vec::new(),
-        };
-        match map.get_node("listen") {
-            Some(v) => tls.listen = self.addr(v, &join(path, "listen")),
-            None => self
-                .diags
-                .error(tls.loc, join(path, "listen"), "missing required field"),
-        }
-        let cp = join(path, "certificates");
-        match map.get_node("certificates") {
-            Some(v) => {
-                let seq = self.sequence(v, &cp);
-                if seq.is_none_or(|s| s.is_empty()) {
-                    self.diags.error(loc(v), &cp, "must list at least one certificate");
-                }
-                for (i, item) in seq.into_iter().flat_map(|s| s.iter()).enumerate() {
-                    let ip = format!("{cp}[{i}]");
-                    let Some(entry) = self.mapping(item, &ip, keys::TLS_CERTIFICATE) else {
-                        continue;
-                    };
-                    let mut file = |key: &str| match entry.get_node(key) {
-                        Some(v) => self.string(v, &join(&ip, key)),
-                        None => {
-                            self.diags.error(loc(item), join(&ip, key), "missing required field");
-                            None
-                        }
-                    };
-                    if let (Some(cert), Some(key)) = (file("cert"), file("key")) {
-                        tls.certificates.push(CertCfg { cert, key });
-                    }
-                }
-            }
-            None => self.diags.error(tls.loc, &cp, "missing required field"),
-        }
-        if let Some(v) = map.get_node("minVersion")
-            && let Some(c) = self.choice(v, &join(path, "minVersion"), &["1.2", "1.3"])
-        {
-            tls.min_version = if c.value == "1.3" {
-                plan::TlsVersion::Tls13
-            } else {
-                plan::TlsVersion::Tls12
-            };
-        }
-        if let Some(v) = map.get_node("alpn") {
-            let ap = join(path, "alpn");
-            for (i, item) in self.sequence(v, &ap).into_iter().flat_map(|s| s.iter()).enumerate() {
-                let ip = format!("{ap}[{i}]");
-                let Some(name) = self.choice(item, &ip, &["h2", "http/1.1"]) else {
-                    continue;
-                };
-                if tls.alpn.iter().any(|a| a.value == name.value) {
-                    self.diags
-                        .error(name.loc, &ip, format!("{:?} is listed twice", name.value));
-                } else {
-                    tls.alpn.push(name);
-                }
-            }
-        }
-        Some(tls)
     }
 
     fn policy(&mut self, node: &Node, path: &str) -> Option<PolicyCfg> {
@@ -555,23 +468,7 @@ impl Reader<'_> {
                 }
                 "accessLog" => cfg.access_log = self.access_log(value, k),
                 "tls" => cfg.tls = self.tls(value, k),
-                "http2" => {
-                    // Read and checked so a config written for an HTTP/2
-                    // gateway compiles; this build serves HTTP/1.1 (a warning).
-                    if let Some(h2) = self.mapping(value, k, keys::HTTP2) {
-                        if let Some(v) = h2.get_node("maxConcurrentStreams") {
-                            self.integer(v, "http2.maxConcurrentStreams", 1, 10_000, "");
-                        }
-                        if let Some(v) = h2.get_node("cleartext") {
-                            self.boolean(v, "http2.cleartext");
-                        }
-                        self.diags.warning(
-                            loc(value),
-                            k,
-                            "HTTP/2 is not served by this build of the gateway: clients are served HTTP/1.1 (ALPN settles on http/1.1; h2c prior knowledge is refused)",
-                        );
-                    }
-                }
+                "http2" => self.http2(value, k),
                 "policies" => {
                     if let Some(seq) = self.sequence(value, k) {
                         cfg.policies = seq

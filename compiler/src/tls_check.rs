@@ -1,14 +1,130 @@
-//! Checks of the `tls` section and its lowering into the plan: addresses,
-//! ALPN, and each certificate file that can be read here (SPEC §14).
+//! The TLS parts of a config (SPEC §14): the `tls` listener, `http2`, and a
+//! cluster's `tls`, read (with located diagnostics), checked (addresses,
+//! ALPN, each certificate or CA file that can be read here) and lowered.
 
 use std::path::Path;
 use std::time::SystemTime;
 
 use plan::{CertificateFiles, TlsListener};
 
-use crate::config::{ALPN_SERVED, ClusterCfg, Config, TlsCfg};
+use marked_yaml::Node;
+
+use crate::config::{ALPN_SERVED, CertCfg, ClusterCfg, Config, TlsCfg, UpstreamTlsCfg};
 use crate::diag::Diagnostics;
+use crate::keys;
 use crate::tls::{CertError, CertFile, EXPIRY_WARNING, date, load, load_ca};
+use crate::yaml::{Reader, Spanned, join, loc};
+
+impl Reader<'_> {
+    pub(crate) fn tls(&mut self, node: &Node, path: &str) -> Option<TlsCfg> {
+        let map = self.mapping(node, path, keys::TLS)?;
+        let mut tls = TlsCfg {
+            loc: loc(node),
+            listen: None,
+            certificates: Vec::new(),
+            min_version: plan::TlsVersion::Tls12,
+            alpn: Vec::new(),
+        };
+        match map.get_node("listen") {
+            Some(v) => tls.listen = self.addr(v, &join(path, "listen")),
+            None => self
+                .diags
+                .error(tls.loc, join(path, "listen"), "missing required field"),
+        }
+        let cp = join(path, "certificates");
+        match map.get_node("certificates") {
+            Some(v) => {
+                let seq = self.sequence(v, &cp);
+                if seq.is_none_or(|s| s.is_empty()) {
+                    self.diags.error(loc(v), &cp, "must list at least one certificate");
+                }
+                for (i, item) in seq.into_iter().flat_map(|s| s.iter()).enumerate() {
+                    let ip = format!("{cp}[{i}]");
+                    let Some(entry) = self.mapping(item, &ip, keys::TLS_CERTIFICATE) else {
+                        continue;
+                    };
+                    let mut file = |key: &str| match entry.get_node(key) {
+                        Some(v) => self.string(v, &join(&ip, key)),
+                        None => {
+                            self.diags.error(loc(item), join(&ip, key), "missing required field");
+                            None
+                        }
+                    };
+                    if let (Some(cert), Some(key)) = (file("cert"), file("key")) {
+                        tls.certificates.push(CertCfg { cert, key });
+                    }
+                }
+            }
+            None => self.diags.error(tls.loc, &cp, "missing required field"),
+        }
+        if let Some(v) = map.get_node("minVersion")
+            && let Some(c) = self.choice(v, &join(path, "minVersion"), &["1.2", "1.3"])
+        {
+            tls.min_version = if c.value == "1.3" {
+                plan::TlsVersion::Tls13
+            } else {
+                plan::TlsVersion::Tls12
+            };
+        }
+        if let Some(v) = map.get_node("alpn") {
+            let ap = join(path, "alpn");
+            for (i, item) in self.sequence(v, &ap).into_iter().flat_map(|s| s.iter()).enumerate() {
+                let ip = format!("{ap}[{i}]");
+                let Some(name) = self.choice(item, &ip, &["h2", "http/1.1"]) else {
+                    continue;
+                };
+                if tls.alpn.iter().any(|a| a.value == name.value) {
+                    self.diags
+                        .error(name.loc, &ip, format!("{:?} is listed twice", name.value));
+                } else {
+                    tls.alpn.push(name);
+                }
+            }
+        }
+        Some(tls)
+    }
+
+    /// A cluster's `tls`: how its `https://` upstreams are verified.
+    pub(crate) fn upstream_tls(&mut self, v: &Node, tp: &str) -> Option<UpstreamTlsCfg> {
+        let t = self.mapping(v, tp, keys::UPSTREAM_TLS)?;
+        let mut tls = UpstreamTlsCfg {
+            loc: loc(v),
+            ca: None,
+            insecure_skip_verify: None,
+        };
+        if let Some(ca) = t.get_node("ca") {
+            tls.ca = self.string(ca, &join(tp, "ca"));
+        }
+        if let Some(skip) = t.get_node("insecureSkipVerify") {
+            let p = join(tp, "insecureSkipVerify");
+            tls.insecure_skip_verify = self.boolean(skip, &p).map(|b| Spanned {
+                value: b,
+                loc: loc(skip),
+                path: p,
+            });
+        }
+        Some(tls)
+    }
+
+    /// `http2`: read and checked so a config written for an HTTP/2 gateway
+    /// compiles; this build serves HTTP/1.1, and a warning says so.
+    pub(crate) fn http2(&mut self, value: &Node, k: &str) {
+        let Some(h2) = self.mapping(value, k, keys::HTTP2) else {
+            return;
+        };
+        if let Some(v) = h2.get_node("maxConcurrentStreams") {
+            self.integer(v, "http2.maxConcurrentStreams", 1, 10_000, "");
+        }
+        if let Some(v) = h2.get_node("cleartext") {
+            self.boolean(v, "http2.cleartext");
+        }
+        self.diags.warning(
+            loc(value),
+            k,
+            "HTTP/2 is not served by this build of the gateway: clients are served HTTP/1.1 (ALPN settles on http/1.1; h2c prior knowledge is refused)",
+        );
+    }
+}
 
 /// Default `defaults.timeouts.handshakeMs`.
 pub const HANDSHAKE_MS: u64 = 10_000;
