@@ -293,6 +293,26 @@ fn reload_rereads_certificates_and_refuses_a_broken_one() {
     assert_eq!(gw.metric("gateway_reload_failures_total"), 1.0);
     // A connection opened before the reloads still works.
     assert_eq!(kept.get("site.test", "/").unwrap().status, 200);
+
+    // A new tls.listen cannot be applied without a restart: refused, named.
+    let renewed_again = self_signed(&dir, "site", &["site.test"], 180);
+    let yaml = std::fs::read_to_string(dir.join("gateway.yaml")).unwrap();
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        yaml.replace(
+            "listen: 127.0.0.1:0\n  certificates",
+            "listen: 127.0.0.1:1\n  certificates",
+        ),
+    )
+    .unwrap();
+    let (status, text) = reload(&gw);
+    assert!(status >= 400 && text.contains("tls.listen"), "{status} {text}");
+    assert_eq!(
+        connect(&gw, Some("site.test")).1.leaf,
+        renewed.der,
+        "still the certificates of the last good load"
+    );
+    drop(renewed_again);
 }
 
 #[test]
