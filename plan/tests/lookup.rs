@@ -385,6 +385,21 @@ fn request_strategy() -> impl Strategy<Value = OwnedRequest> {
         })
 }
 
+/// The generated routes the compiler would accept: valid host patterns, none
+/// listed twice in one route.
+fn compilable(specs: Vec<Spec>) -> Vec<Spec> {
+    specs
+        .into_iter()
+        .map(|mut s| {
+            let mut seen = std::collections::HashSet::new();
+            s.hosts
+                .retain(|h| seen.insert(plan::parse_host_pattern(h.as_deref()).map(|p| p.to_plan_string()).ok()));
+            s
+        })
+        .filter(|s| s.hosts.iter().all(|h| plan::parse_host_pattern(h.as_deref()).is_ok()))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -393,16 +408,7 @@ proptest! {
         specs in prop::collection::vec(full_spec_strategy(), 0..10),
         requests in prop::collection::vec((host_strategy(), path_strategy(), request_strategy()), 1..8),
     ) {
-        // A route may not list a host pattern twice (the compiler refuses it).
-        let specs: Vec<Spec> = specs
-            .into_iter()
-            .map(|mut s| {
-                let mut seen = std::collections::HashSet::new();
-                s.hosts.retain(|h| seen.insert(plan::parse_host_pattern(h.as_deref()).map(|p| p.to_plan_string()).ok()));
-                s
-            })
-            .filter(|s| s.hosts.iter().all(|h| plan::parse_host_pattern(h.as_deref()).is_ok()))
-            .collect();
+        let specs = compilable(specs);
         let r = router_of(&specs);
         for (host, path, request) in requests {
             let path = normalize_path(&path).expect("generated paths are absolute");
@@ -422,15 +428,7 @@ proptest! {
         specs in prop::collection::vec(full_spec_strategy(), 0..10),
         requests in prop::collection::vec((host_strategy(), path_strategy(), request_strategy()), 1..8),
     ) {
-        let specs: Vec<Spec> = specs
-            .into_iter()
-            .map(|mut s| {
-                let mut seen = std::collections::HashSet::new();
-                s.hosts.retain(|h| seen.insert(plan::parse_host_pattern(h.as_deref()).map(|p| p.to_plan_string()).ok()));
-                s
-            })
-            .filter(|s| s.hosts.iter().all(|h| plan::parse_host_pattern(h.as_deref()).is_ok()))
-            .collect();
+        let specs = compilable(specs);
         let r = router_of(&specs);
         for (host, path, request) in requests {
             let path = normalize_path(&path).expect("generated paths are absolute");

@@ -196,24 +196,7 @@ pub async fn redirect(
         },
     );
     ex.status = status.as_u16();
-    let mut bufs = [IoSlice::new(&s.conn.wbuf)];
-    let total = s.conn.wbuf.len();
-    let write_timeout = s.write_timeout();
-    let written = s
-        .conn
-        .reader
-        .timer
-        .within_for(write_timeout, s.conn.stream.write_all(&mut bufs))
-        .await;
-    s.conn.wbuf.clear();
-    match written {
-        Ok(Ok(())) => {
-            ex.bytes_sent += total as u64;
-            Ok(())
-        }
-        Ok(Err(_)) => Err(ErrorKind::ClientClosed.into()),
-        Err(_) => Err(ErrorKind::WriteTimeout.into()),
-    }
+    send_head(s, ex, &[]).await
 }
 
 /// Writes a response a policy prepared; the request is not forwarded.
@@ -234,6 +217,12 @@ pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared
     );
     ex.status = status.as_u16();
     let body: &[u8] = if s.head_only { &[] } else { &prepared.body };
+    send_head(s, ex, body).await
+}
+
+/// Writes the response head encoded in `wbuf`, then `body`, in one write
+/// under `writeMs`, and counts what was sent.
+pub async fn send_head(s: &mut Session<'_>, ex: &mut Exchange, body: &[u8]) -> Result<(), Failure> {
     let mut bufs = [IoSlice::new(&s.conn.wbuf), IoSlice::new(body)];
     let total = s.conn.wbuf.len() + body.len();
     let write_timeout = s.write_timeout();

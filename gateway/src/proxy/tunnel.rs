@@ -10,7 +10,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::error::kind::{ErrorKind, Failure};
+use crate::error::kind::Failure;
 use crate::observe::exchange::Exchange;
 use crate::session::Session;
 use crate::upstream::UpstreamConn;
@@ -44,22 +44,13 @@ enum Event {
 /// the tunnel.
 pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, mut up: UpstreamConn) -> Result<(), Failure> {
     s.ka.disable();
-    let conn = &mut *s.conn;
-    let _active = Active::enter(&conn.worker.shared.registry.global.tunnels_active);
+    let worker = s.conn.worker.clone();
+    let _active = Active::enter(&worker.shared.registry.global.tunnels_active);
     let idle = s.timeouts.tunnel_idle;
-    let write_ms = s.timeouts.write;
-
-    let mut bufs = [IoSlice::new(&conn.wbuf), IoSlice::new(&up.rbuf)];
-    let total = conn.wbuf.len() + up.rbuf.len();
-    match tokio::time::timeout(write_ms, conn.stream.write_all(&mut bufs)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
-        Err(_) => return Err(ErrorKind::WriteTimeout.into()),
-    }
+    crate::proxy::respond::send_head(s, ex, &up.rbuf).await?;
     ex.status = 101;
-    ex.bytes_sent += total as u64;
-    conn.wbuf.clear();
     up.rbuf.clear();
+    let conn = &mut *s.conn;
 
     // What the client sent after its request head is the tunnel's first bytes.
     let client_buf = &mut conn.reader.buf;
