@@ -144,3 +144,20 @@ fn health_checks_speak_tls_to_https_upstreams() {
         "and fails once the server is gone"
     );
 }
+
+/// An upstream that accepts the connection and never answers the TLS hello
+/// is cut at `connectMs` (which covers the handshake): 504, not a hang.
+#[test]
+fn a_silent_tls_upstream_is_cut_at_connect_ms() {
+    let stall = gateway_tests::Upstream::start("stall", gateway_tests::Behavior::Stall);
+    let yaml = config(
+        &format!("https://127.0.0.1:{}", stall.addr.port()),
+        "    tls: { insecureSkipVerify: true }\ndefaults:\n  timeouts: { connectMs: 300 }\n",
+    );
+    let gw = start(scratch_dir("uptls"), &yaml);
+    let began = std::time::Instant::now();
+    let r = Client::connect(gw.addr).unwrap().get("h", "/").unwrap();
+    assert_eq!(r.status, 504);
+    assert_eq!(r.header("x-gateway-error"), Some("connect_timeout"));
+    assert!(began.elapsed() < Duration::from_secs(3), "{:?}", began.elapsed());
+}
