@@ -125,6 +125,9 @@ async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) 
         };
         let Some((next_ticket, policy)) = retry else {
             return match sent {
+                // Only ever a WebSocket upgrade the request asked for (`http1`
+                // refuses any other 101).
+                Ok(sent) if sent.head.status.as_u16() == 101 => tunnel::relay(s, ex, sent).await,
                 Ok(sent) => respond::stream(s, ex, sent, target).await,
                 Err(f) => Err(f),
             };

@@ -29,11 +29,6 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
     } = sent;
     ex.upstream_status = Some(head.status.as_u16());
     ex.upstream_duration = Some(waited);
-    if head.status.as_u16() == 101 {
-        // Only ever a WebSocket upgrade the request asked for (`http1` refuses
-        // any other 101).
-        return crate::proxy::tunnel::relay(s, ex, up).await;
-    }
     if !head.keep_alive {
         s.ka.disable();
     }

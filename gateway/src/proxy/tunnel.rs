@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::error::kind::Failure;
 use crate::observe::exchange::Exchange;
+use crate::proxy::forward::Sent;
 use crate::session::Session;
 use crate::upstream::UpstreamConn;
 
@@ -42,7 +43,10 @@ enum Event {
 /// Sends the `101` head (encoded in `wbuf`) and what the upstream sent after
 /// it, then relays until the tunnel ends. The client connection closes with
 /// the tunnel.
-pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, mut up: UpstreamConn) -> Result<(), Failure> {
+pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent) -> Result<(), Failure> {
+    let Sent { mut up, waited, .. } = sent;
+    ex.upstream_status = Some(101);
+    ex.upstream_duration = Some(waited);
     s.ka.disable();
     let worker = s.conn.worker.clone();
     let _active = Active::enter(&worker.shared.registry.global.tunnels_active);
