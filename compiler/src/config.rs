@@ -30,6 +30,14 @@ pub struct Config {
     pub access_log: AccessLogCfg,
     pub policies: Vec<PolicyCfg>,
     pub tls: Option<TlsCfg>,
+    pub http2: Http2Cfg,
+}
+
+/// The top-level `http2` block (SPEC §14).
+#[derive(Debug, Default)]
+pub struct Http2Cfg {
+    pub max_concurrent_streams: Option<u64>,
+    pub cleartext: Option<bool>,
 }
 
 /// The top-level `tls` listener (SPEC §14).
@@ -50,7 +58,7 @@ pub struct CertCfg {
 }
 
 /// ALPN protocols this build serves on the TLS listener.
-pub const ALPN_SERVED: &[&str] = &["http/1.1"];
+pub const ALPN_SERVED: &[&str] = &["h2", "http/1.1"];
 
 #[derive(Debug, Default)]
 pub struct LimitsCfg {
@@ -468,7 +476,7 @@ impl Reader<'_> {
                 }
                 "accessLog" => cfg.access_log = self.access_log(value, k),
                 "tls" => cfg.tls = self.tls(value, k),
-                "http2" => self.http2(value, k),
+                "http2" => cfg.http2 = self.http2(value, k),
                 "policies" => {
                     if let Some(seq) = self.sequence(value, k) {
                         cfg.policies = seq

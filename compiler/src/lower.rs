@@ -386,6 +386,7 @@ pub fn lower(
             fields: cfg.access_log.fields.clone().unwrap_or(log.fields),
         },
         tls: tls.flatten(),
+        http2: crate::tls_check::lower_http2(&cfg.http2),
         routes,
         clusters,
         policies: plan_policies,

@@ -9,7 +9,7 @@ use plan::{CertificateFiles, TlsListener};
 
 use marked_yaml::Node;
 
-use crate::config::{ALPN_SERVED, CertCfg, ClusterCfg, Config, TlsCfg, UpstreamTlsCfg};
+use crate::config::{ALPN_SERVED, CertCfg, ClusterCfg, Config, Http2Cfg, TlsCfg, UpstreamTlsCfg};
 use crate::diag::Diagnostics;
 use crate::keys;
 use crate::tls::{CertError, CertFile, EXPIRY_WARNING, date, load, load_ca};
@@ -106,23 +106,33 @@ impl Reader<'_> {
         Some(tls)
     }
 
-    /// `http2`: read and checked so a config written for an HTTP/2 gateway
-    /// compiles; this build serves HTTP/1.1, and a warning says so.
-    pub(crate) fn http2(&mut self, value: &Node, k: &str) {
+    /// `http2`: the client side's HTTP/2 settings (ALPN `h2` on the TLS
+    /// listener; h2c prior knowledge on `listen` when `cleartext`).
+    pub(crate) fn http2(&mut self, value: &Node, k: &str) -> Http2Cfg {
+        let mut cfg = Http2Cfg::default();
         let Some(h2) = self.mapping(value, k, keys::HTTP2) else {
-            return;
+            return cfg;
         };
         if let Some(v) = h2.get_node("maxConcurrentStreams") {
-            self.integer(v, "http2.maxConcurrentStreams", 1, 10_000, "");
+            cfg.max_concurrent_streams = self
+                .integer(v, "http2.maxConcurrentStreams", 1, 10_000, "")
+                .map(|n| n.value);
         }
         if let Some(v) = h2.get_node("cleartext") {
-            self.boolean(v, "http2.cleartext");
+            cfg.cleartext = self.boolean(v, "http2.cleartext");
         }
-        self.diags.warning(
-            loc(value),
-            k,
-            "HTTP/2 is not served by this build of the gateway: clients are served HTTP/1.1 (ALPN settles on http/1.1; h2c prior knowledge is refused)",
-        );
+        cfg
+    }
+}
+
+/// Default `http2.maxConcurrentStreams`.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// The plan's `http2` settings: the defaults where the config is silent.
+pub fn lower_http2(cfg: &Http2Cfg) -> plan::Http2 {
+    plan::Http2 {
+        max_concurrent_streams: cfg.max_concurrent_streams.map_or(MAX_CONCURRENT_STREAMS, |n| n as u32),
+        cleartext: cfg.cleartext.unwrap_or(false),
     }
 }
 

@@ -166,9 +166,4 @@ impl ClientReader {
             }
         }
     }
-
-    /// Reads whatever the socket holds now into the buffer, without waiting.
-    pub fn read_now(&mut self) -> std::io::Result<usize> {
-        self.stream.try_read_buf(&mut self.buf)
-    }
 }

@@ -10,17 +10,17 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::HeaderValue;
-use http1::{Fields, Parsed, Partial, RequestHead};
+use http1::{Parsed, Partial, RequestHead};
 use tokio::time::Instant;
 
-use crate::body::ClientReader;
+use crate::client::Client;
+use crate::client::h1::H1;
 use crate::error::{ErrorKind, Failure, Reply, write_error};
 use crate::generation::Generation;
 use crate::observe::accesslog::{LineContext, format_line};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
 use crate::stream::Stream;
-use crate::timer::Deadline;
 use crate::worker::{Worker, client_ip};
 
 /// How reading a head ended.
@@ -29,6 +29,9 @@ enum HeadRead {
     /// Clean end: EOF or idle timeout between requests, or draining.
     Closed,
     Refused(Failure, Partial, Instant),
+    /// The connection opened with the HTTP/2 preface (h2c prior knowledge,
+    /// `http2.cleartext`).
+    Http2,
 }
 
 /// The exchange in progress, kept outside the connection's future so that
@@ -41,29 +44,27 @@ struct InFlight {
 /// Serves `stream` until the client or the gateway ends the connection.
 pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
+    if stream.tls().is_some_and(|t| t.h2) {
+        return crate::h2conn::serve(stream, BytesMut::new(), peer, worker).await;
+    }
     let ip = client_ip(&peer);
-    let mut conn = Conn {
-        reader: ClientReader::new(stream.clone()),
-        stream,
-        // Grown by the first exchange (and kept): a connection that never
-        // sends a request (an idle TLS session, say) holds none.
-        reqbuf: BytesMut::new(),
-        scratch: String::new(),
-        spare_fields: Fields::default(),
-        wbuf: BytesMut::new(),
-        peer,
-        client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
-        worker: worker.clone(),
-        upstream_timer: Deadline::new(),
-    };
+    let ip = HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown"));
+    let mut conn = Conn::new(H1::new(stream), peer, ip, worker.clone());
     let mut in_flight: Option<InFlight> = None;
-    let cut = until_cut(&worker, serve_requests(&mut conn, &mut in_flight)).await;
+    let mut http2 = false;
+    let cut = until_cut(&worker, serve_requests(&mut conn, &mut in_flight, &mut http2)).await;
+    if http2 && !cut {
+        let read = std::mem::take(&mut conn.client.reader.buf);
+        let stream = conn.client.stream.clone();
+        drop(conn);
+        return crate::h2conn::serve(stream, read, peer, worker).await;
+    }
     if cut && let Some(InFlight { mut ex, generation }) = in_flight.take() {
         cut_exchange(&mut conn, &mut ex).await;
         worker.shared.registry.global.in_flight.fetch_sub(1, Ordering::Relaxed);
         finish(&conn, &generation, &mut ex, std::time::Instant::now());
     }
-    if let Some(tls) = conn.stream.tls() {
+    if let Some(tls) = conn.client.tls() {
         tls.close_notify();
     }
 }
@@ -72,7 +73,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
 /// worker's connections (`true`). The cut signal is registered once, on the
 /// first poll; later wakeups only read the worker's flag, so a connection's
 /// many polls cost no lock each.
-async fn until_cut(worker: &Worker, serving: impl std::future::Future<Output = ()>) -> bool {
+pub(crate) async fn until_cut(worker: &Worker, serving: impl std::future::Future<Output = ()>) -> bool {
     let mut serving = std::pin::pin!(serving);
     let mut cut = std::pin::pin!(worker.cut_signal());
     let mut registered = false;
@@ -94,7 +95,7 @@ async fn until_cut(worker: &Worker, serving: impl std::future::Future<Output = (
     .await
 }
 
-async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
+async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, http2: &mut bool) {
     let mut first = true;
     let mut last_end: Option<Instant> = None;
     loop {
@@ -105,6 +106,10 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
         let generation = conn.worker.shared.current.load_full();
         match read {
             HeadRead::Closed => return,
+            HeadRead::Http2 => {
+                *http2 = true;
+                return;
+            }
             HeadRead::Refused(failure, partial, started) => {
                 let mut ex = Exchange::new(started.into_std(), conn.worker.wall_at(started.into_std()));
                 ex.record_partial(partial);
@@ -124,7 +129,7 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
                 // Emptied now, so that no field keeps the read buffer's
                 // storage shared while the next head is read.
                 head.headers.clear();
-                conn.spare_fields = std::mem::take(&mut head.headers);
+                conn.client.spare_fields = std::mem::take(&mut head.headers);
                 if let Some(InFlight { mut ex, generation }) = in_flight.take() {
                     conn.worker
                         .shared
@@ -147,7 +152,7 @@ async fn serve_requests(conn: &mut Conn, in_flight: &mut Option<InFlight>) {
 /// The drain deadline cut this exchange: a `503 shutdown` if nothing was
 /// sent yet (without waiting on a client that does not read), else the
 /// status sent, with error `shutdown`.
-async fn cut_exchange(conn: &mut Conn, ex: &mut Exchange) {
+pub(crate) async fn cut_exchange<C: Client>(conn: &mut Conn<C>, ex: &mut Exchange) {
     let failure = Failure::from(ErrorKind::Shutdown);
     if ex.status == 0 {
         write_error(conn, ex, failure, &Reply::closing(Duration::from_millis(100))).await;
@@ -159,7 +164,7 @@ async fn cut_exchange(conn: &mut Conn, ex: &mut Exchange) {
 /// counters, duration histogram and the access-log line.
 /// Ends the exchange at `now`, which the caller read (and keeps, for the
 /// next idle deadline).
-fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange, now: std::time::Instant) {
+pub(crate) fn finish<C: Client>(conn: &Conn<C>, generation: &Generation, ex: &mut Exchange, now: std::time::Instant) {
     let duration = now.saturating_duration_since(ex.started);
     let registry = &conn.worker.shared.registry;
     if ex.status == 0 {
@@ -196,8 +201,8 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange, now: std::tim
         upstream_url: ex.upstream.map(|id| generation.targets.get(id).url.as_str()),
         plan: &generation.short_digest,
         duration,
-        tls: conn.stream.tls().map(|t| t.version),
-        sni: conn.stream.tls().and_then(|t| t.sni.as_deref()),
+        tls: conn.client.tls().map(|t| t.version),
+        sni: conn.client.tls().and_then(|t| t.sni.as_deref()),
     };
     format_line(
         log.buffer(generation.log_destination, &registry.global),
@@ -211,31 +216,41 @@ fn finish(conn: &Conn, generation: &Generation, ex: &mut Exchange, now: std::tim
 /// Reads the next request head under the idle and read deadlines. While it
 /// waits for a first byte the connection is in its worker's idle set, so a
 /// drain can close it at once.
-async fn read_head(conn: &mut Conn, first: bool, last_end: Option<Instant>) -> HeadRead {
-    let (limits, read_ms, idle_ms) = {
+async fn read_head(conn: &mut Conn<H1>, first: bool, last_end: Option<Instant>) -> HeadRead {
+    let (limits, read_ms, idle_ms, h2c) = {
         let generation = conn.worker.shared.current.load();
+        let plan = generation.router.plan();
         (
-            generation.router.plan().limits,
+            plan.limits,
             generation.defaults.read,
             generation.defaults.idle,
+            first && plan.http2.cleartext,
         )
     };
-    let reader = &mut conn.reader;
+    let reader = &mut conn.client.reader;
     let mut started = (!reader.buf.is_empty()).then(Instant::now);
     let idle_for = if first { read_ms } else { idle_ms };
     loop {
         if let Some(t) = started {
-            match http1::parse_into(
-                &mut reader.buf,
-                limits.max_header_bytes as usize,
-                limits.max_headers as usize,
-                std::mem::take(&mut conn.spare_fields),
-            ) {
-                Parsed::Complete(h) => return HeadRead::Head(h, t),
-                Parsed::Refused(e, p) => {
-                    return HeadRead::Refused(Failure::from(e), p, t);
+            if h2c
+                && crate::h2conn::PREFACE.starts_with(&reader.buf[..reader.buf.len().min(crate::h2conn::PREFACE.len())])
+            {
+                if reader.buf.len() >= crate::h2conn::PREFACE.len() {
+                    return HeadRead::Http2;
                 }
-                Parsed::Incomplete => {}
+            } else {
+                match http1::parse_into(
+                    &mut reader.buf,
+                    limits.max_header_bytes as usize,
+                    limits.max_headers as usize,
+                    std::mem::take(&mut conn.client.spare_fields),
+                ) {
+                    Parsed::Complete(h) => return HeadRead::Head(h, t),
+                    Parsed::Refused(e, p) => {
+                        return HeadRead::Refused(Failure::from(e), p, t);
+                    }
+                    Parsed::Incomplete => {}
+                }
             }
         }
         let idle = match started {

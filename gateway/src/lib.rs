@@ -18,8 +18,10 @@ pub mod server;
 
 mod admin;
 mod body;
+mod client;
 mod conn;
 mod generation;
+mod h2conn;
 mod io;
 mod proxy;
 mod reload;

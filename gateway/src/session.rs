@@ -6,34 +6,46 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::stream::Stream;
 use bytes::BytesMut;
 use http::HeaderValue;
-use http1::Fields;
 
-use crate::body::ClientReader;
+use crate::client::Client;
 use crate::generation::{Generation, RouteTimeouts};
 use crate::timer::Deadline;
 use crate::worker::Worker;
 
-/// A client connection's state between exchanges.
-pub struct Conn {
-    pub stream: Rc<Stream>,
-    /// The read side: buffer and the current request body's decoder.
-    pub reader: ClientReader,
+/// What an exchange needs of its client's connection, besides the client
+/// side itself (`C`: an HTTP/1.1 connection or an HTTP/2 stream).
+pub struct Conn<C> {
+    pub client: C,
     /// Reused buffer for encoding response heads.
     pub wbuf: BytesMut,
     /// Reused buffer for encoding the forwarded request head.
     pub reqbuf: BytesMut,
     /// Reused buffer for a rewritten path or a redirect's `Location`.
     pub scratch: String,
-    /// The last request's header fields, emptied and reused by the next head.
-    pub spare_fields: Fields,
     pub peer: SocketAddr,
     pub client_ip: HeaderValue,
     pub worker: Rc<Worker>,
-    /// The upstream side's timer (the client side's is the reader's).
+    /// The upstream side's timer (the client side's is the client's own).
     pub upstream_timer: Deadline,
+}
+
+impl<C> Conn<C> {
+    pub fn new(client: C, peer: SocketAddr, client_ip: HeaderValue, worker: Rc<Worker>) -> Self {
+        Self {
+            client,
+            // Grown by the first exchange (and kept): a connection that never
+            // sends a request (an idle TLS session, say) holds none.
+            wbuf: BytesMut::new(),
+            reqbuf: BytesMut::new(),
+            scratch: String::new(),
+            peer,
+            client_ip,
+            worker,
+            upstream_timer: Deadline::new(),
+        }
+    }
 }
 
 /// Whether the client connection can carry another request: starts as the
@@ -57,8 +69,8 @@ impl KeepAlive {
 
 /// The client side of one exchange: the connection, the plan generation that
 /// routes it, and what the exchange has decided about the connection so far.
-pub struct Session<'a> {
-    pub conn: &'a mut Conn,
+pub struct Session<'a, C> {
+    pub conn: &'a mut Conn<C>,
     pub generation: &'a Generation,
     pub ka: KeepAlive,
     /// The route's timeouts (the defaults until a route is known).
@@ -69,12 +81,12 @@ pub struct Session<'a> {
     pub response_filter: &'a http1::Filter,
 }
 
-impl Session<'_> {
+impl<C: Client> Session<'_, C> {
     /// Whether the response now being written may leave the connection open:
     /// the exchange allows it, the whole request body was read, and the
     /// gateway is not stopping (while it is, every response says `close`).
     pub fn may_keep_alive(&self) -> bool {
-        self.ka.get() && self.conn.reader.is_done() && !self.conn.worker.stopping()
+        self.ka.get() && self.conn.client.body_done() && !self.conn.worker.stopping()
     }
 
     pub fn write_timeout(&self) -> Duration {

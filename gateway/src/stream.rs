@@ -67,6 +67,29 @@ impl Stream {
         }
     }
 
+    /// One write of what the socket (or the TLS session) takes now, for
+    /// HTTP/2's codec, which writes through `AsyncWrite`.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            Stream::Plain(s) => loop {
+                match s.try_write(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::task::ready!(s.poll_write_ready(cx))?,
+                    other => return Poll::Ready(other),
+                }
+            },
+            Stream::Tls(s) => s.poll_write(cx, buf),
+        }
+    }
+
+    /// Sends whatever [`Stream::poll_write`] left buffered (a TLS session's
+    /// records).
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Plain(_) => Poll::Ready(Ok(())),
+            Stream::Tls(s) => s.poll_flush(cx),
+        }
+    }
+
     /// Resolves when the peer closed its side while an exchange waits for
     /// the upstream (see [`closed_by_peer`]).
     pub async fn closed_by_peer(&self, buf: &mut BytesMut) {

@@ -179,6 +179,8 @@ pub struct TlsStream {
     pub version: &'static str,
     /// The server name the client sent, lowercase.
     pub sni: Option<Box<str>>,
+    /// ALPN settled on `h2`: the connection speaks HTTP/2.
+    pub h2: bool,
     /// The names of the certificate this connection was served.
     names: Arc<[String]>,
 }
@@ -223,11 +225,13 @@ impl TlsStream {
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
             _ => "TLSv1.3",
         };
+        let h2 = session.alpn_protocol() == Some(b"h2");
         Self {
             tcp,
             session: RefCell::new(session),
             version,
             sni,
+            h2,
             names,
         }
     }
@@ -346,6 +350,35 @@ impl TlsStream {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.tcp.writable().await?,
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Encrypts what the session's buffer takes of `buf`, after sending what
+    /// it already held: at most one buffer of records waits at a time.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_flush(cx))?;
+        match self.session.borrow_mut().writer().write(buf) {
+            Ok(0) if !buf.is_empty() => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            other => Poll::Ready(other),
+        }
+    }
+
+    /// Writes the records the session holds for the peer.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let wrote = {
+                let mut session = self.session.borrow_mut();
+                if !session.wants_write() {
+                    return Poll::Ready(Ok(()));
+                }
+                session.write_tls(&mut Sock(&self.tcp))
+            };
+            match wrote {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::task::ready!(self.tcp.poll_write_ready(cx))?,
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }

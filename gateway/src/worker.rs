@@ -64,6 +64,8 @@ pub struct Worker {
     /// The drain deadline passed: connections still open are cut.
     cut: Cell<bool>,
     cut_events: Notify,
+    /// Woken when draining starts: HTTP/2 connections say GOAWAY.
+    drain_events: Notify,
     /// Connections waiting for their next request: a drain closes them.
     idle: RefCell<IdleSet>,
     /// A wall-clock reading and the monotonic instant it was taken at,
@@ -107,6 +109,7 @@ impl Worker {
             events: Notify::new(),
             cut: Cell::new(false),
             cut_events: Notify::new(),
+            drain_events: Notify::new(),
             idle: RefCell::default(),
             wall: Cell::new((std::time::SystemTime::now(), std::time::Instant::now())),
         }
@@ -145,6 +148,7 @@ impl Worker {
     /// Closes the read side of every idle connection: each one's pending read
     /// ends at once, and the connection with it (draining).
     pub fn close_idle(&self) {
+        self.drain_events.notify_waiters();
         for stream in self.idle.borrow().slots.iter().flatten() {
             let _ = socket2::SockRef::from(stream.tcp()).shutdown(std::net::Shutdown::Read);
         }
@@ -188,6 +192,12 @@ impl Worker {
     pub fn cut_all(&self) {
         self.cut.set(true);
         self.cut_events.notify_waiters();
+    }
+
+    /// Resolves when draining starts after this was created (check
+    /// [`Worker::draining`] after creating it).
+    pub fn drain_signal(&self) -> tokio::sync::futures::Notified<'_> {
+        self.drain_events.notified()
     }
 
     /// Whether the drain deadline cut this worker's connections.

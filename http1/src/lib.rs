@@ -11,6 +11,7 @@
 //! - [`encode`]: the forwarded request head and body framing on the write side.
 //! - [`response`]: upstream response heads, re-encoded for the client.
 //! - [`synth`]: responses the gateway writes itself.
+//! - [`bridge`]: requests and responses crossing to another framing (HTTP/2).
 //!
 //! Framing is the gateway's own (SPEC §6): every forwarded message carries a
 //! `Content-Length` or `Transfer-Encoding` written here from the length that
@@ -18,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 #[cfg(feature = "check")]
 pub mod check;
 pub mod decoder;
@@ -30,6 +32,7 @@ pub mod response;
 pub mod synth;
 pub mod target;
 
+pub use bridge::{Bridged, parse_bridged, response_fields};
 pub use decoder::{DecodeError, Decoder};
 pub use encode::{ChunkSize, Forward, Framing, encode_request};
 pub use fields::Fields;

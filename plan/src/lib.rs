@@ -29,8 +29,8 @@ mod wrr;
 pub use artifact::{ArtifactError, Decoded, FORMAT_VERSION, decode, encode, sha256_hex};
 pub use host::{HostTrie, host_without_port, host_without_port_bytes};
 pub use model::{
-    AccessLog, CertificateFiles, Cluster, HealthCheck, HostNode, Limits, LogDestination, LogField, NONE, OnError,
-    Outlier, PathNode, Plan, Policy, PolicyLimits, PoolSettings, RegexDfa, RegexSet, Retry, Table, Timeouts,
+    AccessLog, CertificateFiles, Cluster, HealthCheck, HostNode, Http2, Limits, LogDestination, LogField, NONE,
+    OnError, Outlier, PathNode, Plan, Policy, PolicyLimits, PoolSettings, RegexDfa, RegexSet, Retry, Table, Timeouts,
     TlsListener, TlsVersion, Upstream, UpstreamTls,
 };
 pub use normalize::{Dot, PathError, is_dot_segment, match_segment, normalize_path};

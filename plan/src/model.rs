@@ -29,6 +29,9 @@ pub struct Plan {
     pub access_log: AccessLog,
     /// The TLS listener, when the config has one (SPEC §14).
     pub tls: Option<TlsListener>,
+    /// HTTP/2 on the client side (SPEC §14).
+    #[serde(default)]
+    pub http2: Http2,
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
     pub policies: Vec<Policy>,
@@ -105,6 +108,26 @@ pub struct TlsListener {
     pub alpn: Vec<String>,
     /// TCP accept → handshake done; a slower handshake is cut.
     pub handshake_ms: u64,
+}
+
+/// HTTP/2 on the client side: offered by ALPN on the TLS listener (when
+/// `tls.alpn` lists `h2`), and as h2c prior knowledge on `listen` when
+/// `cleartext`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http2 {
+    /// Streams one connection may have open at once (SETTINGS).
+    pub max_concurrent_streams: u32,
+    pub cleartext: bool,
+}
+
+impl Default for Http2 {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 128,
+            cleartext: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

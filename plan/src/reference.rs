@@ -111,6 +111,7 @@ pub fn plan(specs: &[Spec]) -> Plan {
         defaults: Timeouts::default(),
         access_log: AccessLog::default(),
         tls: None,
+        http2: Default::default(),
         routes,
         clusters: vec![Cluster {
             name: "c".into(),

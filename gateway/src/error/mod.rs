@@ -9,10 +9,12 @@ use http::StatusCode;
 use http1::HeadError;
 use plan::PathError;
 
-use std::io::IoSlice;
 use std::time::Duration;
 
+use http1::Framing;
+
 use crate::body::BodyError;
+use crate::client::Client;
 use crate::observe::exchange::Exchange;
 use crate::session::{Conn, Session};
 
@@ -227,7 +229,7 @@ pub fn extra_headers(kind: ErrorKind) -> &'static [(&'static str, &'static [u8])
 /// answers the client if nothing was sent yet, and decides whether the
 /// connection survives (it does not after a framing error, a timeout, or a
 /// response that was cut).
-pub async fn fail(s: &mut Session<'_>, ex: &mut Exchange, failure: Failure) {
+pub async fn fail<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, failure: Failure) {
     ex.record_failure(failure);
     let kind = failure.kind;
     if kind.is_upstream()
@@ -283,7 +285,7 @@ impl Reply<'_> {
 
 /// Writes the error response for `failure` and records its status. A client
 /// that is gone or not reading leaves the exchange with its original kind.
-pub async fn write_error(conn: &mut Conn, ex: &mut Exchange, failure: Failure, reply: &Reply<'_>) {
+pub async fn write_error<C: Client>(conn: &mut Conn<C>, ex: &mut Exchange, failure: Failure, reply: &Reply<'_>) {
     let kind = failure.kind;
     let body = failure.body();
     conn.wbuf.clear();
@@ -300,14 +302,12 @@ pub async fn write_error(conn: &mut Conn, ex: &mut Exchange, failure: Failure, r
         },
     );
     ex.status = kind.status().as_u16();
-    let mut bufs = [IoSlice::new(&conn.wbuf)];
     let written = conn
-        .reader
-        .timer
-        .within_for(reply.write_timeout, conn.stream.write_all(&mut bufs))
+        .client
+        .write(&conn.wbuf, Framing::Length, &[], true, reply.write_timeout)
         .await;
-    if let Ok(Ok(())) = written {
-        ex.bytes_sent += conn.wbuf.len() as u64;
+    if let Ok(n) = written {
+        ex.bytes_sent += n;
     }
     conn.wbuf.clear();
 }

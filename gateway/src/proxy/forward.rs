@@ -10,7 +10,8 @@ use http1::{Answering, BodyKind, ChunkSize, Forward, Framing, ParsedResponse, Re
 
 use tokio::time::Instant;
 
-use crate::body::{BodyError, ClientReader};
+use crate::body::BodyError;
+use crate::client::Client;
 use plan::{PathMatch, PathReplace, replace_prefix};
 
 use crate::error::kind::{ErrorKind, Failure};
@@ -24,34 +25,27 @@ use crate::upstream::{Target, UpstreamConn, connect};
 /// Check-body phase: a declared length over `maxRequestBodyBytes` is refused
 /// (413), `100-continue` is answered, and a chunked body's first chunk line is
 /// validated, all before any upstream sees the request.
-pub async fn check_body(s: &mut Session<'_>, head: &RequestHead) -> Result<(), Failure> {
+pub async fn check_body<C: Client>(s: &mut Session<'_, C>, head: &RequestHead) -> Result<(), Failure> {
     let limits = s.generation.router.plan().limits;
     if let (BodyKind::Length(n), Some(max)) = (head.body, limits.max_request_body_bytes)
         && n > max
     {
         return Err(ErrorKind::BodyTooLarge.into());
     }
-    if head.expect_continue && head.body.has_body() {
-        let mut bufs = [IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")];
-        let write_timeout = s.write_timeout();
-        let written = s.conn.stream.write_all(&mut bufs);
-        match s.conn.reader.timer.within_for(write_timeout, written).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
-            Err(_) => return Err(ErrorKind::WriteTimeout.into()),
-        }
-    }
-    if head.body == BodyKind::Chunked {
-        s.conn.reader.fill().await?;
-        s.conn.reader.check_buffered()?;
-    }
-    Ok(())
+    let write_timeout = s.write_timeout();
+    s.conn.client.check_body(head, write_timeout).await
 }
 
 /// Encodes the forwarded request head into the connection's `reqbuf`: the
 /// upstream's base path, the normalized (or rewritten) path and the query,
 /// with the route's request filter and `rewrite.host` applied.
-pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, routed: &Routed<'_>, generation: &Generation) {
+pub fn encode_head<C: Client>(
+    conn: &mut Conn<C>,
+    head: &RequestHead,
+    target: &Target,
+    routed: &Routed<'_>,
+    generation: &Generation,
+) {
     let route = &generation.router.plan().routes[routed.route as usize];
     let path: &str = match &route.rewrite.path {
         None => &routed.path,
@@ -83,7 +77,7 @@ pub fn encode_head(conn: &mut Conn, head: &RequestHead, target: &Target, routed:
             host,
             forwarded_host: &head.host,
             client_ip: conn.client_ip.as_bytes(),
-            proto: conn.stream.scheme().as_bytes(),
+            proto: conn.client.scheme().as_bytes(),
             body: head.body,
             filter: &generation.route_filters[routed.route as usize].request,
             websocket: head.websocket,
@@ -128,7 +122,7 @@ enum WaitError {
 /// writing fails before any byte of the request left, or, for an idempotent
 /// request without a body, when it closes without a byte of answer. While
 /// waiting for the head, a client that goes away abandons the exchange (499).
-pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> Result<Sent, Failure> {
+pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &RequestHead) -> Result<Sent, Failure> {
     let connect_ms = s.timeouts.connect;
     let upstream_ms = s.timeouts.upstream;
     let mut attempt = 0;
@@ -159,7 +153,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
             // body; its response then wins and the rest is not sent.
             tokio::select! {
                 biased;
-                pumped = pump_body(stream, &s.conn.reqbuf, &mut s.conn.reader, &mut s.conn.upstream_timer, framing, upstream_ms) => match pumped {
+                pumped = pump_body(stream, &s.conn.reqbuf, &mut s.conn.client, &mut s.conn.upstream_timer, framing, upstream_ms) => match pumped {
                     Ok(()) => {}
                     Err(PumpError::Client(e)) => return Err(e.into()),
                     Err(PumpError::UpstreamTimeout) => return Err(ErrorKind::UpstreamTimeout.into()),
@@ -176,7 +170,7 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
         let retry_unanswered = may_retry && !head.body.has_body() && head.method.is_idempotent();
         let answering = Answering {
             method: &head.method,
-            client_version: head.version,
+            client_version: s.conn.client.response_version(head.version),
             keep_alive: request_complete && s.may_keep_alive(),
             filter: s.response_filter,
             websocket: head.websocket,
@@ -200,8 +194,8 @@ pub async fn send(s: &mut Session<'_>, target: &Target, head: &RequestHead) -> R
 /// Reads the response head within `upstream_ms`, skipping 1xx heads, and
 /// encodes the client's head into `conn.wbuf`. A client that closes its
 /// connection meanwhile ends the wait (`client_closed`).
-async fn wait_head(
-    conn: &mut Conn,
+async fn wait_head<C: Client>(
+    conn: &mut Conn<C>,
     up: &mut UpstreamConn,
     answering: &Answering<'_>,
     deadline: Instant,
@@ -209,7 +203,7 @@ async fn wait_head(
 ) -> Result<ResponseHead, WaitError> {
     // Only a client whose request is complete can be watched: anything it
     // sends now belongs to its next request.
-    let watch_client = conn.reader.is_done();
+    let watch_client = conn.client.body_done();
     loop {
         conn.wbuf.clear();
         match http1::parse_response(&up.rbuf, answering, &mut conn.wbuf) {
@@ -224,7 +218,6 @@ async fn wait_head(
             ParsedResponse::Invalid => return Err(WaitError::Failed(ErrorKind::BadResponse.into())),
             ParsedResponse::Incomplete => {}
         }
-        let ClientReader { stream, buf, .. } = &mut conn.reader;
         let read = up.stream.read_buf(&mut up.rbuf);
         let at = || deadline;
         tokio::select! {
@@ -235,7 +228,7 @@ async fn wait_head(
                 Ok(_) => return Err(WaitError::Failed(ErrorKind::UpstreamReset.into())),
                 Err(_) => return Err(WaitError::Failed(ErrorKind::UpstreamTimeout.into())),
             },
-            () = stream.closed_by_peer(buf), if watch_client => {
+            () = conn.client.closed(), if watch_client => {
                 return Err(WaitError::Failed(ErrorKind::ClientClosed.into()));
             }
         }
@@ -247,10 +240,10 @@ async fn wait_head(
 /// gap in the client's body (checked by the reader), `upstreamMs` each write
 /// the upstream does not take. Body data is consumed only once written, so a
 /// write that sends nothing leaves the body whole for a retry.
-async fn pump_body(
+async fn pump_body<C: Client>(
     stream: &Stream,
     head: &[u8],
-    reader: &mut ClientReader,
+    reader: &mut C,
     timer: &mut Deadline,
     framing: Framing,
     upstream_ms: Duration,
@@ -267,7 +260,7 @@ async fn pump_body(
         // The body ends with this write when the reader is done after `n`.
         let end = reader.ends_after(n);
         let size = ChunkSize::new(n);
-        let mut bufs = framing.frame(head, &size, &reader.buf[..n], end);
+        let mut bufs = framing.frame(head, &size, &reader.body()[..n], end);
         match timer.within_for(upstream_ms, stream.write_all(&mut bufs)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {

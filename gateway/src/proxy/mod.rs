@@ -21,6 +21,7 @@ pub mod tunnel;
 use http::Method;
 use http1::RequestHead;
 
+use crate::client::Client;
 use crate::error::ErrorKind;
 use crate::error::{self, Failure};
 use crate::generation::Generation;
@@ -31,11 +32,16 @@ use crate::upstream::budget::Reason;
 
 /// Runs one exchange whose head has been read; returns whether the client
 /// connection can carry another request.
-pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut RequestHead, ex: &mut Exchange) -> bool {
+pub async fn exchange<C: Client>(
+    conn: &mut Conn<C>,
+    generation: &Generation,
+    head: &mut RequestHead,
+    ex: &mut Exchange,
+) -> bool {
     ex.record_head(head, &generation.log_fields);
     let plan = generation.router.plan();
-    conn.reader
-        .start(head.body, plan.limits.max_request_body_bytes, generation.defaults.read);
+    conn.client
+        .start_body(head.body, plan.limits.max_request_body_bytes, generation.defaults.read);
     let mut s = Session {
         conn,
         generation,
@@ -47,12 +53,12 @@ pub async fn exchange(conn: &mut Conn, generation: &Generation, head: &mut Reque
     if let Err(failure) = phases(&mut s, head, ex).await {
         error::fail(&mut s, ex, failure).await;
     }
-    s.ka.get() && s.conn.reader.is_done() && !s.conn.worker.stopping()
+    s.may_keep_alive()
 }
 
-async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) -> Result<(), Failure> {
+async fn phases<C: Client>(s: &mut Session<'_, C>, head: &mut RequestHead, ex: &mut Exchange) -> Result<(), Failure> {
     let generation = s.generation;
-    if let Some(tls) = s.conn.stream.tls()
+    if let Some(tls) = s.conn.client.tls()
         && !tls.serves(&head.host)
     {
         return Err(ErrorKind::MisdirectedRequest.into());
@@ -60,7 +66,7 @@ async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) 
     let routed = route::route(generation, &head.target, head)?;
     ex.route = Some(routed.route);
     s.timeouts = &generation.route_timeouts[routed.route as usize];
-    s.conn.reader.read_timeout = s.timeouts.read;
+    s.conn.client.set_read_timeout(s.timeouts.read);
     let filters = &generation.route_filters[routed.route as usize];
     s.response_filter = &filters.response;
 
@@ -70,7 +76,15 @@ async fn phases(s: &mut Session<'_>, head: &mut RequestHead, ex: &mut Exchange) 
         host: &head.host,
         path: &routed.path,
     };
-    let cluster = match policy::run(s.conn, generation, routed.route, &request, &mut head.headers, ex)? {
+    let cluster = match policy::run(
+        &s.conn.worker,
+        &s.conn.client_ip,
+        generation,
+        routed.route,
+        &request,
+        &mut head.headers,
+        ex,
+    )? {
         policy::Outcome::Continue => match generation.router.cluster_for(routed.route) {
             Some(c) => c,
             None => return respond::redirect(s, ex, head, routed.route, &routed.path).await,

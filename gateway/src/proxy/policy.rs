@@ -10,7 +10,7 @@ use http1::{Fields, RequestTarget};
 use crate::error::kind::{ErrorKind, Failure};
 use crate::generation::Generation;
 use crate::observe::exchange::Exchange;
-use crate::session::Conn;
+use crate::worker::Worker;
 use policy_host::{Decision, Prepared};
 
 /// What a policy decided for the exchange.
@@ -36,7 +36,8 @@ pub struct Request<'a> {
 /// Runs the policies of `route`; `headers` are lent to them (a policy may
 /// change them) and given back.
 pub fn run(
-    conn: &Conn,
+    worker: &Worker,
+    client_ip: &http::HeaderValue,
     generation: &Generation,
     route: u32,
     request: &Request<'_>,
@@ -53,7 +54,7 @@ pub fn run(
     let Some(policies) = &generation.policies else {
         return Ok(Outcome::Continue);
     };
-    let mut view = conn.worker.policy_view.borrow_mut();
+    let mut view = worker.policy_view.borrow_mut();
     view.method.clear();
     view.method.extend_from_slice(request.method.as_str().as_bytes());
     view.authority.clear();
@@ -69,9 +70,9 @@ pub fn run(
         (None, _) => view.query = None,
     }
     view.client_ip.clear();
-    view.client_ip.extend_from_slice(conn.client_ip.as_bytes());
+    view.client_ip.extend_from_slice(client_ip.as_bytes());
     view.headers = std::mem::take(headers);
-    let mut warm = conn.worker.warm.borrow_mut();
+    let mut warm = worker.warm.borrow_mut();
     let mut outcome = Ok(Outcome::Continue);
     for &p in &route.policies {
         match warm.call(policies, p as usize, &mut view) {

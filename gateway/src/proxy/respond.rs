@@ -2,10 +2,10 @@
 //! phase) and the body, as it arrives, to the client. Also the responses a
 //! policy prepared.
 
-use std::io::IoSlice;
-
 use bytes::Buf as _;
-use http1::ChunkSize;
+use http1::Framing;
+
+use crate::client::Client;
 
 use crate::error::kind::{ErrorKind, Failure};
 use crate::observe::exchange::Exchange;
@@ -20,7 +20,12 @@ use policy_host::Prepared;
 /// the body is already readable, so a small response leaves in one write.
 /// `upstreamMs` bounds each gap in the upstream's body, `writeMs` each write
 /// to the client. A connection whose exchange completed goes back to the pool.
-pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: &Target) -> Result<(), Failure> {
+pub async fn stream<C: Client>(
+    s: &mut Session<'_, C>,
+    ex: &mut Exchange,
+    sent: Sent,
+    target: &Target,
+) -> Result<(), Failure> {
     let Sent {
         mut up,
         head,
@@ -71,21 +76,12 @@ pub async fn stream(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent, target: 
                 None => {}
             }
         }
-        let size = ChunkSize::new(n);
         let headb: &[u8] = if head_pending { &s.conn.wbuf } else { &[] };
-        let mut bufs = head.framing.frame(headb, &size, &up.rbuf[..n], end);
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
         if head_pending {
             ex.status = head.status.as_u16();
         }
-        if total > 0 {
-            let written = s.conn.stream.write_all(&mut bufs);
-            match s.conn.reader.timer.within_for(write_ms, written).await {
-                Ok(Ok(())) => ex.bytes_sent += total as u64,
-                Ok(Err(_)) => return Err(ErrorKind::ClientClosed.into()),
-                Err(_) => return Err(ErrorKind::WriteTimeout.into()),
-            }
-        }
+        let data = &up.rbuf[..n];
+        ex.bytes_sent += s.conn.client.write(headb, head.framing, data, end, write_ms).await?;
         head_pending = false;
         up.rbuf.advance(n);
         if end {
@@ -151,8 +147,8 @@ pub fn location(
 }
 
 /// Answers a redirect route: no upstream is contacted.
-pub async fn redirect(
-    s: &mut Session<'_>,
+pub async fn redirect<C: Client>(
+    s: &mut Session<'_, C>,
     ex: &mut Exchange,
     head: &RequestHead,
     route: u32,
@@ -171,7 +167,7 @@ pub async fn redirect(
         &head.host,
         path,
         head.target.query(),
-        s.conn.stream.scheme(),
+        s.conn.client.scheme(),
     );
     let close = !s.may_keep_alive();
     if close {
@@ -195,7 +191,7 @@ pub async fn redirect(
 }
 
 /// Writes a response a policy prepared; the request is not forwarded.
-pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared) -> Result<(), Failure> {
+pub async fn prepared<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, prepared: Prepared) -> Result<(), Failure> {
     let status = crate::error::prepared_status(prepared.status);
     let close = !s.may_keep_alive();
     if close {
@@ -217,23 +213,14 @@ pub async fn prepared(s: &mut Session<'_>, ex: &mut Exchange, prepared: Prepared
 
 /// Writes the response head encoded in `wbuf`, then `body`, in one write
 /// under `writeMs`, and counts what was sent.
-pub async fn send_head(s: &mut Session<'_>, ex: &mut Exchange, body: &[u8]) -> Result<(), Failure> {
-    let mut bufs = [IoSlice::new(&s.conn.wbuf), IoSlice::new(body)];
-    let total = s.conn.wbuf.len() + body.len();
+pub async fn send_head<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, body: &[u8]) -> Result<(), Failure> {
     let write_timeout = s.write_timeout();
     let written = s
         .conn
-        .reader
-        .timer
-        .within_for(write_timeout, s.conn.stream.write_all(&mut bufs))
+        .client
+        .write(&s.conn.wbuf, Framing::Length, body, true, write_timeout)
         .await;
     s.conn.wbuf.clear();
-    match written {
-        Ok(Ok(())) => {
-            ex.bytes_sent += total as u64;
-            Ok(())
-        }
-        Ok(Err(_)) => Err(ErrorKind::ClientClosed.into()),
-        Err(_) => Err(ErrorKind::WriteTimeout.into()),
-    }
+    ex.bytes_sent += written?;
+    Ok(())
 }

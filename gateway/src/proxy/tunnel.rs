@@ -10,7 +10,8 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::error::kind::Failure;
+use crate::client::Client;
+use crate::error::kind::{ErrorKind, Failure};
 use crate::observe::exchange::Exchange;
 use crate::proxy::forward::Sent;
 use crate::session::Session;
@@ -43,7 +44,7 @@ enum Event {
 /// Sends the `101` head (encoded in `wbuf`) and what the upstream sent after
 /// it, then relays until the tunnel ends. The client connection closes with
 /// the tunnel.
-pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent) -> Result<(), Failure> {
+pub async fn relay<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, sent: Sent) -> Result<(), Failure> {
     let Sent { mut up, waited, .. } = sent;
     ex.upstream_status = Some(101);
     ex.upstream_duration = Some(waited);
@@ -54,17 +55,18 @@ pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent) -> Result
     crate::proxy::respond::send_head(s, ex, &up.rbuf).await?;
     ex.status = 101;
     up.rbuf.clear();
-    let conn = &mut *s.conn;
+    let Some((client, client_buf)) = s.conn.client.tunnel() else {
+        return Err(ErrorKind::BadResponse.into());
+    };
 
     // What the client sent after its request head is the tunnel's first bytes.
-    let client_buf = &mut conn.reader.buf;
     if !client_buf.is_empty() && !to_upstream(&up, client_buf, idle).await {
         return Ok(());
     }
     let mut client_open = true;
     loop {
         let event = tokio::select! {
-            read = conn.stream.read_buf(client_buf), if client_open => Event::Client(read),
+            read = client.read_buf(client_buf), if client_open => Event::Client(read),
             read = up.stream.read_buf(&mut up.rbuf) => Event::Upstream(read),
             () = tokio::time::sleep(idle) => Event::Idle,
         };
@@ -82,7 +84,7 @@ pub async fn relay(s: &mut Session<'_>, ex: &mut Exchange, sent: Sent) -> Result
             }
             Event::Upstream(Ok(n)) if n > 0 => {
                 let mut bufs = [IoSlice::new(&up.rbuf)];
-                match tokio::time::timeout(idle, conn.stream.write_all(&mut bufs)).await {
+                match tokio::time::timeout(idle, client.write_all(&mut bufs)).await {
                     Ok(Ok(())) => ex.bytes_sent += n as u64,
                     _ => return Ok(()),
                 }

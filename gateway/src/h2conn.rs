@@ -1,0 +1,248 @@
+//! The life of one HTTP/2 client connection (SPEC §14): the `h2` crate
+//! speaks the protocol (and enforces its defences: rapid-reset and
+//! CONTINUATION floods, header-list size, flow control); every stream is one
+//! exchange, run by the same phases as an HTTP/1.1 request
+//! ([`crate::proxy::exchange`]) on its own task, logged with `protocol`
+//! `"HTTP/2"`. The connection says GOAWAY when it has been idle for `idleMs`
+//! and when the gateway drains; the drain deadline cuts what is left, and
+//! each cut stream is still logged.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use h2::RecvStream;
+use h2::server::SendResponse;
+use http::{HeaderValue, Request, Version};
+use http1::{Bridged, Fields, Parsed};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+use crate::client::h2::H2Stream;
+use crate::conn::{cut_exchange, finish, until_cut};
+use crate::error::{Failure, Reply, write_error};
+use crate::generation::Generation;
+use crate::observe::exchange::Exchange;
+use crate::session::Conn;
+use crate::stream::Stream;
+use crate::worker::{Worker, client_ip};
+
+/// The HTTP/2 connection preface's first line, which h2c prior knowledge
+/// starts with (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A stream's receive window: what one stream may have in flight before its
+/// body is forwarded.
+const STREAM_WINDOW: u32 = 256 * 1024;
+/// The connection's receive window: what all its streams together may.
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// What one stream may queue for sending beyond what the client reads.
+const SEND_BUFFER: usize = 64 * 1024;
+/// Streams the client may reset before the gateway accepts them (rapid
+/// reset, CVE-2023-44487), and streams the gateway may reset for protocol
+/// errors, before the connection is closed with `ENHANCE_YOUR_CALM`.
+const PENDING_ACCEPT_RESETS: usize = 20;
+const LOCAL_ERROR_RESETS: usize = 256;
+/// HPACK's per-field overhead (RFC 9113 §6.5.2), allowed on top of
+/// `maxHeaderBytes` so that the gateway's own check, which answers 431 and
+/// logs it, sees heads slightly over the limit first.
+const FIELD_OVERHEAD: u32 = 32;
+
+/// What every stream of a connection shares.
+struct Shared {
+    stream: Rc<Stream>,
+    peer: SocketAddr,
+    client_ip: HeaderValue,
+    worker: Rc<Worker>,
+    /// Streams being served, and when the last one ended.
+    open: Cell<usize>,
+    last_end: Cell<Instant>,
+}
+
+/// Serves an HTTP/2 connection whose first bytes (`read`, possibly the whole
+/// preface) were already read from `stream`.
+pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker: Rc<Worker>) {
+    let generation = worker.shared.current.load_full();
+    let plan = generation.router.plan();
+    let limits = plan.limits;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(plan.http2.max_concurrent_streams)
+        .max_header_list_size(
+            limits
+                .max_header_bytes
+                .saturating_add(limits.max_headers.saturating_mul(FIELD_OVERHEAD)),
+        )
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(SEND_BUFFER)
+        .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
+    let ip = client_ip(&peer);
+    let shared = Rc::new(Shared {
+        stream: stream.clone(),
+        peer,
+        client_ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
+        worker: worker.clone(),
+        open: Cell::new(0),
+        last_end: Cell::new(Instant::now()),
+    });
+    let io = Io {
+        stream: stream.clone(),
+        read,
+    };
+    let (read_ms, idle_ms) = (generation.defaults.read, generation.defaults.idle);
+    drop(generation);
+    let serving = async {
+        let Ok(Ok(mut h2)) = tokio::time::timeout(read_ms, builder.handshake::<_, Bytes>(io)).await else {
+            return;
+        };
+        // Set when GOAWAY was said: the connection ends when its streams
+        // have, or at this deadline.
+        let mut closing: Option<Instant> = None;
+        let timer = tokio::time::sleep(idle_ms);
+        tokio::pin!(timer);
+        loop {
+            let drain = worker.drain_signal();
+            if closing.is_none() && worker.draining() {
+                h2.graceful_shutdown();
+                closing = Some(Instant::now() + Duration::from_secs(86_400));
+            }
+            tokio::select! {
+                accepted = h2.accept() => match accepted {
+                    Some(Ok((request, respond))) => {
+                        shared.open.set(shared.open.get() + 1);
+                        tokio::task::spawn_local(exchange(shared.clone(), request, respond));
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "HTTP/2 connection ended");
+                        return;
+                    }
+                    None => return,
+                },
+                () = drain, if closing.is_none() => {}
+                () = &mut timer => {
+                    let now = Instant::now();
+                    match closing {
+                        Some(deadline) if now >= deadline => return,
+                        Some(deadline) => timer.as_mut().reset(deadline),
+                        None if shared.open.get() == 0 && now >= shared.last_end.get() + idle_ms => {
+                            // Idle: GOAWAY, and the client gets `readMs` to
+                            // acknowledge it before the connection is closed.
+                            h2.graceful_shutdown();
+                            closing = Some(now + read_ms);
+                            timer.as_mut().reset(now + read_ms);
+                        }
+                        None if shared.open.get() == 0 => timer.as_mut().reset(shared.last_end.get() + idle_ms),
+                        None => timer.as_mut().reset(now + idle_ms),
+                    }
+                }
+            }
+        }
+    };
+    until_cut(&worker, serving).await;
+    if let Some(tls) = stream.tls() {
+        tls.close_notify();
+    }
+}
+
+/// One stream: its head checked as any request head is, then the phases.
+async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: SendResponse<Bytes>) {
+    let worker = shared.worker.clone();
+    let started = std::time::Instant::now();
+    // The plan current when the stream opened routes it, whatever reloads
+    // happen while it runs.
+    let generation: Arc<Generation> = worker.shared.current.load_full();
+    let limits = generation.router.plan().limits;
+    let (parts, body) = request.into_parts();
+    let target = match (&parts.method, parts.uri.path_and_query()) {
+        (&http::Method::CONNECT, _) | (_, None) => parts.uri.authority().map_or("", |a| a.as_str()),
+        (_, Some(p)) => p.as_str(),
+    };
+    let unsized_body = !body.is_end_stream() && !parts.headers.contains_key(http::header::CONTENT_LENGTH);
+    let mut rendered = BytesMut::new();
+    let parsed = http1::parse_bridged(
+        &mut rendered,
+        &Bridged {
+            method: &parts.method,
+            target: target.as_bytes(),
+            authority: parts.uri.authority().map(|a| a.as_str().as_bytes()),
+            fields: &parts.headers,
+            unsized_body,
+        },
+        limits.max_header_bytes as usize,
+        limits.max_headers as usize,
+        Fields::default(),
+    );
+    drop(parts);
+    let client = H2Stream::new(shared.stream.clone(), body, respond);
+    let mut conn = Conn::new(client, shared.peer, shared.client_ip.clone(), worker.clone());
+    let mut ex = Exchange::new(started, worker.wall_at(started));
+    let in_flight = &worker.shared.registry.global.in_flight;
+    in_flight.fetch_add(1, Ordering::Relaxed);
+    let run = async {
+        match parsed {
+            Parsed::Complete(mut head) => {
+                head.version = Version::HTTP_2;
+                crate::proxy::exchange(&mut conn, &generation, &mut head, &mut ex).await;
+            }
+            Parsed::Refused(e, partial) => {
+                ex.version = Some(Version::HTTP_2);
+                ex.record_partial(partial);
+                let failure = Failure::from(e);
+                ex.record_failure(failure);
+                write_error(&mut conn, &mut ex, failure, &Reply::closing(generation.defaults.write)).await;
+            }
+            Parsed::Incomplete => {}
+        }
+    };
+    if until_cut(&worker, run).await {
+        cut_exchange(&mut conn, &mut ex).await;
+    }
+    in_flight.fetch_sub(1, Ordering::Relaxed);
+    finish(&conn, &generation, &mut ex, std::time::Instant::now());
+    shared.open.set(shared.open.get().saturating_sub(1));
+    shared.last_end.set(Instant::now());
+}
+
+/// The connection's bytes for the `h2` codec: what was read before the
+/// protocol was known comes first.
+struct Io {
+    stream: Rc<Stream>,
+    read: BytesMut,
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_empty() && std::task::ready!(this.stream.poll_read_buf(cx, &mut this.read))? == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let n = this.read.len().min(out.remaining());
+        out.put_slice(&this.read[..n]);
+        this.read.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.stream.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.stream.poll_flush(cx))?;
+        self.stream.shutdown_write();
+        Poll::Ready(Ok(()))
+    }
+}
