@@ -57,7 +57,7 @@ pub struct CertCfg {
     pub key: Spanned<String>,
 }
 
-/// ALPN protocols this build serves on the TLS listener.
+/// ALPN protocols the TLS listener can offer, in the default order.
 pub const ALPN_SERVED: &[&str] = &["h2", "http/1.1"];
 
 #[derive(Debug, Default)]

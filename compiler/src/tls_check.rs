@@ -70,7 +70,7 @@ impl Reader<'_> {
             let ap = join(path, "alpn");
             for (i, item) in self.sequence(v, &ap).into_iter().flat_map(|s| s.iter()).enumerate() {
                 let ip = format!("{ap}[{i}]");
-                let Some(name) = self.choice(item, &ip, &["h2", "http/1.1"]) else {
+                let Some(name) = self.choice(item, &ip, ALPN_SERVED) else {
                     continue;
                 };
                 if tls.alpn.iter().any(|a| a.value == name.value) {
@@ -153,28 +153,12 @@ pub fn lower(t: &TlsCfg, cfg: &Config, diags: &mut Diagnostics, base_dir: &Path)
             );
         }
     }
-    let mut alpn: Vec<String> = Vec::new();
-    for a in &t.alpn {
-        if ALPN_SERVED.contains(&a.value.as_str()) {
-            alpn.push(a.value.clone());
-        } else {
-            diags.warning(
-                a.loc,
-                &a.path,
-                format!(
-                    "{:?} is not served by this build of the gateway and is not offered (offered: {})",
-                    a.value,
-                    ALPN_SERVED.join(", ")
-                ),
-            );
-        }
-    }
-    if alpn.is_empty() {
-        if !t.alpn.is_empty() {
-            diags.warning(t.loc, "tls.alpn", "no protocol left to offer: http/1.1 is offered");
-        }
-        alpn = ALPN_SERVED.iter().map(|s| (*s).to_owned()).collect();
-    }
+    // Offered in the order listed; none listed: the default order.
+    let alpn: Vec<String> = if t.alpn.is_empty() {
+        ALPN_SERVED.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        t.alpn.iter().map(|a| a.value.clone()).collect()
+    };
     let now = SystemTime::now();
     for c in &t.certificates {
         check_files(c, base_dir, now, diags);

@@ -54,7 +54,7 @@ fn a_valid_certificate_compiles_by_reference_only() {
     assert_eq!(tls.listen, "127.0.0.1:8443");
     assert_eq!(tls.certificates[0].cert, "site.pem");
     assert_eq!(tls.min_version, plan::TlsVersion::Tls13);
-    assert_eq!(tls.alpn, ["http/1.1"]);
+    assert_eq!(tls.alpn, ["h2", "http/1.1"]);
     assert_eq!(tls.handshake_ms, 2500);
     let artifact = String::from_utf8(plan::encode(plan, &c.source_digest)).unwrap();
     assert!(!artifact.contains("PRIVATE KEY") && !artifact.contains("BEGIN"));
@@ -113,18 +113,17 @@ fn broken_mismatched_and_expired_certificates_are_errors() {
 }
 
 #[test]
-fn expiring_soon_and_unserved_alpn_are_warnings() {
+fn expiring_soon_is_a_warning_and_alpn_keeps_its_order() {
     let dir = tempdir();
     write_cert(dir.path(), "soon", &["soon.example"], -1, 5);
     let c = compile(
         dir.path(),
-        "tls:\n  listen: 127.0.0.1:8443\n  certificates:\n    - { cert: soon.pem, key: soon.key }\n  alpn: [h2, http/1.1]",
+        "tls:\n  listen: 127.0.0.1:8443\n  certificates:\n    - { cert: soon.pem, key: soon.key }\n  alpn: [http/1.1, h2]",
     );
     let warnings = messages(&c, Severity::Warning);
-    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
     assert!(warnings[0].contains("expires on") && warnings[0].contains("within 14 days"));
-    assert!(warnings[1].contains("tls.alpn[0]: \"h2\" is not served"));
-    assert_eq!(c.plan.unwrap().tls.unwrap().alpn, ["http/1.1"]);
+    assert_eq!(c.plan.unwrap().tls.unwrap().alpn, ["http/1.1", "h2"]);
 }
 
 #[test]
@@ -229,19 +228,19 @@ fn https_upstreams_and_their_tls_settings() {
 }
 
 #[test]
-fn http2_settings_are_read_and_warned_about_and_h2_upstreams_refused() {
+fn http2_settings_are_lowered_with_defaults_and_h2_upstreams_refused() {
     let dir = tempdir();
     let c = compile_str(
         "gateway.yaml",
-        &config("http2: { maxConcurrentStreams: 128, cleartext: false }"),
+        &config("http2: { maxConcurrentStreams: 64, cleartext: true }"),
         dir.path(),
     );
-    assert!(c.plan.is_some());
-    let warnings = messages(&c, Severity::Warning);
-    assert!(
-        warnings.len() == 1 && warnings[0].contains("http2: HTTP/2 is not served"),
-        "{warnings:?}"
-    );
+    assert!(c.diagnostics.is_empty(), "{:?}", messages(&c, Severity::Warning));
+    let h2 = c.plan.unwrap().http2;
+    assert_eq!((h2.max_concurrent_streams, h2.cleartext), (64, true));
+    let c = compile_str("gateway.yaml", &config(""), dir.path());
+    let h2 = c.plan.unwrap().http2;
+    assert_eq!((h2.max_concurrent_streams, h2.cleartext), (128, false));
     let c = compile_str(
         "gateway.yaml",
         &config("http2: { maxConcurrentStreams: 0 }"),

@@ -53,6 +53,11 @@ const LOCAL_ERROR_RESETS: usize = 256;
 /// `maxHeaderBytes` so that the gateway's own check, which answers 431 and
 /// logs it, sees heads slightly over the limit first.
 const FIELD_OVERHEAD: u32 = 32;
+/// A connection whose client cancelled at least this many streams before
+/// their response started, and at least half of all its streams, is closed
+/// with `ENHANCE_YOUR_CALM` (rapid reset after the streams were accepted;
+/// Envoy's premature-reset rule).
+const PREMATURE_RESETS: usize = 100;
 
 /// What every stream of a connection shares.
 struct Shared {
@@ -63,6 +68,11 @@ struct Shared {
     /// Streams being served, and when the last one ended.
     open: Cell<usize>,
     last_end: Cell<Instant>,
+    /// Streams served, and those the client cancelled before any response.
+    served: Cell<usize>,
+    premature: Cell<usize>,
+    /// Woken when the connection earned `ENHANCE_YOUR_CALM`.
+    abuse: tokio::sync::Notify,
 }
 
 /// Serves an HTTP/2 connection whose first bytes (`read`, possibly the whole
@@ -92,6 +102,9 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
         worker: worker.clone(),
         open: Cell::new(0),
         last_end: Cell::new(Instant::now()),
+        served: Cell::new(0),
+        premature: Cell::new(0),
+        abuse: tokio::sync::Notify::new(),
     });
     let io = Io {
         stream: stream.clone(),
@@ -127,6 +140,12 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                     None => return,
                 },
                 () = drain, if closing.is_none() => {}
+                () = shared.abuse.notified() => {
+                    tracing::warn!(peer = %shared.peer, "HTTP/2 client cancels most of its streams: connection closed (ENHANCE_YOUR_CALM)");
+                    h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    let _ = std::future::poll_fn(|cx| h2.poll_closed(cx)).await;
+                    return;
+                }
                 () = &mut timer => {
                     let now = Instant::now();
                     match closing {
@@ -209,6 +228,13 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
     finish(&conn, &generation, &mut ex, std::time::Instant::now());
     shared.open.set(shared.open.get().saturating_sub(1));
     shared.last_end.set(Instant::now());
+    shared.served.set(shared.served.get() + 1);
+    if ex.bytes_sent == 0 && ex.error == Some(crate::error::ErrorKind::ClientClosed) {
+        shared.premature.set(shared.premature.get() + 1);
+        if shared.premature.get() >= PREMATURE_RESETS && shared.premature.get() * 2 >= shared.served.get() {
+            shared.abuse.notify_one();
+        }
+    }
 }
 
 /// The connection's bytes for the `h2` codec: what was read before the

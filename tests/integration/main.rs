@@ -5,6 +5,7 @@
 
 mod conformance;
 mod hardening;
+mod http2;
 mod language;
 mod malformed;
 mod observability;

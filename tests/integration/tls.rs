@@ -204,16 +204,19 @@ fn min_version_and_alpn() {
         },
     );
     assert!(tls12.is_err(), "a TLS 1.2 client is refused by minVersion 1.3");
-    // A client that prefers h2 is given http/1.1, the protocol served.
-    let (mut c, info) = Client::connect_tls(
-        tls_addr(&gw),
-        &TlsOptions {
-            sni: Some("site.test"),
-            alpn: &[b"h2", b"http/1.1"],
-            ..TlsOptions::default()
-        },
-    )
-    .unwrap();
+    // The default offers h2 first; a listener whose `alpn` leaves h2 out
+    // gives a client that prefers it http/1.1.
+    let offer = TlsOptions {
+        sni: Some("site.test"),
+        alpn: &[b"h2", b"http/1.1"],
+        ..TlsOptions::default()
+    };
+    let (_, info) = Client::connect_tls(tls_addr(&gw), &offer).unwrap();
+    assert_eq!(info.alpn.as_deref(), Some(&b"h2"[..]));
+    let dir = scratch_dir("tls");
+    let site = self_signed(&dir, "site", &["site.test"], 90);
+    let gw = start_in(dir, &tls_config(&up, &[&site], "  alpn: [http/1.1]\n"));
+    let (mut c, info) = Client::connect_tls(tls_addr(&gw), &offer).unwrap();
     assert_eq!(info.alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(c.get("site.test", "/").unwrap().status, 200);
 }
@@ -342,8 +345,7 @@ fn run_refuses_to_start_on_a_certificate_problem() {
 }
 
 /// curl (OpenSSL) as the client: verifies the chain and the name against the
-/// generated CA file, over HTTP/1.1, and asking for HTTP/2 (ALPN settles on
-/// HTTP/1.1, the protocol this listener serves).
+/// generated CA file, over HTTP/1.1 and over HTTP/2 (ALPN `h2`).
 #[test]
 fn curl_verifies_and_fetches() {
     let dir = scratch_dir("tls");
@@ -351,7 +353,7 @@ fn curl_verifies_and_fetches() {
     let up = Upstream::start("up", Behavior::Echo);
     let gw = start_in(dir.clone(), &tls_config(&up, &[&site], ""));
     let port = tls_addr(&gw).port();
-    for version in ["--http1.1", "--http2"] {
+    for (version, spoken) in [("--http1.1", "1.1"), ("--http2", "2")] {
         let out = Command::new("curl")
             .args([
                 "-sS",
@@ -373,7 +375,10 @@ fn curl_verifies_and_fetches() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.starts_with("up GET /curl"), "{stdout}");
-        assert!(stdout.trim_end().ends_with("200 1.1 0"), "{version}: {stdout}");
+        assert!(
+            stdout.trim_end().ends_with(&format!("200 {spoken} 0")),
+            "{version}: {stdout}"
+        );
     }
 }
 

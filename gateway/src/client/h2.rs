@@ -191,6 +191,12 @@ impl Client for H2Stream {
     }
 
     async fn check_body(&mut self, head: &RequestHead, _write_timeout: Duration) -> Result<(), Failure> {
+        // A stream the client already cancelled goes no further: a burst of
+        // opened-and-reset streams (rapid reset) never reaches an upstream.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if self.respond.poll_reset(&mut cx).is_ready() {
+            return Err(ErrorKind::ClientClosed.into());
+        }
         if head.expect_continue && head.body.has_body() {
             let mut interim = Response::new(());
             *interim.status_mut() = StatusCode::CONTINUE;
