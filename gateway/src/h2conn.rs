@@ -59,6 +59,10 @@ const FIELD_OVERHEAD: u32 = 32;
 /// Envoy's premature-reset rule).
 const PREMATURE_RESETS: usize = 100;
 
+/// How long a connection closed for abuse keeps reading (and discarding)
+/// after its GOAWAY, so that the GOAWAY is read rather than lost to a reset.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// What every stream of a connection shares.
 struct Shared {
     stream: Rc<Stream>,
@@ -143,7 +147,9 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                 () = shared.abuse.notified() => {
                     tracing::warn!(peer = %shared.peer, "HTTP/2 client cancels most of its streams: connection closed (ENHANCE_YOUR_CALM)");
                     h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                    let _ = std::future::poll_fn(|cx| h2.poll_closed(cx)).await;
+                    let closed = std::future::poll_fn(|cx| h2.poll_closed(cx));
+                    let _ = tokio::time::timeout(LINGER, closed).await;
+                    linger(&stream).await;
                     return;
                 }
                 () = &mut timer => {
@@ -235,6 +241,23 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
             shared.abuse.notify_one();
         }
     }
+}
+
+/// Stops sending, then reads and discards what the client still sends for
+/// at most [`LINGER`] (NGINX's lingering close): closing a socket with unread
+/// bytes resets it, and a reset can destroy the GOAWAY before it is read.
+async fn linger(stream: &Stream) {
+    stream.shutdown_write();
+    let mut scratch = BytesMut::new();
+    let drained = async {
+        loop {
+            scratch.clear();
+            if !matches!(stream.read_buf(&mut scratch).await, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drained).await;
 }
 
 /// The connection's bytes for the `h2` codec: what was read before the

@@ -10,7 +10,7 @@ use http::Version;
 use http1::{BodyKind, ChunkSize, Fields, Framing, RequestHead};
 
 use crate::body::{BodyError, ClientReader};
-use crate::client::Client;
+use crate::client::side::Client;
 use crate::error::kind::{ErrorKind, Failure};
 use crate::stream::Stream;
 use crate::tls::TlsStream;

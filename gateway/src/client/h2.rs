@@ -10,11 +10,11 @@ use std::time::Duration;
 use bytes::{Buf as _, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
-use http::{HeaderName, HeaderValue, Response, StatusCode, Version};
+use http::{HeaderName, HeaderValue, Response, Version};
 use http1::{BodyKind, Framing, RequestHead};
 
 use crate::body::BodyError;
-use crate::client::Client;
+use crate::client::side::Client;
 use crate::error::kind::{ErrorKind, Failure};
 use crate::stream::Stream;
 use crate::timer::Deadline;
@@ -199,7 +199,7 @@ impl Client for H2Stream {
         }
         if head.expect_continue && head.body.has_body() {
             let mut interim = Response::new(());
-            *interim.status_mut() = StatusCode::CONTINUE;
+            *interim.status_mut() = crate::error::CONTINUE;
             self.respond
                 .send_informational(interim)
                 .map_err(|_| Failure::from(ErrorKind::ClientClosed))?;

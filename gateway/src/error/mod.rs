@@ -214,6 +214,10 @@ pub fn redirect_status(status: u16) -> StatusCode {
         .unwrap_or(StatusCode::FOUND)
 }
 
+/// The interim answer to `Expect: 100-continue` on HTTP/2 (HTTP/1.1 writes
+/// its fixed line).
+pub const CONTINUE: StatusCode = StatusCode::CONTINUE;
+
 /// Methods the gateway forwards, for the `Allow` of a 405.
 pub const ALLOW: &[u8] = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
 
