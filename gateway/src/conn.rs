@@ -6,18 +6,17 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use http::HeaderValue;
 use http1::{Parsed, Partial, RequestHead};
 use tokio::time::Instant;
 
-use crate::client::Client;
 use crate::client::h1::H1;
+use crate::client::side::Client;
 use crate::error::{ErrorKind, Failure, Reply, write_error};
 use crate::generation::Generation;
-use crate::observe::accesslog::{LineContext, format_line};
+use crate::lifecycle::{cut_exchange, finish, until_cut};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
 use crate::stream::Stream;
@@ -67,32 +66,6 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     if let Some(tls) = conn.client.tls() {
         tls.close_notify();
     }
-}
-
-/// Runs `serving` to its end (`false`) or until the drain deadline cuts the
-/// worker's connections (`true`). The cut signal is registered once, on the
-/// first poll; later wakeups only read the worker's flag, so a connection's
-/// many polls cost no lock each.
-pub(crate) async fn until_cut(worker: &Worker, serving: impl std::future::Future<Output = ()>) -> bool {
-    let mut serving = std::pin::pin!(serving);
-    let mut cut = std::pin::pin!(worker.cut_signal());
-    let mut registered = false;
-    std::future::poll_fn(|cx| {
-        if serving.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(false);
-        }
-        if worker.is_cut() {
-            return std::task::Poll::Ready(true);
-        }
-        if !registered {
-            registered = true;
-            if cut.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready(true);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, http2: &mut bool) {
@@ -147,70 +120,6 @@ async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, h
             }
         }
     }
-}
-
-/// The drain deadline cut this exchange: a `503 shutdown` if nothing was
-/// sent yet (without waiting on a client that does not read), else the
-/// status sent, with error `shutdown`.
-pub(crate) async fn cut_exchange<C: Client>(conn: &mut Conn<C>, ex: &mut Exchange) {
-    let failure = Failure::from(ErrorKind::Shutdown);
-    if ex.status == 0 {
-        write_error(conn, ex, failure, &Reply::closing(Duration::from_millis(100))).await;
-    }
-    ex.record_failure(failure);
-}
-
-/// Log phase (after the last response byte, or after the client went away):
-/// counters, duration histogram and the access-log line.
-/// Ends the exchange at `now`, which the caller read (and keeps, for the
-/// next idle deadline).
-pub(crate) fn finish<C: Client>(conn: &Conn<C>, generation: &Generation, ex: &mut Exchange, now: std::time::Instant) {
-    let duration = now.saturating_duration_since(ex.started);
-    let registry = &conn.worker.shared.registry;
-    if ex.status == 0 {
-        // Nothing reached the client: logged as NGINX does, 499.
-        ex.status = ErrorKind::ClientClosed.status().as_u16();
-        ex.error.get_or_insert(ErrorKind::ClientClosed);
-    }
-    if let (Some(d), Some(c)) = (ex.upstream_duration, ex.cluster)
-        && let Some(stats) = generation.stats.clusters.get(c as usize)
-    {
-        stats.upstream_duration.observe(d);
-    }
-    if ex.error == Some(ErrorKind::BodyTooLarge) {
-        registry.global.body_limit_exceeded.fetch_add(1, Ordering::Relaxed);
-    }
-    match ex.route.and_then(|r| generation.stats.route(r, ex.cluster)) {
-        Some(r) => r.record(ex.status, duration),
-        None => registry.unrouted.record(ex.status, duration),
-    }
-    if generation.log_fields.is_empty() {
-        return;
-    }
-    let mut log = conn.worker.log.borrow_mut();
-    let Some(log) = log.as_mut() else { return };
-    let plan = generation.router.plan();
-    let route = ex.route.and_then(|r| plan.routes.get(r as usize));
-    let ctx = LineContext {
-        client_ip: conn.client_ip.as_bytes(),
-        route: route.map(|r| r.name.as_str()),
-        cluster: ex
-            .cluster
-            .and_then(|c| plan.clusters.get(c as usize))
-            .map(|c| c.name.as_str()),
-        upstream_url: ex.upstream.map(|id| generation.targets.get(id).url.as_str()),
-        plan: &generation.short_digest,
-        duration,
-        tls: conn.client.tls().map(|t| t.version),
-        sni: conn.client.tls().and_then(|t| t.sni.as_deref()),
-    };
-    format_line(
-        log.buffer(generation.log_destination, &registry.global),
-        &generation.log_fields,
-        ex,
-        &ctx,
-    );
-    log.line_done(&registry.global);
 }
 
 /// Reads the next request head under the idle and read deadlines. While it

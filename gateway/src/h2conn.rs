@@ -25,9 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::client::h2::H2Stream;
-use crate::conn::{cut_exchange, finish, until_cut};
 use crate::error::{Failure, Reply, write_error};
 use crate::generation::Generation;
+use crate::lifecycle::{cut_exchange, finish, until_cut};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
 use crate::stream::Stream;

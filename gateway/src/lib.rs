@@ -23,6 +23,7 @@ mod conn;
 mod generation;
 mod h2conn;
 mod io;
+mod lifecycle;
 mod proxy;
 mod reload;
 mod session;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::HeaderValue;
 
-use crate::client::Client;
+use crate::client::side::Client;
 use crate::generation::{Generation, RouteTimeouts};
 use crate::timer::Deadline;
 use crate::worker::Worker;

@@ -1,18 +1,16 @@
 //! The client side of one exchange, whatever carries it: an HTTP/1.1
 //! connection ([`h1::H1`]) or one HTTP/2 stream ([`h2::H2Stream`]). The
 //! phases (`proxy`) and the failure path (`error::fail`) are generic over
-//! [`Client`] and never see the client's framing:
+//! [`side::Client`] and never see the client's framing:
 //!
 //! - the request body arrives as data at the front of a buffer
-//!   ([`Client::fill`], [`Client::body`], [`Client::consume_through`]),
+//!   ([`side::Client::fill`], [`side::Client::body`], [`side::Client::consume_through`]),
 //!   however the client framed it;
 //! - every response head is first encoded by `http1` as an HTTP/1.1 head (the
 //!   one place where hop-by-hop fields, filters and framing are decided), and
-//!   [`Client::write`] sends it as the client's protocol wants it: those bytes
+//!   [`side::Client::write`] sends it as the client's protocol wants it: those bytes
 //!   on an HTTP/1.1 connection, a HEADERS frame built from them on HTTP/2.
 
 pub mod h1;
 pub mod h2;
-mod side;
-
-pub use side::Client;
+pub mod side;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use http1::Framing;
 
 use crate::body::BodyError;
-use crate::client::Client;
+use crate::client::side::Client;
 use crate::observe::exchange::Exchange;
 use crate::session::{Conn, Session};
 

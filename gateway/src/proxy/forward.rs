@@ -11,7 +11,7 @@ use http1::{Answering, BodyKind, ChunkSize, Forward, Framing, ParsedResponse, Re
 use tokio::time::Instant;
 
 use crate::body::BodyError;
-use crate::client::Client;
+use crate::client::side::Client;
 use plan::{PathMatch, PathReplace, replace_prefix};
 
 use crate::error::kind::{ErrorKind, Failure};

@@ -21,7 +21,7 @@ pub mod tunnel;
 use http::Method;
 use http1::RequestHead;
 
-use crate::client::Client;
+use crate::client::side::Client;
 use crate::error::ErrorKind;
 use crate::error::{self, Failure};
 use crate::generation::Generation;

@@ -5,7 +5,7 @@
 use bytes::Buf as _;
 use http1::Framing;
 
-use crate::client::Client;
+use crate::client::side::Client;
 
 use crate::error::kind::{ErrorKind, Failure};
 use crate::observe::exchange::Exchange;

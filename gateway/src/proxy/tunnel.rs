@@ -10,7 +10,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::client::Client;
+use crate::client::side::Client;
 use crate::error::kind::{ErrorKind, Failure};
 use crate::observe::exchange::Exchange;
 use crate::proxy::forward::Sent;
