@@ -109,7 +109,7 @@ end
 
 # TLS scenarios: every proxy serves this ECDSA P-256 certificate for
 # `localhost`, and wrk (OpenSSL) connects to https://localhost:PORT.
-TLS = {"on": False, "close": False}
+TLS = {"on": False, "close": False, "h2": False}
 
 
 def tls_cert(work):
@@ -122,7 +122,26 @@ def tls_cert(work):
     return cert, key
 
 
+def h2load(port, path, duration, connections, cpus):
+    """HTTP/2 over TLS (ALPN h2), 10 streams in flight per connection."""
+    argv = ["h2load", "-t1", f"-c{connections}", "-m10", f"-D{duration}", f"https://localhost:{port}{path}"]
+    if cpus:
+        argv = ["taskset", "-c", cpus] + argv
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = reqs = bad = 0
+    for line in out.splitlines():
+        m = re.match(r"finished in [\d.]+\w*, ([\d.]+) req/s", line)
+        if m:
+            rps = float(m.group(1))
+        m = re.match(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", line)
+        if m:
+            reqs, bad = int(m.group(2)), int(m.group(3)) + int(m.group(4))
+    return rps, reqs, {}, bad
+
+
 def wrk(port, host, path, duration, connections, cpus, script):
+    if TLS["h2"]:
+        return h2load(port, path, duration, connections, cpus)
     url = f"https://localhost:{port}{path}" if TLS["on"] else f"http://127.0.0.1:{port}{path}"
     if TLS["on"]:
         host = "localhost"
@@ -140,7 +159,7 @@ def nginx_conf(work, port, upstream, log):
     tls_listen, tls_lines = "", ""
     if TLS["on"]:
         cert, key = tls_cert(work)
-        tls_listen = " ssl"
+        tls_listen = " ssl http2" if TLS["h2"] else " ssl"
         tls_lines = f"ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;"
     log_line = "access_log off;"
     if log:
@@ -333,9 +352,10 @@ def main():
     ap.add_argument("--json", help="append per-round results as JSON lines to this file")
     ap.add_argument("--label", default="")
     ap.add_argument("--tls", action="store_true", help="clients connect with TLS (https://localhost, ECDSA P-256)")
+    ap.add_argument("--h2", action="store_true", help="with --tls: h2load over HTTP/2 (ALPN h2), -m 10")
     ap.add_argument("--close", action="store_true", help="one request per connection (with --tls: a handshake per request)")
     args = ap.parse_args()
-    TLS["on"], TLS["close"] = args.tls, args.close
+    TLS["on"], TLS["close"], TLS["h2"] = args.tls, args.close, args.h2
 
     for tool in ["wrk"]:
         if not shutil.which(tool):
@@ -372,7 +392,7 @@ def main():
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 if args.json:
                     with open(args.json, "a") as f:
-                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin, "tls": args.tls, "close": args.close}) + "\n")
+                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin, "tls": args.tls, "close": args.close, "h2": args.h2}) + "\n")
     finally:
         upstream.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -8,12 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in wrk nginx haproxy taskset; do
+for tool in wrk nginx haproxy taskset h2load; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light haproxy util-linux >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light haproxy util-linux nghttp2-client >/dev/null
 fi
 cargo build --release -q -p gateway -p bench
 policies/build.sh >/dev/null
@@ -63,6 +63,9 @@ scenario "256 keep-alive clients" --connections 256 --proxies gateway,nginx,hapr
 # P-256 certificate; NGINX with OpenSSL, session cache and tickets off.
 scenario "TLS keep-alive, tiny bodies" --tls --proxies gateway,nginx --rounds "$R" --duration "$D"
 scenario "TLS new connection per request" --tls --close --connections 16 --proxies gateway,nginx --rounds "$R" --duration "$D"
+# HTTP/2 on the client side: h2load over TLS, 16 connections x 10 streams;
+# NGINX `listen ... ssl http2`. Upstreams stay HTTP/1.1 for both.
+scenario "HTTP/2 over TLS, h2load -m 10" --tls --h2 --connections 16 --proxies gateway,nginx --rounds "$R" --duration "$D"
 scenario "wasm policy: none, no-op, canary" --proxies gateway,gateway+noop,gateway+canary,nginx --rounds "$R" --duration "$D"
 if [ -n "$only" ] && [ -f bench/results.jsonl ]; then
     # Keep the other scenarios' rows, in their order, and put the new ones in place.

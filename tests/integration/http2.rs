@@ -435,3 +435,21 @@ fn curl_speaks_http2_over_tls_and_h2c() {
     assert!(!refused.contains("200 2"), "{refused}");
     assert_eq!(up2.hits(), 0);
 }
+
+/// RFC 9113 conformance cases in the manner of h2spec (not installable from
+/// the registries this project uses), with raw frames and Python's `hpack`
+/// (`.ci/run` installs the `h2` package): `tests/h2_conformance.py`.
+#[test]
+fn h2spec_style_conformance_cases_pass() {
+    let up = Upstream::start("up", Behavior::Echo);
+    let gw = Gateway::start(&h2c_config(&up, ""));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("h2_conformance.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(gw.addr.to_string())
+        .output()
+        .expect("python3 is installed (.ci/run installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("27/27 cases passed"), "{report}");
+}

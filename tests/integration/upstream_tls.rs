@@ -76,12 +76,16 @@ fn an_https_upstream_is_verified_against_its_ca_and_connections_are_reused() {
         assert_eq!(seen["headers"]["host"], "site.test");
         assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
     }
-    // Three requests, one TLS connection: pooled and reused.
+    // Three requests, one TLS connection: pooled and reused (the gauge is
+    // read as the worker last published it, so waited for).
     assert_eq!(
-        gw.metric(&format!(
-            "gateway_upstream_connections{{cluster=\"c\",upstream=\"https://localhost:{}/base\",state=\"idle\"}}",
-            up.port
-        )),
+        gw.wait_metric(
+            &format!(
+                "gateway_upstream_connections{{cluster=\"c\",upstream=\"https://localhost:{}/base\",state=\"idle\"}}",
+                up.port
+            ),
+            1.0
+        ),
         1.0
     );
 }
