@@ -35,6 +35,7 @@ pub use diag::{Diagnostic, Loc, Severity, did_you_mean};
 use marked_yaml::{LoadError, LoaderOptions};
 use plan::{Plan, sha256_hex};
 pub use schema::schema;
+pub use tls_check::HANDSHAKE_MS;
 
 /// The outcome of compiling one config.
 #[derive(Debug)]

@@ -1,9 +1,10 @@
-//! The gateway: serves a routing plan over HTTP/1.1.
+//! The gateway: serves a routing plan over HTTP/1.1 and HTTP/2.
 //!
-//! Start at [`server::run`]; a connection's life is in [`conn`], one
-//! exchange's phases in [`proxy`], its one failure path in [`error::fail`].
+//! Start at [`server::run`]; a connection's life is in [`conn`] (HTTP/1.1)
+//! or `h2conn` (HTTP/2), one exchange's phases in [`proxy`], generic over
+//! the client side (`client`), its one failure path in [`error::fail`].
 //! The plan and its lookups come from the `plan` crate, HTTP/1.1 from
-//! `http1`, wasm policies from `policy-host`.
+//! `http1`, HTTP/2 from `h2`, wasm policies from `policy-host`.
 
 #![forbid(unsafe_code)]
 

@@ -11,12 +11,18 @@ use plan::Router;
 pub enum Source {
     Config(PathBuf),
     Plan(PathBuf),
+    /// `gateway demo`: a config served with a TLS listener of the demo's own
+    /// (a generated certificate) when the config has none.
+    Demo {
+        config: PathBuf,
+        tls: Box<plan::TlsListener>,
+    },
 }
 
 impl Source {
     pub fn path(&self) -> &Path {
         match self {
-            Source::Config(p) | Source::Plan(p) => p,
+            Source::Config(p) | Source::Plan(p) | Source::Demo { config: p, .. } => p,
         }
     }
 
@@ -62,7 +68,7 @@ pub fn load(source: &Source) -> Result<Loaded, LoadError> {
         source: e,
     };
     let (bytes, warnings) = match source {
-        Source::Config(p) => {
+        Source::Config(p) | Source::Demo { config: p, .. } => {
             let compiled = compiler::compile_file(p).map_err(io)?;
             let Some(plan) = &compiled.plan else {
                 return Err(LoadError::Invalid(compiled.diagnostics));
@@ -72,10 +78,13 @@ pub fn load(source: &Source) -> Result<Loaded, LoadError> {
         }
         Source::Plan(p) => (std::fs::read(p).map_err(io)?, Vec::new()),
     };
-    let decoded = plan::decode(&bytes).map_err(|e| LoadError::Artifact {
+    let mut decoded = plan::decode(&bytes).map_err(|e| LoadError::Artifact {
         path: path.display().to_string(),
         source: e,
     })?;
+    if let Source::Demo { tls, .. } = source {
+        decoded.plan.tls.get_or_insert_with(|| (**tls).clone());
+    }
     let router = Router::new(decoded).map_err(|e| LoadError::Router {
         path: path.display().to_string(),
         source: e,

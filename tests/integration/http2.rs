@@ -453,3 +453,47 @@ fn h2spec_style_conformance_cases_pass() {
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     assert!(report.contains("27/27 cases passed"), "{report}");
 }
+
+/// `gateway demo` serves TLS with a certificate it generates when the config
+/// has none: HTTP/2 (and HTTP/1.1) to the demo's echo upstreams.
+#[test]
+fn the_demo_serves_http2_over_tls_with_a_generated_certificate() {
+    let dir = scratch_dir("demo-tls");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo = free.local_addr().unwrap();
+    drop(free);
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        format!(
+            "routes:\n  - {{ name: all, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{echo}\" }}] }}\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::spawn(
+        &[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+        ],
+        dir,
+    )
+    .unwrap();
+    let port = gw.tls.expect("the demo's TLS listener").port();
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = Command::new("curl")
+            .args(["-sk", flag, "-w", "\n%{http_code} %{http_version}"])
+            .args(["--resolve", &format!("demo.test:{port}:127.0.0.1")])
+            .arg(format!("https://demo.test:{port}/hello"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("\"upstream\":\"{echo}\"")), "{text}");
+        assert!(text.contains("\"x-forwarded-proto\":\"https\""), "{text}");
+        assert!(text.ends_with(&format!("200 {version}")), "{text}");
+    }
+    assert!(gw.stderr_text().contains("--http2 --resolve"), "{}", gw.stderr_text());
+}

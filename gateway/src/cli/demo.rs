@@ -1,9 +1,61 @@
 //! `gateway demo`: the example config served with built-in echo upstreams on the
-//! loopback addresses it names that nothing listens on, plus a few `curl` lines.
+//! loopback addresses it names that nothing listens on, plus a few `curl` lines;
+//! and, when the config has no `tls`, a TLS listener (HTTP/2 and HTTP/1.1)
+//! with a self-signed certificate for `localhost` generated at start.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use plan::Plan;
+
+use crate::load::Source;
+
+/// `source` with a TLS listener on `listen` that serves a certificate
+/// generated now (into a directory of the system's temporary one), for when
+/// the config has none. Unchanged for a plan artifact, or when `listen`
+/// cannot be bound (the demo then serves plain HTTP only, and says why).
+pub fn with_tls(source: Source, listen: SocketAddr) -> Source {
+    let Source::Config(config) = source else {
+        return source;
+    };
+    let generated = std::net::TcpListener::bind(listen)
+        .map_err(|e| format!("{listen}: {e}"))
+        .and_then(|_| self_signed_localhost().map_err(|e| format!("certificate: {e}")));
+    match generated {
+        Ok((cert, key)) => Source::Demo {
+            config,
+            tls: Box::new(plan::TlsListener {
+                listen: listen.to_string(),
+                certificates: vec![plan::CertificateFiles {
+                    cert: cert.display().to_string(),
+                    key: key.display().to_string(),
+                }],
+                min_version: plan::TlsVersion::Tls12,
+                alpn: vec!["h2".to_owned(), "http/1.1".to_owned()],
+                handshake_ms: compiler::HANDSHAKE_MS,
+            }),
+        },
+        Err(e) => {
+            eprintln!("demo: no TLS listener ({e})");
+            Source::Config(config)
+        }
+    }
+}
+
+/// Writes a fresh self-signed ECDSA P-256 certificate for `localhost` (and
+/// 127.0.0.1) and its key; returns their paths.
+fn self_signed_localhost() -> Result<(PathBuf, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("gateway-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let params = rcgen::CertificateParams::new(names).map_err(|e| e.to_string())?;
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let (cert_path, key_path) = (dir.join("localhost.pem"), dir.join("localhost.key"));
+    std::fs::write(&cert_path, cert.pem()).map_err(|e| e.to_string())?;
+    std::fs::write(&key_path, key.serialize_pem()).map_err(|e| e.to_string())?;
+    Ok((cert_path, key_path))
+}
 
 /// Loopback upstream addresses of `plan` that are free to bind right now.
 pub fn free_upstreams(plan: &Plan) -> Vec<SocketAddr> {
@@ -27,7 +79,7 @@ pub fn free_upstreams(plan: &Plan) -> Vec<SocketAddr> {
 }
 
 /// Starts echo upstreams on `addrs` on a thread of their own and prints how to try.
-pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr) -> std::io::Result<()> {
+pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr, tls: Option<SocketAddr>) -> std::io::Result<()> {
     let mut listeners = Vec::new();
     for addr in addrs {
         listeners.push(std::net::TcpListener::bind(addr)?);
@@ -62,6 +114,15 @@ pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr) -> std::io:
     eprintln!("demo: try these (each answer names the upstream that served it):");
     for (host, path, route) in &samples {
         eprintln!("  curl -s -H 'Host: {host}' http://{gateway}{path}    # route {route}");
+    }
+    if let (Some(tls), Some((host, path, route))) = (tls, samples.first()) {
+        // The name goes in the SNI too, so the connection serves that host
+        // (a self-signed certificate for localhost: -k).
+        let port = tls.port();
+        eprintln!(
+            "  curl -sk --http2 --resolve {host}:{port}:{} https://{host}:{port}{path}    # route {route}, HTTP/2 over TLS",
+            tls.ip()
+        );
     }
     // Send them once, so the first screen already shows proxied answers.
     std::thread::spawn(move || {

@@ -24,7 +24,7 @@ use crate::server::{self, RunError, RunOptions, run, start};
 #[command(
     name = "gateway",
     version,
-    about = "An HTTP/1.1 reverse proxy whose configuration is compiled and checked before it ships"
+    about = "An HTTP/1.1 and HTTP/2 reverse proxy whose configuration is compiled and checked before it ships"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -113,7 +113,7 @@ enum Command {
     /// Serve a config or plan
     Run(RunArgs),
     /// Serve gateway.yaml with built-in echo upstreams on the loopback addresses it names
-    Demo(RunArgs),
+    Demo(DemoArgs),
 }
 
 /// How diagnostics are printed, and whether warnings fail.
@@ -185,6 +185,19 @@ struct RunArgs {
     /// Worker threads (default: one per core)
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Where the demo serves TLS (HTTP/2 and HTTP/1.1) with a generated
+    /// self-signed certificate for `localhost`, when the config has no `tls`
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    tls_listen: SocketAddr,
+    /// No TLS listener of the demo's own
+    #[arg(long)]
+    no_tls: bool,
 }
 
 impl RunArgs {
@@ -526,7 +539,13 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => serve(args.options(), false),
-        Command::Demo(args) => serve(args.options(), true),
+        Command::Demo(args) => {
+            let mut options = args.run.options();
+            if !args.no_tls {
+                options.source = demo::with_tls(options.source, args.tls_listen);
+            }
+            serve(options, true)
+        }
     }
 }
 
@@ -552,6 +571,6 @@ fn run_demo(options: &RunOptions) -> Result<(), RunError> {
     let upstreams = demo::free_upstreams(loaded.router.plan());
     let running = start(options)?;
     let plan = running.shared.current.load_full();
-    demo::start(&upstreams, plan.router.plan(), running.addr)?;
+    demo::start(&upstreams, plan.router.plan(), running.addr, running.tls_addr)?;
     server::serve(running)
 }
