@@ -13,7 +13,6 @@ use crate::body::{BodyError, ClientReader};
 use crate::client::side::Client;
 use crate::error::kind::{ErrorKind, Failure};
 use crate::stream::Stream;
-use crate::tls::TlsStream;
 
 /// An HTTP/1.1 client connection.
 #[derive(Debug)]
@@ -45,12 +44,8 @@ impl H1 {
 }
 
 impl Client for H1 {
-    fn tls(&self) -> Option<&TlsStream> {
-        self.stream.tls()
-    }
-
-    fn scheme(&self) -> &'static str {
-        self.stream.scheme()
+    fn connection(&self) -> &Stream {
+        &self.stream
     }
 
     fn response_version(&self, request: Version) -> Version {

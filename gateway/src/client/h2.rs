@@ -18,7 +18,6 @@ use crate::client::side::Client;
 use crate::error::kind::{ErrorKind, Failure};
 use crate::stream::Stream;
 use crate::timer::Deadline;
-use crate::tls::TlsStream;
 
 /// One HTTP/2 stream, as the client side of an exchange.
 pub struct H2Stream {
@@ -111,12 +110,8 @@ fn response(head: &[u8]) -> Option<(Response<()>, usize)> {
 }
 
 impl Client for H2Stream {
-    fn tls(&self) -> Option<&TlsStream> {
-        self.connection.tls()
-    }
-
-    fn scheme(&self) -> &'static str {
-        self.connection.scheme()
+    fn connection(&self) -> &Stream {
+        &self.connection
     }
 
     fn response_version(&self, _request: Version) -> Version {

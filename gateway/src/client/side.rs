@@ -17,11 +17,19 @@ use crate::tls::TlsStream;
 // trait object, no `Send` bound wanted.
 #[allow(async_fn_in_trait)]
 pub trait Client {
+    /// The client's connection (read and written only by the client side's
+    /// own code: for its TLS details and scheme here).
+    fn connection(&self) -> &Stream;
+
     /// The TLS session the request came over, if any.
-    fn tls(&self) -> Option<&TlsStream>;
+    fn tls(&self) -> Option<&TlsStream> {
+        self.connection().tls()
+    }
 
     /// `"http"` or `"https"`, for `X-Forwarded-Proto` and redirects.
-    fn scheme(&self) -> &'static str;
+    fn scheme(&self) -> &'static str {
+        self.connection().scheme()
+    }
 
     /// The version the response head is encoded for (HTTP/2 responses are
     /// encoded as HTTP/1.1 heads, then converted).
