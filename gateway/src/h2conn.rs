@@ -3,9 +3,10 @@
 //! CONTINUATION floods, header-list size, flow control); every stream is one
 //! exchange, run by the same phases as an HTTP/1.1 request
 //! ([`crate::proxy::exchange`]) on its own task, logged with `protocol`
-//! `"HTTP/2"`. The connection says GOAWAY when it has been idle for `idleMs`
-//! and when the gateway drains; the drain deadline cuts what is left, and
-//! each cut stream is still logged.
+//! `"HTTP/2"`. The connection says GOAWAY when it has been idle for `idleMs`,
+//! when a stream ends while the gateway is stopping (where an HTTP/1.1
+//! response would say `close`), and when the gateway drains; the drain
+//! deadline cuts what is left, and each cut stream is still logged.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -77,6 +78,9 @@ struct Shared {
     premature: Cell<usize>,
     /// Woken when the connection earned `ENHANCE_YOUR_CALM`.
     abuse: tokio::sync::Notify,
+    /// Woken when a stream ended while the gateway is stopping: the
+    /// connection says GOAWAY, as an HTTP/1.1 response then says `close`.
+    stopping: tokio::sync::Notify,
 }
 
 /// Serves an HTTP/2 connection whose first bytes (`read`, possibly the whole
@@ -109,6 +113,7 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
         served: Cell::new(0),
         premature: Cell::new(0),
         abuse: tokio::sync::Notify::new(),
+        stopping: tokio::sync::Notify::new(),
     });
     let io = Io {
         stream: stream.clone(),
@@ -144,6 +149,10 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                     None => return,
                 },
                 () = drain, if closing.is_none() => {}
+                () = shared.stopping.notified(), if closing.is_none() => {
+                    h2.graceful_shutdown();
+                    closing = Some(Instant::now() + Duration::from_secs(86_400));
+                }
                 () = shared.abuse.notified() => {
                     tracing::warn!(peer = %shared.peer, "HTTP/2 client cancels most of its streams: connection closed (ENHANCE_YOUR_CALM)");
                     h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
@@ -235,6 +244,9 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
     shared.open.set(shared.open.get().saturating_sub(1));
     shared.last_end.set(Instant::now());
     shared.served.set(shared.served.get() + 1);
+    if worker.stopping() {
+        shared.stopping.notify_one();
+    }
     if ex.bytes_sent == 0 && ex.error == Some(crate::error::ErrorKind::ClientClosed) {
         shared.premature.set(shared.premature.get() + 1);
         if shared.premature.get() >= PREMATURE_RESETS && shared.premature.get() * 2 >= shared.served.get() {

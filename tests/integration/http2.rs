@@ -365,6 +365,24 @@ fn a_continuation_flood_is_cut_and_other_connections_are_served() {
 }
 
 #[test]
+fn after_sigterm_a_connection_says_goaway_after_its_next_stream() {
+    let up = Upstream::start("up", Behavior::Echo);
+    let mut gw = Gateway::start(&h2c_config(&up, "shutdownDelayMs: 3000\n"));
+    runtime().block_on(async {
+        let (send, driver) = connect(gw.addr).await;
+        assert_eq!(get(&send, "/before").await.status, 200);
+        gw.signal(15);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Still served (the listeners accept during shutdownDelayMs), then
+        // GOAWAY: the connection ends cleanly, well before the delay is over.
+        assert_eq!(get(&send, "/stopping").await.status, 200);
+        let ended = tokio::time::timeout(Duration::from_secs(2), driver).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+    });
+    assert!(gw.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()));
+}
+
+#[test]
 fn a_drain_says_goaway_and_finishes_the_streams_in_flight() {
     let up = Upstream::start("up", Behavior::Delay(Duration::from_millis(800)));
     let mut gw = Gateway::start(&h2c_config(&up, "drainMs: 5000\n"));
