@@ -60,8 +60,9 @@ const FIELD_OVERHEAD: u32 = 32;
 /// Envoy's premature-reset rule).
 const PREMATURE_RESETS: usize = 100;
 
-/// How long a connection closed for abuse keeps reading (and discarding)
-/// after its GOAWAY, so that the GOAWAY is read rather than lost to a reset.
+/// How long a connection closed with an error keeps reading (and
+/// discarding) after its GOAWAY, so that the GOAWAY is read rather than lost
+/// to a reset.
 const LINGER: Duration = Duration::from_secs(1);
 
 /// What every stream of a connection shares.
@@ -143,7 +144,10 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                         tokio::task::spawn_local(exchange(shared.clone(), request, respond));
                     }
                     Some(Err(e)) => {
+                        // h2 has said GOAWAY (a protocol error, or its own
+                        // flood limits): make sure the client reads it.
                         tracing::debug!(error = %e, "HTTP/2 connection ended");
+                        linger(&stream).await;
                         return;
                     }
                     None => return,

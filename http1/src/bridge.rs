@@ -51,7 +51,10 @@ pub fn parse_bridged(
         )
     };
     let breaks_line = |v: &[u8]| v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
-    if request.target.is_empty() || request.target.iter().any(|&b| b <= b' ' || b == 0x7f) {
+    // Bytes a head would read as the end of a token: the target and the
+    // authority are one token each.
+    let spaced = |v: &[u8]| v.iter().any(|&b| b <= b' ' || b == 0x7f);
+    if request.target.is_empty() || spaced(request.target) {
         return refuse(HeadError::Malformed("bad request target"));
     }
     buf.clear();
@@ -60,7 +63,7 @@ pub fn parse_bridged(
     buf.put_slice(request.target);
     buf.put_slice(b" HTTP/1.1\r\n");
     if let Some(authority) = request.authority {
-        if breaks_line(authority) {
+        if spaced(authority) {
             return refuse(HeadError::BadHost("invalid :authority"));
         }
         line(buf, b"host", authority);
@@ -174,6 +177,11 @@ mod tests {
         fields.append("host", HeaderValue::from_static("other.example"));
         assert!(matches!(
             bridged(&fields, Some(b"example.com"), false),
+            Parsed::Refused(HeadError::BadHost(_), _)
+        ));
+        // An authority with a space or a control byte is not a host.
+        assert!(matches!(
+            bridged(&HeaderMap::new(), Some(b"example.com "), false),
             Parsed::Refused(HeadError::BadHost(_), _)
         ));
         // No authority and no Host: as an HTTP/1.1 head without Host.

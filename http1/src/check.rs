@@ -101,3 +101,81 @@ pub fn forwarded_once(input: &[u8], max_bytes: usize, max_headers: usize) -> Res
     }
     Ok(Some(body))
 }
+
+/// An HTTP/2 request's parts as the `h2` crate hands them over (already
+/// valid `http` types) through [`crate::parse_bridged`] and the forwarded
+/// head's encoder: if accepted, the upstream reads exactly one request with
+/// the same method, one `Host` (the authority when one was given), and no
+/// field that was not among the client's (besides the gateway's own
+/// `X-Forwarded-*`, `Cookie` joined into one). `Ok(false)`: refused.
+pub fn bridged_once(
+    method: &http::Method,
+    target: &[u8],
+    authority: Option<&[u8]>,
+    fields: &http::HeaderMap,
+    unsized_body: bool,
+) -> Result<bool, String> {
+    let mut rendered = BytesMut::new();
+    let request = crate::Bridged {
+        method,
+        target,
+        authority,
+        fields,
+        unsized_body,
+    };
+    let Parsed::Complete(head) = crate::parse_bridged(&mut rendered, &request, 64 * 1024, 200, Default::default())
+    else {
+        return Ok(false);
+    };
+    let mut forwarded = BytesMut::new();
+    encode_request(
+        &mut forwarded,
+        &Forward {
+            method: &head.method,
+            target: [head.target.path().as_bytes(), b"", b"", b""],
+            headers: &head.headers,
+            host: &head.host,
+            forwarded_host: &head.host,
+            client_ip: b"127.0.0.1",
+            proto: b"https",
+            body: head.body,
+            filter: crate::Filter::none(),
+            websocket: head.websocket,
+        },
+    );
+    let shown = || String::from_utf8_lossy(&forwarded).into_owned();
+    let mut slots = [httparse::EMPTY_HEADER; 256];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(&forwarded) {
+        Ok(httparse::Status::Complete(len)) if len == forwarded.len() => {}
+        _ => return Err(format!("forwarded head is not exactly one head: {}", shown())),
+    }
+    if req.method != Some(method.as_str()) {
+        return Err(format!("method changed: {}", shown()));
+    }
+    let hosts: Vec<&[u8]> = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value)
+        .collect();
+    if hosts.len() != 1 || authority.is_some_and(|a| hosts[0] != a) {
+        return Err(format!("Host is not the authority: {}", shown()));
+    }
+    for h in req.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        let own = matches!(
+            name.as_str(),
+            "host"
+                | "content-length"
+                | "transfer-encoding"
+                | "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+        );
+        if !own && !fields.contains_key(name.as_str()) {
+            return Err(format!("a field the client did not send: {}: {}", h.name, shown()));
+        }
+    }
+    Ok(true)
+}
