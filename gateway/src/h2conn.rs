@@ -65,6 +65,14 @@ const PREMATURE_RESETS: usize = 100;
 /// to a reset.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// How long a connection cut at the drain deadline still carries its cut
+/// streams' answers (each written within 100 ms; the worker waits 500 ms).
+const CUT_ANSWERS: Duration = Duration::from_millis(250);
+
+/// The `closing` deadline after a GOAWAY that waits for the streams: none
+/// but the drain deadline's cut.
+const UNTIL_STREAMS_END: Duration = Duration::from_secs(86_400);
+
 /// What every stream of a connection shares.
 struct Shared {
     stream: Rc<Stream>,
@@ -74,6 +82,8 @@ struct Shared {
     /// Streams being served, and when the last one ended.
     open: Cell<usize>,
     last_end: Cell<Instant>,
+    /// Woken when the last stream being served ends.
+    all_ended: tokio::sync::Notify,
     /// Streams served, and those the client cancelled before any response.
     served: Cell<usize>,
     premature: Cell<usize>,
@@ -111,6 +121,7 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
         worker: worker.clone(),
         open: Cell::new(0),
         last_end: Cell::new(Instant::now()),
+        all_ended: tokio::sync::Notify::new(),
         served: Cell::new(0),
         premature: Cell::new(0),
         abuse: tokio::sync::Notify::new(),
@@ -123,7 +134,8 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
     let (read_ms, idle_ms) = (generation.defaults.read, generation.defaults.idle);
     drop(generation);
     let serving = async {
-        let Ok(Ok(mut h2)) = tokio::time::timeout(read_ms, builder.handshake::<_, Bytes>(io)).await else {
+        let handshake = tokio::time::timeout(read_ms, builder.handshake::<_, Bytes>(io));
+        let Some(Ok(Ok(mut h2))) = until_cut_or(&worker, handshake).await else {
             return;
         };
         // Set when GOAWAY was said: the connection ends when its streams
@@ -131,11 +143,23 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
         let mut closing: Option<Instant> = None;
         let timer = tokio::time::sleep(idle_ms);
         tokio::pin!(timer);
+        let mut cut = false;
         loop {
             let drain = worker.drain_signal();
+            let cut_signal = worker.cut_signal();
             if closing.is_none() && worker.draining() {
                 h2.graceful_shutdown();
-                closing = Some(Instant::now() + Duration::from_secs(86_400));
+                closing = Some(Instant::now() + UNTIL_STREAMS_END);
+            }
+            if !cut && worker.is_cut() {
+                // The drain deadline: the streams are cut too (each answers
+                // and logs); the connection keeps carrying their answers a
+                // moment longer.
+                cut = true;
+                h2.graceful_shutdown();
+                let deadline = Instant::now() + CUT_ANSWERS;
+                closing = Some(deadline);
+                timer.as_mut().reset(deadline);
             }
             tokio::select! {
                 accepted = h2.accept() => match accepted {
@@ -153,9 +177,10 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                     None => return,
                 },
                 () = drain, if closing.is_none() => {}
+                () = cut_signal, if !cut => {}
                 () = shared.stopping.notified(), if closing.is_none() => {
                     h2.graceful_shutdown();
-                    closing = Some(Instant::now() + Duration::from_secs(86_400));
+                    closing = Some(Instant::now() + UNTIL_STREAMS_END);
                 }
                 () = shared.abuse.notified() => {
                     tracing::warn!(peer = %shared.peer, "HTTP/2 client cancels most of its streams: connection closed (ENHANCE_YOUR_CALM)");
@@ -184,10 +209,26 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
             }
         }
     };
-    until_cut(&worker, serving).await;
+    serving.await;
+    // Each stream logs its own exchange, also when the drain deadline cuts
+    // it: the connection (what the drain waits for) ends after its streams.
+    loop {
+        let ended = shared.all_ended.notified();
+        if shared.open.get() == 0 {
+            break;
+        }
+        ended.await;
+    }
     if let Some(tls) = stream.tls() {
         tls.close_notify();
     }
+}
+
+/// Runs `fut` unless the drain deadline cuts the worker first (`None`).
+async fn until_cut_or<F: std::future::Future>(worker: &Worker, fut: F) -> Option<F::Output> {
+    let mut out = None;
+    let cut = until_cut(worker, async { out = Some(fut.await) }).await;
+    if cut { None } else { out }
 }
 
 /// One stream: its head checked as any request head is, then the phases.
@@ -247,6 +288,9 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
     finish(&conn, &generation, &mut ex, std::time::Instant::now());
     shared.open.set(shared.open.get().saturating_sub(1));
     shared.last_end.set(Instant::now());
+    if shared.open.get() == 0 {
+        shared.all_ended.notify_waiters();
+    }
     shared.served.set(shared.served.get() + 1);
     if worker.stopping() {
         shared.stopping.notify_one();

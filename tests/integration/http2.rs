@@ -418,6 +418,34 @@ fn after_sigterm_a_connection_says_goaway_after_its_next_stream() {
 }
 
 #[test]
+fn a_stream_cut_at_the_drain_deadline_is_answered_and_logged() {
+    let up = Upstream::start("up", Behavior::Delay(Duration::from_secs(5)));
+    let mut gw = Gateway::start(&h2c_config(&up, "drainMs: 300\n"));
+    runtime().block_on(async {
+        let (send, _driver) = connect(gw.addr).await;
+        let slow = tokio::spawn({
+            let send = send.clone();
+            async move { get(&send, "/slow").await }
+        });
+        while up.hits() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        gw.signal(15);
+        let answer = slow.await.unwrap();
+        assert_eq!(answer.status, 503);
+        assert_eq!(answer.headers["x-gateway-error"], "shutdown");
+    });
+    assert!(gw.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    let lines = gw.log_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""path":"/slow","status":503,"error":"shutdown","protocol":"HTTP/2""#)),
+        "{lines:#?}"
+    );
+}
+
+#[test]
 fn a_drain_says_goaway_and_finishes_the_streams_in_flight() {
     let up = Upstream::start("up", Behavior::Delay(Duration::from_millis(800)));
     let mut gw = Gateway::start(&h2c_config(&up, "drainMs: 5000\n"));
