@@ -5,13 +5,11 @@ pub mod kind;
 
 pub use kind::{ErrorKind, Failure};
 
-use http::StatusCode;
-use http1::HeadError;
-use plan::PathError;
-
 use std::time::Duration;
 
-use http1::Framing;
+use http::StatusCode;
+use http1::{Framing, HeadError};
+use plan::PathError;
 
 use crate::body::BodyError;
 use crate::client::side::Client;
