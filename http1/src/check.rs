@@ -20,6 +20,27 @@ pub fn decode_body(decoder: &mut Decoder, buf: &mut BytesMut) -> Option<Vec<u8>>
     }
 }
 
+/// The head the gateway forwards for `head` (no filter, no rewrite).
+fn forward(head: &crate::RequestHead, proto: &[u8]) -> BytesMut {
+    let mut forwarded = BytesMut::new();
+    encode_request(
+        &mut forwarded,
+        &Forward {
+            method: &head.method,
+            target: [head.target.path().as_bytes(), b"", b"", b""],
+            headers: &head.headers,
+            host: &head.host,
+            forwarded_host: &head.host,
+            client_ip: b"127.0.0.1",
+            proto,
+            body: head.body,
+            filter: crate::Filter::none(),
+            websocket: head.websocket,
+        },
+    );
+    forwarded
+}
+
 /// Runs a client's bytes through the gateway's parse → decode → encode →
 /// re-frame (in two writes, as the pump does) and reads the result as an
 /// upstream would. `Ok(None)`: not accepted (nothing to check);
@@ -37,22 +58,7 @@ pub fn forwarded_once(input: &[u8], max_bytes: usize, max_headers: usize) -> Res
     let Some(body) = decode_body(&mut decoder, &mut buf) else {
         return Ok(None);
     };
-    let mut forwarded = BytesMut::new();
-    encode_request(
-        &mut forwarded,
-        &Forward {
-            method: &head.method,
-            target: [head.target.path().as_bytes(), b"", b"", b""],
-            headers: &head.headers,
-            host: &head.host,
-            forwarded_host: &head.host,
-            client_ip: b"127.0.0.1",
-            proto: b"http",
-            body: head.body,
-            filter: crate::Filter::none(),
-            websocket: head.websocket,
-        },
-    );
+    let forwarded = forward(&head, b"http");
     let framing = Framing::from(head.body);
     let (a, b) = body.split_at(body.len() / 2);
     let mut wire = Vec::new();
@@ -127,22 +133,7 @@ pub fn bridged_once(
     else {
         return Ok(false);
     };
-    let mut forwarded = BytesMut::new();
-    encode_request(
-        &mut forwarded,
-        &Forward {
-            method: &head.method,
-            target: [head.target.path().as_bytes(), b"", b"", b""],
-            headers: &head.headers,
-            host: &head.host,
-            forwarded_host: &head.host,
-            client_ip: b"127.0.0.1",
-            proto: b"https",
-            body: head.body,
-            filter: crate::Filter::none(),
-            websocket: head.websocket,
-        },
-    );
+    let forwarded = forward(&head, b"https");
     let shown = || String::from_utf8_lossy(&forwarded).into_owned();
     let mut slots = [httparse::EMPTY_HEADER; 256];
     let mut req = httparse::Request::new(&mut slots);
