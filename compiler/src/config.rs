@@ -89,6 +89,7 @@ pub struct ClusterCfg {
     pub outlier: plan::Outlier,
     pub dns_refresh_ms: Option<u64>,
     pub tls: Option<UpstreamTlsCfg>,
+    pub protocol: plan::UpstreamProtocol,
 }
 
 /// A cluster's `tls`: how its `https://` upstreams are verified.
@@ -224,6 +225,7 @@ impl Reader<'_> {
             outlier: plan::Outlier::default(),
             dns_refresh_ms: None,
             tls: None,
+            protocol: plan::UpstreamProtocol::Http1,
         };
         if let Some(v) = map.get_node("tls") {
             cluster.tls = self.upstream_tls(v, &join(path, "tls"));
@@ -238,15 +240,10 @@ impl Reader<'_> {
             cluster.outlier = self.outlier(v, &join(path, "outlier"));
         }
         if let Some(v) = map.get_node("protocol") {
-            let p = join(path, "protocol");
-            if let Some(c) = self.choice(v, &p, &["http1", "h2"])
+            if let Some(c) = self.choice(v, &join(path, "protocol"), &["http1", "h2"])
                 && c.value == "h2"
             {
-                self.diags.error(
-                    c.loc,
-                    p,
-                    "HTTP/2 to upstreams (and so gRPC) is not supported by this build of the gateway; use http1",
-                );
+                cluster.protocol = plan::UpstreamProtocol::H2;
             }
         }
         if let Some(v) = map.get_node("dnsRefreshMs") {

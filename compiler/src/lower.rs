@@ -336,6 +336,7 @@ pub fn lower(
                 health_check: c.health_check.clone(),
                 outlier: c.outlier,
                 dns_refresh_ms: c.dns_refresh_ms.unwrap_or(30_000),
+                protocol: c.protocol,
                 tls: c.tls.as_ref().map(|t| plan::UpstreamTls {
                     ca: t.ca.as_ref().map(|c| c.value.clone()),
                     insecure_skip_verify: t.insecure_skip_verify.as_ref().is_some_and(|s| s.value),

@@ -44,10 +44,10 @@ fn property(object: &str, key: &str) -> Value {
             json!({ "type": "integer", "minimum": 1, "maximum": 10000, "default": 128 })
         }
         ("http2", "cleartext") => {
-            json!({ "type": "boolean", "default": false, "description": "h2c prior knowledge on listen (not served by this build: a warning)" })
+            json!({ "type": "boolean", "default": false, "description": "h2c prior knowledge on listen" })
         }
         ("cluster", "protocol") => {
-            json!({ "enum": ["http1", "h2"], "default": "http1", "description": "h2 is not supported by this build (an error)" })
+            json!({ "enum": ["http1", "h2"], "default": "http1", "description": "h2: HTTP/2 to the upstreams (ALPN h2 over TLS, prior knowledge over cleartext); needed for gRPC" })
         }
         ("tls", "listen") => string("IP:PORT of the TLS listener (HTTPS)"),
         ("tls", "certificates") => {
@@ -55,7 +55,7 @@ fn property(object: &str, key: &str) -> Value {
         }
         ("tls", "minVersion") => json!({ "enum": ["1.2", "1.3"], "default": "1.2" }),
         ("tls", "alpn") => {
-            json!({ "type": "array", "minItems": 1, "items": { "enum": ["h2", "http/1.1"] }, "description": "protocols offered in ALPN (this build serves http/1.1)" })
+            json!({ "type": "array", "minItems": 1, "items": { "enum": ["h2", "http/1.1"] }, "description": "protocols offered in ALPN, in preference order" })
         }
         ("tlsCertificate", "cert") => string("PEM certificate chain, leaf first (relative to the config)"),
         ("tlsCertificate", "key") => string("PEM private key: PKCS#8, PKCS#1 or SEC1 (relative to the config)"),

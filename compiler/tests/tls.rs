@@ -252,11 +252,19 @@ fn http2_settings_are_lowered_with_defaults_and_h2_upstreams_refused() {
         &cluster_config("http://127.0.0.1:9", "    protocol: h2\n"),
         dir.path(),
     );
-    assert!(messages(&c, Severity::Error)[0].contains("clusters[0].protocol: HTTP/2 to upstreams"));
+    assert!(c.diagnostics.is_empty(), "{:?}", messages(&c, Severity::Warning));
+    assert_eq!(c.plan.unwrap().clusters[0].protocol, plan::UpstreamProtocol::H2);
     let c = compile_str(
         "gateway.yaml",
         &cluster_config("http://127.0.0.1:9", "    protocol: http1\n"),
         dir.path(),
     );
     assert!(c.diagnostics.is_empty());
+    assert_eq!(c.plan.unwrap().clusters[0].protocol, plan::UpstreamProtocol::Http1);
+    let c = compile_str(
+        "gateway.yaml",
+        &cluster_config("http://127.0.0.1:9", "    protocol: h3\n"),
+        dir.path(),
+    );
+    assert!(messages(&c, Severity::Error)[0].contains("clusters[0].protocol"));
 }

@@ -10,19 +10,16 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use h2::RecvStream;
 use h2::server::SendResponse;
 use http::{HeaderValue, Request, Version};
 use http1::{Bridged, Fields, Parsed};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::client::h2::H2Stream;
@@ -31,7 +28,7 @@ use crate::generation::Generation;
 use crate::lifecycle::{cut_exchange, finish, until_cut};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
-use crate::stream::Stream;
+use crate::stream::{H2Io, Stream};
 use crate::worker::{Worker, client_ip};
 
 /// The HTTP/2 connection preface's first line, which h2c prior knowledge
@@ -127,10 +124,7 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
         abuse: tokio::sync::Notify::new(),
         stopping: tokio::sync::Notify::new(),
     });
-    let io = Io {
-        stream: stream.clone(),
-        read,
-    };
+    let io = H2Io::new(stream.clone(), read);
     let (read_ms, idle_ms) = (generation.defaults.read, generation.defaults.idle);
     drop(generation);
     let serving = async {
@@ -318,40 +312,4 @@ async fn linger(stream: &Stream) {
         }
     };
     let _ = tokio::time::timeout(LINGER, drained).await;
-}
-
-/// The connection's bytes for the `h2` codec: what was read before the
-/// protocol was known comes first.
-struct Io {
-    stream: Rc<Stream>,
-    read: BytesMut,
-}
-
-impl AsyncRead for Io {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.read.is_empty() && std::task::ready!(this.stream.poll_read_buf(cx, &mut this.read))? == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let n = this.read.len().min(out.remaining());
-        out.put_slice(&this.read[..n]);
-        this.read.advance(n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.stream.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.stream.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        std::task::ready!(self.stream.poll_flush(cx))?;
-        self.stream.shutdown_write();
-        Poll::Ready(Ok(()))
-    }
 }

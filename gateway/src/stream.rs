@@ -3,9 +3,12 @@
 //! phases do not know which one they are serving.
 
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::io::{WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_all};
@@ -144,5 +147,48 @@ impl Stream {
             Stream::Plain(_) => "http",
             Stream::Tls(_) => "https",
         }
+    }
+}
+
+/// The connection's bytes for the `h2` codec: what was read before the
+/// protocol was known comes first.
+pub struct H2Io {
+    stream: Rc<Stream>,
+    read: BytesMut,
+}
+
+impl H2Io {
+    /// `read`: bytes already read from `stream`, handed out first.
+    pub fn new(stream: Rc<Stream>, read: BytesMut) -> Self {
+        Self { stream, read }
+    }
+}
+
+impl AsyncRead for H2Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_empty() && std::task::ready!(this.stream.poll_read_buf(cx, &mut this.read))? == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let n = this.read.len().min(out.remaining());
+        out.put_slice(&this.read[..n]);
+        this.read.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for H2Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.stream.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.stream.poll_flush(cx))?;
+        self.stream.shutdown_write();
+        Poll::Ready(Ok(()))
     }
 }

@@ -425,7 +425,12 @@ pub struct ClientTls {
 /// The client configuration of a cluster's `https://` upstreams: the
 /// system's roots, or the cluster's `tls.ca` (relative to `base_dir`), or no
 /// verification when `insecureSkipVerify` says so. ALPN offers `http/1.1`.
-pub fn client_config(tls: Option<&plan::UpstreamTls>, base_dir: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+/// `protocol` is the cluster's: the one protocol offered in ALPN.
+pub fn client_config(
+    tls: Option<&plan::UpstreamTls>,
+    protocol: plan::UpstreamProtocol,
+    base_dir: &Path,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -445,7 +450,10 @@ pub fn client_config(tls: Option<&plan::UpstreamTls>, base_dir: &Path) -> Result
         }
         _ => builder.with_root_certificates(system_roots()).with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![match protocol {
+        plan::UpstreamProtocol::Http1 => b"http/1.1".to_vec(),
+        plan::UpstreamProtocol::H2 => b"h2".to_vec(),
+    }];
     Ok(Arc::new(config))
 }
 

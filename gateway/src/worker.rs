@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use crate::generation::Generation;
 use crate::observe::accesslog::{Sink, WorkerLog};
 use crate::observe::stats::Registry;
+use crate::upstream::h2::H2Pool;
 use crate::upstream::{Pool, Upstreams};
 
 /// Idle upstream connections each worker keeps per upstream. Below the number
@@ -51,6 +52,8 @@ pub struct Shared {
 pub struct Worker {
     pub shared: Arc<Shared>,
     pub pool: Pool,
+    /// Its HTTP/2 connections to `protocol: h2` upstreams.
+    pub h2pool: H2Pool,
     pub log: RefCell<Option<WorkerLog>>,
     /// Warm policy instances of this thread.
     pub warm: RefCell<policy_host::WarmSet>,
@@ -103,6 +106,7 @@ impl Worker {
             log: RefCell::new(WorkerLog::new(shared.log.clone())),
             shared,
             pool: Pool::new(MAX_IDLE_PER_TARGET),
+            h2pool: H2Pool::default(),
             warm: RefCell::default(),
             policy_view: RefCell::default(),
             active: Cell::new(0),

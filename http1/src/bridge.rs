@@ -136,6 +136,54 @@ pub fn response_fields(head: &[u8], mut field: impl FnMut(&[u8], &[u8])) -> Opti
     Some((status, len))
 }
 
+/// Reads back a request head the gateway encoded (`http1`'s own output),
+/// for an upstream that speaks another framing: calls `field` with each
+/// field that is not specific to an HTTP/1.1 connection (the hop-by-hop
+/// ones, its framing), `Host` included, and returns the request target and
+/// where the head ends. `None` if `head` is not a complete request head.
+pub fn request_fields<'a>(head: &'a [u8], mut field: impl FnMut(&'a [u8], &'a [u8])) -> Option<(&'a [u8], usize)> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, head, &mut slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        _ => return None,
+    };
+    let target = req.path?.as_bytes();
+    for h in req.headers.iter() {
+        if !Known::of(h.name.as_bytes()).is_hop_by_hop() {
+            field(h.name.as_bytes(), h.value);
+        }
+    }
+    Some((target, len))
+}
+
+/// Renders a response that arrived as a status and fields (an HTTP/2
+/// upstream's) as an HTTP/1.1 head into `buf` (emptied first), for
+/// [`crate::parse_response`] to check and re-encode like any upstream's.
+/// Hop-by-hop fields are left out; a body whose length no `Content-Length`
+/// declares is marked chunked (the framing the client side then chooses
+/// from). `false` if a value could end a line.
+pub fn render_response(buf: &mut BytesMut, status: StatusCode, fields: &HeaderMap) -> bool {
+    buf.clear();
+    buf.put_slice(b"HTTP/1.1 ");
+    buf.put_slice(status.as_str().as_bytes());
+    buf.put_slice(b" \r\n");
+    for (name, value) in fields {
+        let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
+        if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+            return false;
+        }
+        if !Known::of(name).is_hop_by_hop() {
+            line(buf, name, value);
+        }
+    }
+    if !fields.contains_key(http::header::CONTENT_LENGTH) {
+        buf.put_slice(b"transfer-encoding: chunked\r\n");
+    }
+    buf.put_slice(b"\r\n");
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +263,59 @@ mod tests {
         assert_eq!(&head[len..], b"abc");
         let names: Vec<&[u8]> = seen.iter().map(|(n, _)| &n[..]).collect();
         assert_eq!(names, [&b"content-type"[..], b"content-length"]);
+    }
+
+    #[test]
+    fn request_fields_read_back_an_encoded_head() {
+        let head = b"POST /a?b=1 HTTP/1.1\r\nhost: up.example\r\nconnection: keep-alive\r\nte: trailers\r\ncontent-length: 2\r\nx-y: z\r\n\r\nhi";
+        let mut seen = Vec::new();
+        let (target, len) = request_fields(head, |n, v| seen.push((n.to_vec(), v.to_vec()))).unwrap();
+        assert_eq!(target, b"/a?b=1");
+        assert_eq!(&head[len..], b"hi");
+        let names: Vec<&[u8]> = seen.iter().map(|(n, _)| &n[..]).collect();
+        assert_eq!(names, [&b"host"[..], b"content-length", b"x-y"]);
+        assert!(request_fields(b"GET / HTTP/1.1\r\nhost: a\r\n", |_, _| {}).is_none());
+    }
+
+    #[test]
+    fn a_rendered_response_is_checked_as_an_upstream_head() {
+        use crate::{Answering, Filter, Framing, ParsedResponse, parse_response};
+        let answering = |method| Answering {
+            method,
+            client_version: http::Version::HTTP_11,
+            keep_alive: true,
+            filter: Filter::none(),
+            websocket: false,
+        };
+        let mut fields = HeaderMap::new();
+        fields.append("content-type", HeaderValue::from_static("application/grpc"));
+        fields.append("connection", HeaderValue::from_static("close"));
+        let (mut buf, mut out) = (BytesMut::new(), BytesMut::new());
+        assert!(render_response(&mut buf, StatusCode::OK, &fields));
+        let ParsedResponse::Complete(head) = parse_response(&buf, &answering(&Method::POST), &mut out) else {
+            panic!("refused: {buf:?}")
+        };
+        // No length: chunked to an HTTP/1.1 client; hop-by-hop fields gone.
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(head.keep_alive);
+        let out = String::from_utf8_lossy(&out).to_ascii_lowercase();
+        assert!(out.starts_with("http/1.1 200"), "{out}");
+        assert!(out.contains("content-type: application/grpc\r\n"), "{out}");
+        assert!(!out.contains("connection: close"), "{out}");
+
+        fields.append("content-length", HeaderValue::from_static("7"));
+        assert!(render_response(&mut buf, StatusCode::NOT_FOUND, &fields));
+        let mut out = BytesMut::new();
+        let ParsedResponse::Complete(head) = parse_response(&buf, &answering(&Method::GET), &mut out) else {
+            panic!("refused: {buf:?}")
+        };
+        assert_eq!((head.status, head.framing), (StatusCode::NOT_FOUND, Framing::Length));
+        // Two lengths that disagree are refused as in any head.
+        fields.append("content-length", HeaderValue::from_static("8"));
+        assert!(render_response(&mut buf, StatusCode::OK, &fields));
+        assert_eq!(
+            parse_response(&buf, &answering(&Method::GET), &mut out),
+            ParsedResponse::Invalid
+        );
     }
 }

@@ -32,7 +32,7 @@ pub mod response;
 pub mod synth;
 pub mod target;
 
-pub use bridge::{Bridged, parse_bridged, response_fields};
+pub use bridge::{Bridged, parse_bridged, render_response, request_fields, response_fields};
 pub use decoder::{DecodeError, Decoder};
 pub use encode::{ChunkSize, Forward, Framing, encode_request};
 pub use fields::Fields;

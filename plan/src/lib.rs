@@ -31,7 +31,7 @@ pub use host::{HostTrie, host_without_port, host_without_port_bytes};
 pub use model::{
     AccessLog, CertificateFiles, Cluster, HealthCheck, HostNode, Http2, Limits, LogDestination, LogField, NONE,
     OnError, Outlier, PathNode, Plan, Policy, PolicyLimits, PoolSettings, RegexDfa, RegexSet, Retry, Table, Timeouts,
-    TlsListener, TlsVersion, Upstream, UpstreamTls,
+    TlsListener, TlsVersion, Upstream, UpstreamProtocol, UpstreamTls,
 };
 pub use normalize::{Dot, PathError, is_dot_segment, match_segment, normalize_path};
 pub use path::{PathWalk, PrefixTree, match_segments};

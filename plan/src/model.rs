@@ -309,6 +309,25 @@ pub struct Cluster {
     pub tls: Option<UpstreamTls>,
     /// Upstream host names are resolved again this often.
     pub dns_refresh_ms: u64,
+    /// What the cluster's upstreams speak (absent in the artifact: HTTP/1.1).
+    #[serde(default, skip_serializing_if = "UpstreamProtocol::is_http1")]
+    pub protocol: UpstreamProtocol,
+}
+
+/// The protocol a cluster's upstreams speak (SPEC §14).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    /// HTTP/2: ALPN `h2` over TLS, prior knowledge over cleartext.
+    H2,
+}
+
+impl UpstreamProtocol {
+    pub fn is_http1(&self) -> bool {
+        *self == UpstreamProtocol::Http1
+    }
 }
 
 /// How upstream connections of a cluster are pooled (SPEC §15).

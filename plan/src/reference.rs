@@ -124,6 +124,7 @@ pub fn plan(specs: &[Spec]) -> Plan {
             health_check: None,
             outlier: Default::default(),
             dns_refresh_ms: 30_000,
+            protocol: Default::default(),
             tls: None,
         }],
         policies: vec![],

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::Version;
+use http::{HeaderMap, Version};
 use http1::{BodyKind, ChunkSize, Fields, Framing, RequestHead};
 
 use crate::body::{BodyError, ClientReader};
@@ -116,6 +116,16 @@ impl Client for H1 {
             self.write_all(&mut bufs, timeout).await?;
         }
         Ok(total as u64)
+    }
+
+    async fn write_trailers(
+        &mut self,
+        head: &[u8],
+        framing: Framing,
+        _trailers: HeaderMap,
+        timeout: Duration,
+    ) -> Result<u64, Failure> {
+        self.write(head, framing, &[], true, timeout).await
     }
 
     fn tunnel(&mut self) -> Option<(&Stream, &mut BytesMut)> {

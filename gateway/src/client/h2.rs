@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Buf as _, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
-use http::{HeaderName, HeaderValue, Response, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, Version};
 use http1::{BodyKind, Framing, RequestHead};
 
 use crate::body::BodyError;
@@ -241,6 +241,29 @@ impl Client for H2Stream {
         }
         self.send_data(data, end, timeout).await?;
         Ok(sent + data.len() as u64)
+    }
+
+    async fn write_trailers(
+        &mut self,
+        head: &[u8],
+        framing: Framing,
+        mut trailers: HeaderMap,
+        timeout: Duration,
+    ) -> Result<u64, Failure> {
+        let mut sent = 0;
+        if !head.is_empty() {
+            sent = self.write(head, framing, &[], false, timeout).await?;
+        }
+        // What frames a connection has no place in a trailer section.
+        for name in http1::headers::HOP_BY_HOP {
+            trailers.remove(name);
+        }
+        let Some(send) = self.send.as_mut() else {
+            return Err(ErrorKind::ClientClosed.into());
+        };
+        send.send_trailers(trailers)
+            .map_err(|_| Failure::from(ErrorKind::ClientClosed))?;
+        Ok(sent)
     }
 
     fn tunnel(&mut self) -> Option<(&Stream, &mut BytesMut)> {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::Version;
+use http::{HeaderMap, Version};
 use http1::{BodyKind, Framing, RequestHead};
 
 use crate::body::BodyError;
@@ -80,6 +80,18 @@ pub trait Client {
         framing: Framing,
         data: &[u8],
         end: bool,
+        timeout: Duration,
+    ) -> Result<u64, Failure>;
+
+    /// Ends the response with `trailers` (an HTTP/2 upstream's), after
+    /// `head` when it has not been sent yet; each write waits at most
+    /// `timeout`. Returns the bytes it counts as sent. An HTTP/1.1 client
+    /// gets the end of the body without them (as NGINX and Envoy do).
+    async fn write_trailers(
+        &mut self,
+        head: &[u8],
+        framing: Framing,
+        trailers: HeaderMap,
         timeout: Duration,
     ) -> Result<u64, Failure>;
 

@@ -43,6 +43,15 @@ impl FailureLog {
         }
     }
 
+    /// An HTTP/2 connection to `upstream` could not be set up (no `h2` in
+    /// ALPN, a failed preface): said with the reason, as `connect_failed`.
+    pub fn h2(&self, cluster: &str, upstream: &str, error: &dyn std::fmt::Display) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(suppressed) = self.admit(ErrorKind::ConnectFailed, now) {
+            tracing::warn!(cluster, upstream, error = %error, suppressed, "upstream HTTP/2 connection failed");
+        }
+    }
+
     /// `Some(suppressed)` when a line may go out at second `now`.
     fn admit(&self, kind: ErrorKind, now: u64) -> Option<u64> {
         let (second, suppressed) = &self.slots[kind.index()];

@@ -17,6 +17,7 @@ pub mod respond;
 pub mod retry;
 pub mod route;
 pub mod tunnel;
+pub mod upstream_h2;
 
 use http::Method;
 use http1::RequestHead;
@@ -113,11 +114,14 @@ async fn phases<C: Client>(s: &mut Session<'_, C>, head: &mut RequestHead, ex: &
         ex.attempts = attempt;
         let target = generation.targets.get(id);
         forward::encode_head(s.conn, head, target, &routed, generation);
-        let sent = forward::send(s, target, head).await;
+        let sent = match target.h2 {
+            false => forward::send(s, target, head).await.map(Answer::H1),
+            true => upstream_h2::send(s, target, head).await.map(Answer::H2),
+        };
         let reason = match &sent {
-            Ok(r) if r.head.status.is_server_error() => {
+            Ok(r) if r.head().status.is_server_error() => {
                 health.failure(upstream);
-                Some(Reason::Status(r.head.status.as_u16()))
+                Some(Reason::Status(r.head().status.as_u16()))
             }
             Ok(_) => {
                 health.success(upstream);
@@ -141,8 +145,9 @@ async fn phases<C: Client>(s: &mut Session<'_, C>, head: &mut RequestHead, ex: &
             return match sent {
                 // Only ever a WebSocket upgrade the request asked for (`http1`
                 // refuses any other 101).
-                Ok(sent) if sent.head.status.as_u16() == 101 => tunnel::relay(s, ex, sent).await,
-                Ok(sent) => respond::stream(s, ex, sent, target).await,
+                Ok(Answer::H1(sent)) if sent.head.status.as_u16() == 101 => tunnel::relay(s, ex, sent).await,
+                Ok(Answer::H1(sent)) => respond::stream(s, ex, sent, target).await,
+                Ok(Answer::H2(sent)) => upstream_h2::stream(s, ex, sent).await,
                 Err(f) => Err(f),
             };
         };
@@ -158,5 +163,20 @@ async fn phases<C: Client>(s: &mut Session<'_, C>, head: &mut RequestHead, ex: &
         tokio::time::sleep(retry::backoff(policy, attempt)).await;
         previous = Some(upstream);
         attempt += 1;
+    }
+}
+
+/// A response head from an upstream, over the protocol its cluster speaks.
+enum Answer {
+    H1(forward::Sent),
+    H2(upstream_h2::SentH2),
+}
+
+impl Answer {
+    fn head(&self) -> &http1::ResponseHead {
+        match self {
+            Answer::H1(sent) => &sent.head,
+            Answer::H2(sent) => &sent.head,
+        }
     }
 }

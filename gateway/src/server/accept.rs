@@ -61,6 +61,7 @@ pub fn run_worker(
                 if since_sweep >= POOL_SWEEP {
                     since_sweep = Duration::ZERO;
                     ticker.pool.close_idle(Instant::now());
+                    ticker.h2pool.close_idle(Instant::now());
                 }
             }
         });

@@ -90,7 +90,7 @@ async fn run(shared: Arc<Shared>) {
 }
 
 /// One active check: `GET path` within `timeoutMs`; a 2xx or 3xx status
-/// line is a success.
+/// is a success. A `protocol: h2` upstream is checked over HTTP/2.
 async fn check(target: Target, health: Arc<ClusterHealth>, hc: plan::HealthCheck) {
     let probe = async {
         let addr = target.state.endpoint()?;
@@ -104,6 +104,9 @@ async fn check(target: Target, health: Arc<ClusterHealth>, hc: plan::HealthCheck
                     .ok()?,
             )),
         };
+        if target.h2 {
+            return probe_h2(stream, &target, &hc.path).await;
+        }
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gateway-health-check\r\nConnection: close\r\n\r\n",
             hc.path, target.authority
@@ -140,6 +143,30 @@ async fn check(target: Target, health: Arc<ClusterHealth>, hc: plan::HealthCheck
         }
         health.refresh();
     }
+}
+
+/// `GET path` as one stream of a new HTTP/2 connection; its status.
+async fn probe_h2(stream: Stream, target: &Target, path: &str) -> Option<u16> {
+    if stream.tls().is_some_and(|t| !t.h2) {
+        return None;
+    }
+    let io = crate::stream::H2Io::new(std::rc::Rc::new(stream), bytes::BytesMut::new());
+    let (mut send, connection) = h2::client::handshake(io).await.ok()?;
+    // The connection is driven beside the stream and ends with the probe.
+    let driven = tokio::task::spawn_local(connection);
+    let scheme = if target.tls.is_some() { "https" } else { "http" };
+    let mut request = http::Request::new(());
+    *request.uri_mut() = format!("{scheme}://{}{path}", target.authority).parse().ok()?;
+    request
+        .headers_mut()
+        .insert(http::header::USER_AGENT, http::HeaderValue::from_static("gateway-health-check"));
+    let status = async {
+        let (response, _) = send.send_request(request, true).ok()?;
+        Some(response.await.ok()?.status().as_u16())
+    }
+    .await;
+    driven.abort();
+    status
 }
 
 /// Resolves `host` again; a failure (or no address) keeps the last good set.

@@ -1,8 +1,10 @@
 //! The upstream side: targets parsed once per plan ([`Targets`]), the
 //! process-wide health and picks of each upstream ([`health`]), and the
-//! per-thread pool of upstream connections ([`Pool`]).
+//! per-thread pools of upstream connections ([`Pool`] for HTTP/1.1,
+//! [`h2::H2Pool`] for HTTP/2).
 
 pub mod budget;
+pub mod h2;
 pub mod health;
 mod pool;
 mod target;

@@ -2,6 +2,7 @@
 //! traffic, no task per connection; idle connections expire after `idleMs`.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ use crate::stream::Stream;
 /// yet consumed. Idle in the pool between exchanges.
 #[derive(Debug)]
 pub struct UpstreamConn {
-    pub stream: Stream,
+    /// Shared only with an HTTP/2 connection's codec ([`super::h2`]).
+    pub stream: Rc<Stream>,
     pub rbuf: BytesMut,
     /// It has carried an exchange before (a failure before any response byte
     /// may then be the upstream closing it while idle, and is retried once).
@@ -211,7 +213,7 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn,
     };
     state.active.fetch_add(1, Ordering::Relaxed);
     Ok(UpstreamConn {
-        stream,
+        stream: Rc::new(stream),
         rbuf: BytesMut::with_capacity(UPSTREAM_BUF),
         reused: false,
         requests: 0,

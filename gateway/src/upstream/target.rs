@@ -39,6 +39,9 @@ pub struct Target {
     pub pool_id: usize,
     /// Idle pooled connections are closed after this long (`pool.idleMs`).
     pub idle_timeout: Duration,
+    /// The cluster says `protocol: h2`: requests go over a shared HTTP/2
+    /// connection ([`super::h2`]) rather than a pooled HTTP/1.1 one.
+    pub h2: bool,
     pub stats: Arc<ClusterStats>,
     /// Rate-limited `warn` lines for this upstream's failures.
     pub failures: Arc<FailureLog>,
@@ -158,7 +161,7 @@ impl Targets {
             let mut states = Vec::with_capacity(cluster.upstreams.len());
             let tls = match cluster.upstreams.iter().any(|u| u.url.starts_with("https://")) {
                 true => Some(
-                    crate::tls::client_config(cluster.tls.as_ref(), base_dir)
+                    crate::tls::client_config(cluster.tls.as_ref(), cluster.protocol, base_dir)
                         .map_err(|e| format!("clusters[{c}].{e}"))?,
                 ),
                 false => None,
@@ -230,16 +233,20 @@ fn parse_target(
     };
     // Pooled connections are shared only by upstreams that connect alike: a
     // TLS connection verified under one cluster's settings is not another's.
+    // An HTTP/2 connection is never an HTTP/1.1 one.
+    let h2 = cluster.protocol == plan::UpstreamProtocol::H2;
     let pool_key = match &cluster.tls {
         _ if !https => authority.clone(),
         Some(t) => format!("https://{authority} ca={:?} insecure={}", t.ca, t.insecure_skip_verify),
         None => format!("https://{authority}"),
     };
+    let pool_key = if h2 { format!("h2 {pool_key}") } else { pool_key };
     Ok(Target {
         url: url.to_owned(),
         pool_id: registry.pool_id(&pool_key),
         tls,
         idle_timeout: Duration::from_millis(cluster.pool.idle_ms),
+        h2,
         state: registry.state(&cluster.name, url, bare, port),
         authority,
         hostname,
