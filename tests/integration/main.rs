@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 mod conformance;
+mod grpc;
 mod hardening;
 mod http2;
 mod language;
@@ -17,6 +18,7 @@ mod routing;
 mod streaming;
 mod timeouts;
 mod tls;
+mod upstream_h2;
 mod upstream_tls;
 mod websocket;
 mod wrr;

@@ -8,11 +8,13 @@
 pub mod certs;
 pub mod client;
 pub mod gateway;
+pub mod h2_upstream;
 pub mod scripted;
 pub mod upstream;
 pub mod websocket;
 
 pub use client::{Client, Response, TlsInfo, TlsOptions, raw_exchange};
 pub use gateway::{Gateway, gateway_bin, scratch_dir};
+pub use h2_upstream::{H2Seen, H2Upstream};
 pub use scripted::{Fail, Script, Scripted};
 pub use upstream::{Behavior, Seen, Upstream};

@@ -304,15 +304,18 @@ pub async fn stream<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, sent: 
     // What the upstream says about the length holds only where a body may be.
     let declared = if framing == Framing::NoBody { None } else { declared };
     let short = |received: u64| declared.is_some_and(|d| d != received);
-    ex.status = head.status.as_u16();
+    let status = head.status.as_u16();
     let mut head_pending = true;
     let mut received = 0u64;
     loop {
         let headb: &[u8] = if head_pending { &s.conn.wbuf } else { &[] };
-        if body.is_end_stream() {
+        // No body can follow (HEAD, 204, 304): whatever the stream still
+        // carries is not read.
+        if body.is_end_stream() || framing == Framing::NoBody {
             if short(received) {
                 return Err(ErrorKind::UpstreamReset.into());
             }
+            starting(ex, headb, status);
             ex.bytes_sent += s.conn.client.write(headb, framing, &[], true, write_ms).await?;
             break;
         }
@@ -321,6 +324,7 @@ pub async fn stream<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, sent: 
             match body.poll_data(&mut cx) {
                 std::task::Poll::Ready(polled) => polled,
                 std::task::Poll::Pending => {
+                    starting(ex, headb, status);
                     ex.bytes_sent += s.conn.client.write(headb, framing, &[], false, write_ms).await?;
                     head_pending = false;
                     continue;
@@ -360,6 +364,7 @@ pub async fn stream<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, sent: 
                     return Err(ErrorKind::UpstreamReset.into());
                 }
                 if !data.is_empty() || head_pending || end {
+                    starting(ex, headb, status);
                     ex.bytes_sent += s.conn.client.write(headb, framing, &data, end, write_ms).await?;
                 }
                 head_pending = false;
@@ -380,6 +385,7 @@ pub async fn stream<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, sent: 
                     Err(_) => return Err(ErrorKind::UpstreamTimeout.into()),
                 };
                 let headb: &[u8] = if head_pending { &s.conn.wbuf } else { &[] };
+                starting(ex, headb, status);
                 ex.bytes_sent += match trailers {
                     Some(trailers) if !trailers.is_empty() => {
                         if let Some(status) = grpc_status(&trailers) {
@@ -395,4 +401,12 @@ pub async fn stream<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, sent: 
     }
     s.conn.wbuf.clear();
     Ok(())
+}
+
+/// Marks the response under way when its head is about to be written: a
+/// failure from then on cuts it rather than answering (see `error::fail`).
+fn starting(ex: &mut Exchange, head: &[u8], status: u16) {
+    if !head.is_empty() {
+        ex.status = status;
+    }
 }
