@@ -239,12 +239,11 @@ impl Reader<'_> {
         if let Some(v) = map.get_node("outlier") {
             cluster.outlier = self.outlier(v, &join(path, "outlier"));
         }
-        if let Some(v) = map.get_node("protocol") {
-            if let Some(c) = self.choice(v, &join(path, "protocol"), &["http1", "h2"])
-                && c.value == "h2"
-            {
-                cluster.protocol = plan::UpstreamProtocol::H2;
-            }
+        if let Some(v) = map.get_node("protocol")
+            && let Some(c) = self.choice(v, &join(path, "protocol"), &["http1", "h2"])
+            && c.value == "h2"
+        {
+            cluster.protocol = plan::UpstreamProtocol::H2;
         }
         if let Some(v) = map.get_node("dnsRefreshMs") {
             cluster.dns_refresh_ms = self

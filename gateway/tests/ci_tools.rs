@@ -238,6 +238,18 @@ fn diff_says_what_changes_and_nothing_when_nothing_does() {
     );
     assert!(text(&out.stdout).contains("| request | before | after |"));
 
+    // A cluster that starts speaking HTTP/2 to its upstreams is a change.
+    let h2 = old.replacen("  - name: web\n", "  - name: web\n    protocol: h2\n", 1);
+    assert_ne!(h2, old);
+    std::fs::write(dir.join("h2.yaml"), h2).expect("write");
+    let out = gateway(&["diff", "old.yaml", "h2.yaml"], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("cluster changed: web (protocol)"),
+        "{}",
+        text(&out.stdout)
+    );
+
     std::fs::write(dir.join("broken.yaml"), "routes: 1\n").expect("write");
     assert_eq!(
         gateway(&["diff", "old.yaml", "broken.yaml"], &dir).status.code(),

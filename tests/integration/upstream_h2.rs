@@ -114,7 +114,12 @@ fn http1_clients_reach_an_h2_upstream_over_one_multiplexed_connection() {
 fn lying_and_failing_h2_upstreams_are_contained_and_logged() {
     let up = H2Upstream::start();
     let gw = start(&config(&up, "", ""));
-    let get = |path: &str| raw(&gw, &format!("GET {path} HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n"));
+    let get = |path: &str| {
+        raw(
+            &gw,
+            &format!("GET {path} HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n"),
+        )
+    };
 
     // A body longer or shorter than its length, a reset, a head over the
     // limit: the lie is seen before the head goes, and the client gets a 502.
@@ -189,7 +194,10 @@ fn trailers_reach_an_http2_client_and_grpc_status_is_the_upstream_status() {
     assert_eq!(lines[0]["protocol"], "HTTP/2");
     assert_eq!(lines[1]["protocol"], "HTTP/1.1");
     for line in &lines {
-        assert_eq!((line["status"].as_u64(), line["upstreamStatus"].as_u64()), (Some(200), Some(7)));
+        assert_eq!(
+            (line["status"].as_u64(), line["upstreamStatus"].as_u64()),
+            (Some(200), Some(7))
+        );
     }
 }
 
@@ -240,7 +248,10 @@ fn health_checks_of_an_h2_cluster_speak_http2() {
     let (_, body) = gw.admin_get("/upstreams");
     let upstreams: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(upstreams[0]["healthy"], true, "{upstreams}");
-    assert!(upstreams[0]["counters"]["checksOk"].as_u64().unwrap() >= 1, "{upstreams}");
+    assert!(
+        upstreams[0]["counters"]["checksOk"].as_u64().unwrap() >= 1,
+        "{upstreams}"
+    );
     assert_eq!(upstreams[0]["counters"]["checksFailed"], 0, "{upstreams}");
 }
 

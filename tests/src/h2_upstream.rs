@@ -64,7 +64,9 @@ impl H2Upstream {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 loop {
-                    let Ok((tcp, _)) = listener.accept().await else { continue };
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
                     let state = shared.clone();
                     tokio::spawn(async move {
                         state.connections.fetch_add(1, Ordering::SeqCst);

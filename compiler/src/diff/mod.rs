@@ -236,6 +236,9 @@ pub fn diff(old: &Router, new: &Router) -> Diff {
                 if o.pool != c.pool {
                     fields.push("pool".to_owned());
                 }
+                if o.protocol != c.protocol {
+                    fields.push("protocol".to_owned());
+                }
                 if !fields.is_empty() {
                     d.clusters_changed.push(Changed {
                         name: c.name.clone(),

@@ -203,6 +203,10 @@ fn forwarded_head(
     let out = crate::cli::offline::forwarded_head(router, route, &head, cluster, first, path, scheme);
     let text = String::from_utf8_lossy(&out);
     let mut shown = format!("forward   to {}\n", upstream.url);
+    if router.plan().clusters[cluster as usize].protocol == plan::UpstreamProtocol::H2 {
+        // The same head, sent as HTTP/2 fields (`upstream_h2`).
+        shown.push_str("          over HTTP/2: host as :authority, without hop-by-hop fields\n");
+    }
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {
         let _ = writeln!(shown, "  | {line}");
     }

@@ -127,8 +127,8 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
         let response = match answered {
             Ok(response) => response,
             Err(e) => {
-                let unprocessed =
-                    e.reason() == Some(Reason::REFUSED_STREAM) || (e.is_go_away() && e.reason() == Some(Reason::NO_ERROR));
+                let unprocessed = e.reason() == Some(Reason::REFUSED_STREAM)
+                    || (e.is_go_away() && e.reason() == Some(Reason::NO_ERROR));
                 if e.is_go_away() || e.is_io() {
                     s.conn.worker.h2pool.forget(target);
                 }
@@ -152,7 +152,8 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
             return Err(ErrorKind::BadResponse.into());
         }
         s.conn.wbuf.clear();
-        let ParsedResponse::Complete(response_head) = http1::parse_response(&s.conn.reqbuf, &answering, &mut s.conn.wbuf)
+        let ParsedResponse::Complete(response_head) =
+            http1::parse_response(&s.conn.reqbuf, &answering, &mut s.conn.wbuf)
         else {
             return Err(ErrorKind::BadResponse.into());
         };
@@ -223,7 +224,11 @@ fn grpc_status(fields: &HeaderMap) -> Option<u16> {
 }
 
 /// Streams the request body into `stream` (see [`pump_step`]).
-async fn pump<C: Client>(stream: &mut SendStream<Bytes>, client: &mut C, upstream_ms: Duration) -> Result<(), PumpError> {
+async fn pump<C: Client>(
+    stream: &mut SendStream<Bytes>,
+    client: &mut C,
+    upstream_ms: Duration,
+) -> Result<(), PumpError> {
     while !pump_step(stream, client, upstream_ms).await? {}
     Ok(())
 }

@@ -157,9 +157,10 @@ async fn probe_h2(stream: Stream, target: &Target, path: &str) -> Option<u16> {
     let scheme = if target.tls.is_some() { "https" } else { "http" };
     let mut request = http::Request::new(());
     *request.uri_mut() = format!("{scheme}://{}{path}", target.authority).parse().ok()?;
-    request
-        .headers_mut()
-        .insert(http::header::USER_AGENT, http::HeaderValue::from_static("gateway-health-check"));
+    request.headers_mut().insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("gateway-health-check"),
+    );
     let status = async {
         let (response, _) = send.send_request(request, true).ok()?;
         Some(response.await.ok()?.status().as_u16())

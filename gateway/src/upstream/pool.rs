@@ -19,7 +19,7 @@ use crate::stream::Stream;
 /// yet consumed. Idle in the pool between exchanges.
 #[derive(Debug)]
 pub struct UpstreamConn {
-    /// Shared only with an HTTP/2 connection's codec ([`super::h2`]).
+    /// Shared only with an HTTP/2 connection's codec (the `h2` module).
     pub stream: Rc<Stream>,
     pub rbuf: BytesMut,
     /// It has carried an exchange before (a failure before any response byte

@@ -40,7 +40,7 @@ pub struct Target {
     /// Idle pooled connections are closed after this long (`pool.idleMs`).
     pub idle_timeout: Duration,
     /// The cluster says `protocol: h2`: requests go over a shared HTTP/2
-    /// connection ([`super::h2`]) rather than a pooled HTTP/1.1 one.
+    /// connection (`H2Pool`) rather than a pooled HTTP/1.1 one.
     pub h2: bool,
     pub stats: Arc<ClusterStats>,
     /// Rate-limited `warn` lines for this upstream's failures.
