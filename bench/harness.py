@@ -109,7 +109,7 @@ end
 
 # TLS scenarios: every proxy serves this ECDSA P-256 certificate for
 # `localhost`, and wrk (OpenSSL) connects to https://localhost:PORT.
-TLS = {"on": False, "close": False, "h2": False}
+TLS = {"on": False, "close": False, "h2": False, "h2_upstream": False}
 
 
 def tls_cert(work):
@@ -168,6 +168,10 @@ def nginx_conf(work, port, upstream, log):
             "\"path\":\"$uri\",\"status\":$status,\"durationMs\":$request_time,\"route\":\"r\",\"cluster\":\"c\",\"upstreamURL\":\"$upstream_addr\"}';\n"
             f"    access_log {work}/nginx-access.log json;"
         )
+    upstream_lines = 'proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on;'
+    if TLS["h2_upstream"]:
+        # NGINX speaks HTTP/2 to upstreams only through its gRPC module.
+        upstream_lines = "grpc_pass grpc://u;"
     conf = f"""
 worker_processes 1;
 pid {work}/nginx.pid;
@@ -181,10 +185,7 @@ http {{
         listen 127.0.0.1:{port} reuseport{tls_listen};
         {tls_lines}
         location / {{
-            proxy_pass http://u;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering on;
+            {upstream_lines}
         }}
     }}
 }}
@@ -229,6 +230,8 @@ def gateway_conf(work, port, upstream, log, routes, policy=None):
     policies = f", policies: [{policy}]" if policy else ""
     lines.append(f"  - {{ name: default, pathPrefix: /, cluster: c{policies} }}")
     lines += ["clusters:", "  - name: c", "    upstreams:", f'      - {{ url: "http://127.0.0.1:{upstream}" }}']
+    if TLS["h2_upstream"]:
+        lines.append("    protocol: h2")
     if policy:
         shutil.copy(ROOT / "policies" / "build" / f"{policy}.wasm", Path(work) / f"{policy}.wasm")
         lines += ["  - name: other", "    upstreams:", f'      - {{ url: "http://127.0.0.1:{upstream}" }}']
@@ -354,8 +357,9 @@ def main():
     ap.add_argument("--tls", action="store_true", help="clients connect with TLS (https://localhost, ECDSA P-256)")
     ap.add_argument("--h2", action="store_true", help="with --tls: h2load over HTTP/2 (ALPN h2), -m 10")
     ap.add_argument("--close", action="store_true", help="one request per connection (with --tls: a handshake per request)")
+    ap.add_argument("--h2-upstream", action="store_true", help="the upstream speaks HTTP/2 (prior knowledge); NGINX uses grpc_pass")
     args = ap.parse_args()
-    TLS["on"], TLS["close"], TLS["h2"] = args.tls, args.close, args.h2
+    TLS["on"], TLS["close"], TLS["h2"], TLS["h2_upstream"] = args.tls, args.close, args.h2, args.h2_upstream
 
     for tool in ["wrk"]:
         if not shutil.which(tool):
@@ -364,7 +368,7 @@ def main():
     work = tempfile.mkdtemp(prefix="gateway-bench-")
     proxy_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
     upstream_port = free_port()
-    upstream = Proc([str(TARGET / "bench-upstream"), "--listen", f"127.0.0.1:{upstream_port}", "--body-bytes", str(args.body_bytes), "--threads", "1"], other_cpus)
+    upstream = Proc([str(TARGET / "bench-upstream"), "--listen", f"127.0.0.1:{upstream_port}", "--body-bytes", str(args.body_bytes), "--threads", "1"] + (["--h2"] if args.h2_upstream else []), other_cpus)
     script = Path(work) / "p999.lua"
     script.write_text(LATENCY_SCRIPT)
     results = {p: [] for p in proxies}
@@ -392,7 +396,7 @@ def main():
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 if args.json:
                     with open(args.json, "a") as f:
-                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin, "tls": args.tls, "close": args.close, "h2": args.h2}) + "\n")
+                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin, "tls": args.tls, "close": args.close, "h2": args.h2, "h2_upstream": args.h2_upstream}) + "\n")
     finally:
         upstream.stop()
         shutil.rmtree(work, ignore_errors=True)
