@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Bounded fuzzing of the five targets (config compile, normalize + lookup,
+# Bounded fuzzing of the six targets (config compile, normalize + lookup,
 # request head + body framing, upstream response head + body framing, HTTP/2
-# requests through the bridge to the head parser). Usage: fuzz/run.sh [SECONDS_PER_TARGET] (default 60).
+# requests through the bridge to the head parser, HTTP/2 upstream responses
+# rendered for the response parser). Usage: fuzz/run.sh [SECONDS_PER_TARGET] (default 60).
 # Uses libFuzzer through cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1
 # unlocks the sanitizer flags). A crash leaves its input in fuzz/artifacts/ and
 # fails the script; turn it into a regression test before fixing it.
@@ -12,7 +13,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 export RUSTC_BOOTSTRAP=1
-for target in compile_config normalize_lookup request_head response_head bridged_head; do
+for target in compile_config normalize_lookup request_head response_head bridged_head h2_response; do
     corpus="corpus/$target"
     mkdir -p "$corpus"
     cp -n seeds/"$target"/* "$corpus"/ 2>/dev/null || true
