@@ -196,6 +196,14 @@ http {{
 
 
 def haproxy_conf(work, port, upstream):
+    bind, server = "", ""
+    if TLS["on"]:
+        cert, key = tls_cert(work)
+        pem = Path(work) / "bench-haproxy.pem"
+        pem.write_text(cert.read_text() + key.read_text())
+        bind = f" ssl crt {pem} alpn h2,http/1.1"
+    if TLS["h2_upstream"]:
+        server = " proto h2"
     conf = f"""
 global
     nbthread 1
@@ -207,10 +215,10 @@ defaults
     timeout server 30s
     http-reuse always
 frontend f
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{bind}
     default_backend b
 backend b
-    server s1 127.0.0.1:{upstream}
+    server s1 127.0.0.1:{upstream}{server}
 """
     path = Path(work) / "haproxy.cfg"
     path.write_text(conf)

@@ -67,7 +67,7 @@ scenario "TLS new connection per request" --tls --close --connections 16 --proxi
 # NGINX `listen ... ssl http2`. Upstreams stay HTTP/1.1 for both.
 scenario "HTTP/2 over TLS, h2load -m 10" --tls --h2 --connections 16 --proxies gateway,nginx --rounds "$R" --duration "$D"
 # HTTP/2 on both sides (what gRPC needs): upstream h2c; NGINX through grpc_pass.
-scenario "HTTP/2 both sides, upstream h2c, h2load -m 10" --tls --h2 --h2-upstream --connections 16 --proxies gateway,nginx --rounds "$R" --duration "$D"
+scenario "HTTP/2 both sides, upstream h2c, h2load -m 10" --tls --h2 --h2-upstream --connections 16 --proxies gateway,nginx,haproxy --rounds "$R" --duration "$D"
 scenario "wasm policy: none, no-op, canary" --proxies gateway,gateway+noop,gateway+canary,nginx --rounds "$R" --duration "$D"
 if [ -n "$only" ] && [ -f bench/results.jsonl ]; then
     # Keep the other scenarios' rows, in their order, and put the new ones in place.

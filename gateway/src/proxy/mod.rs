@@ -116,7 +116,9 @@ async fn phases<C: Client>(s: &mut Session<'_, C>, head: &mut RequestHead, ex: &
         forward::encode_head(s.conn, head, target, &routed, generation);
         let sent = match target.h2 {
             false => forward::send(s, target, head).await.map(Answer::H1),
-            true => upstream_h2::send(s, target, head).await.map(Answer::H2),
+            // Boxed: the HTTP/2 path's futures are large, and the HTTP/1.1
+            // path (and every stream's task) should not carry their size.
+            true => Box::pin(upstream_h2::send(s, target, head)).await.map(Answer::H2),
         };
         let reason = match &sent {
             Ok(r) if r.head().status.is_server_error() => {
@@ -147,7 +149,7 @@ async fn phases<C: Client>(s: &mut Session<'_, C>, head: &mut RequestHead, ex: &
                 // refuses any other 101).
                 Ok(Answer::H1(sent)) if sent.head.status.as_u16() == 101 => tunnel::relay(s, ex, sent).await,
                 Ok(Answer::H1(sent)) => respond::stream(s, ex, sent, target).await,
-                Ok(Answer::H2(sent)) => upstream_h2::stream(s, ex, sent).await,
+                Ok(Answer::H2(sent)) => Box::pin(upstream_h2::stream(s, ex, sent)).await,
                 Err(f) => Err(f),
             };
         };
