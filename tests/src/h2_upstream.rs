@@ -45,6 +45,7 @@ impl H2Upstream {
     /// - `/long`: says `content-length: 3`, sends 10 bytes;
     /// - `/short`: says `content-length: 10`, sends 3 bytes and ends;
     /// - `/stall`: a head and 2 bytes, then nothing for 5 s;
+    /// - `/stall/read`: never reads the request body nor answers (5 s);
     /// - `/huge-head`: a 100 KB response field;
     /// - `/trailers`: a body, then trailers with `grpc-status: 7`;
     /// - `/echo`: the request body back, no length declared;
@@ -129,7 +130,8 @@ async fn answer(state: Arc<State>, req: Request<RecvStream>, mut respond: SendRe
         .cloned()
         .unwrap_or(HeaderValue::from_static("-"));
     let echo = path == "/echo";
-    let data = if echo { Vec::new() } else { read_body(&mut body).await };
+    let unread = echo || path.starts_with("/stall");
+    let data = if unread { Vec::new() } else { read_body(&mut body).await };
     state.seen.lock().unwrap().push(H2Seen {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
@@ -157,6 +159,10 @@ async fn answer(state: Arc<State>, req: Request<RecvStream>, mut respond: SendRe
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 let _ = s.send_data(Bytes::from_static(b"cd"), true);
             }
+        }
+        "/stall/read" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop((respond, body));
         }
         "/huge-head" => {
             let big = "v".repeat(100_000);
