@@ -4,13 +4,12 @@
 //! bidirectional calls, trailers and error statuses, over h2c and over TLS
 //! on both sides; `grpc-status` is logged as `upstreamStatus`.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use gateway_tests::certs::self_signed;
-use gateway_tests::{Gateway, scratch_dir};
+use gateway_tests::{Gateway, PythonServer, scratch_dir};
 use serde_json::Value;
 
 fn script() -> PathBuf {
@@ -18,40 +17,20 @@ fn script() -> PathBuf {
 }
 
 /// The gRPC echo server on `127.0.0.1:0` (TLS with `tls`: cert and key
-/// paths); killed when dropped.
-struct GrpcServer {
-    child: Child,
-    port: u16,
-}
-
-impl GrpcServer {
-    fn start(tls: Option<(&Path, &Path)>) -> GrpcServer {
-        let mut cmd = Command::new("python3");
-        cmd.arg(script()).arg("serve");
-        if let Some((cert, key)) = tls {
-            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 (with grpcio: .ci/run installs it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the gRPC server's port, got {line:?} (is grpcio installed?)"));
-        GrpcServer { child, port }
-    }
-}
-
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// paths).
+fn grpc_server(tls: Option<(&Path, &Path)>) -> PythonServer {
+    match tls {
+        None => PythonServer::start("grpc/echo.py", &["serve".as_ref()]),
+        Some((cert, key)) => PythonServer::start(
+            "grpc/echo.py",
+            &[
+                "serve".as_ref(),
+                "--cert".as_ref(),
+                cert.as_os_str(),
+                "--key".as_ref(),
+                key.as_os_str(),
+            ],
+        ),
     }
 }
 
@@ -113,7 +92,7 @@ fn assert_logged(gw: &Gateway) {
 
 #[test]
 fn grpc_calls_pass_over_h2c_to_a_cleartext_h2_upstream() {
-    let server = GrpcServer::start(None);
+    let server = grpc_server(None);
     let gw = Gateway::start_with(
         &format!(
             "http2: {{ cleartext: true }}\n{LOG}routes:\n  - {{ name: grpc, pathPrefix: /echo.Echo/, cluster: grpc }}\nclusters:\n  - name: grpc\n    protocol: h2\n    upstreams: [{{ url: \"http://127.0.0.1:{}\" }}]\n",
@@ -131,7 +110,7 @@ fn grpc_calls_pass_over_tls_on_both_sides() {
     let dir = scratch_dir("grpc-tls");
     let front = self_signed(&dir, "front", &["localhost"], 30);
     let back = self_signed(&dir, "back", &["localhost"], 30);
-    let server = GrpcServer::start(Some((&dir.join(&back.cert), &dir.join(&back.key))));
+    let server = grpc_server(Some((&dir.join(&back.cert), &dir.join(&back.key))));
     let gw = Gateway::start_in(
         dir.clone(),
         &format!(

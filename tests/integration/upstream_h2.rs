@@ -9,6 +9,7 @@ use std::io::Read as _;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use gateway_tests::certs::self_signed;
 use gateway_tests::{Client, Gateway, H2Upstream};
 use serde_json::Value;
 
@@ -276,24 +277,11 @@ fn health_checks_of_an_h2_cluster_speak_http2() {
 
 #[test]
 fn an_upstream_that_does_not_select_h2_in_alpn_is_a_connect_failure() {
-    use gateway_tests::certs::self_signed;
-    use std::io::{BufRead as _, BufReader};
     let dir = gateway_tests::scratch_dir("h2alpn");
     self_signed(&dir, "up", &["localhost"], 30);
     // An HTTPS server that speaks HTTP/1.1 only.
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/https_upstream.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .arg(dir.join("up.pem"))
-        .arg(dir.join("up.key"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().unwrap();
+    let up = gateway_tests::PythonServer::https(&dir, "up.pem", "up.key");
+    let port = up.port;
     let gw = Gateway::start_in(
         dir,
         &format!(
@@ -310,6 +298,4 @@ fn an_upstream_that_does_not_select_h2_in_alpn_is_a_connect_failure() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(gw.stderr_text().contains("did not select h2"), "{}", gw.stderr_text());
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -4,45 +4,10 @@
 //! as SNI and verified name, `insecureSkipVerify`, pooled TLS connections,
 //! and health checks over TLS.
 
-use std::io::{BufRead as _, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use gateway_tests::certs::self_signed;
-use gateway_tests::{Client, Gateway, scratch_dir};
-
-/// A Python HTTPS server on `127.0.0.1:0` serving `cert`; killed when dropped.
-struct HttpsUpstream {
-    child: Child,
-    port: u16,
-}
-
-impl HttpsUpstream {
-    fn start(dir: &Path, cert: &str, key: &str) -> HttpsUpstream {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/https_upstream.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(dir.join(cert))
-            .arg(dir.join(key))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server's port");
-        HttpsUpstream { child, port }
-    }
-}
-
-impl Drop for HttpsUpstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use gateway_tests::{Client, Gateway, PythonServer, scratch_dir};
 
 fn start(dir: std::path::PathBuf, yaml: &str) -> Gateway {
     Gateway::start_in(dir, yaml, &["--admin", "127.0.0.1:0", "--threads", "1"])
@@ -58,7 +23,7 @@ fn config(url: &str, tls: &str) -> String {
 fn an_https_upstream_is_verified_against_its_ca_and_connections_are_reused() {
     let dir = scratch_dir("uptls");
     self_signed(&dir, "up", &["localhost"], 30);
-    let up = HttpsUpstream::start(&dir, "up.pem", "up.key");
+    let up = PythonServer::https(&dir, "up.pem", "up.key");
     let gw = start(
         dir,
         &config(
@@ -94,7 +59,7 @@ fn an_https_upstream_is_verified_against_its_ca_and_connections_are_reused() {
 fn an_untrusted_or_misnamed_certificate_is_refused_and_insecure_skip_verify_accepts_it() {
     let dir = scratch_dir("uptls");
     self_signed(&dir, "up", &["other.test"], 30);
-    let up = HttpsUpstream::start(&dir, "up.pem", "up.key");
+    let up = PythonServer::https(&dir, "up.pem", "up.key");
     let url = format!("https://localhost:{}", up.port);
     for (tls, want, why) in [
         ("", 502, "not in the system roots"),
@@ -127,7 +92,7 @@ fn an_untrusted_or_misnamed_certificate_is_refused_and_insecure_skip_verify_acce
 fn health_checks_speak_tls_to_https_upstreams() {
     let dir = scratch_dir("uptls");
     self_signed(&dir, "up", &["localhost"], 30);
-    let up = HttpsUpstream::start(&dir, "up.pem", "up.key");
+    let up = PythonServer::https(&dir, "up.pem", "up.key");
     let gw = start(
         dir,
         &config(
