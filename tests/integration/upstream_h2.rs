@@ -299,3 +299,24 @@ fn an_upstream_that_does_not_select_h2_in_alpn_is_a_connect_failure() {
     }
     assert!(gw.stderr_text().contains("did not select h2"), "{}", gw.stderr_text());
 }
+
+#[test]
+fn the_upstreams_stream_limit_is_waited_for_within_connect_ms() {
+    // One stream at a time: a second exchange waits for the first's slot up
+    // to connectMs, then gets 503 upstream_overloaded.
+    let up = H2Upstream::start_with(Some(1));
+    let gw = start(&config(&up, "", "defaults:\n  timeouts: { connectMs: 300 }\n"));
+    let first = {
+        let addr = gw.addr;
+        std::thread::spawn(move || Client::connect(addr).unwrap().get("site.test", "/slow").unwrap().status)
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = Client::connect(gw.addr).unwrap();
+    let r = c.get("site.test", "/slow").unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("x-gateway-error"), Some("upstream_overloaded"));
+    assert_eq!(first.join().unwrap(), 200);
+    // Once the slot is free, the next exchange takes it.
+    assert_eq!(c.get("site.test", "/ok").unwrap().status, 200);
+    assert_eq!(up.connections(), 1, "waiting did not open a second connection");
+}

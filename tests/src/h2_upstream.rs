@@ -46,12 +46,19 @@ impl H2Upstream {
     /// - `/short`: says `content-length: 10`, sends 3 bytes and ends;
     /// - `/stall`: a head and 2 bytes, then nothing for 5 s;
     /// - `/stall/read`: never reads the request body nor answers (5 s);
+    /// - `/slow`: an empty 200 after 1 s;
     /// - `/huge-head`: a 100 KB response field;
     /// - `/trailers`: a body, then trailers with `grpc-status: 7`;
     /// - `/echo`: the request body back, no length declared;
     /// - anything else: `200`, `content-length: 5`, `hello`, with
     ///   `x-seen-te` saying the request's `te`.
     pub fn start() -> H2Upstream {
+        Self::start_with(None)
+    }
+
+    /// As [`H2Upstream::start`], announcing `SETTINGS_MAX_CONCURRENT_STREAMS`
+    /// when given; `/slow` then answers after 1 s.
+    pub fn start_with(max_streams: Option<u32>) -> H2Upstream {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -72,7 +79,11 @@ impl H2Upstream {
                     tokio::spawn(async move {
                         state.connections.fetch_add(1, Ordering::SeqCst);
                         state.open.fetch_add(1, Ordering::SeqCst);
-                        if let Ok(mut conn) = h2::server::handshake(tcp).await {
+                        let mut builder = h2::server::Builder::new();
+                        if let Some(n) = max_streams {
+                            builder.max_concurrent_streams(n);
+                        }
+                        if let Ok(mut conn) = builder.handshake(tcp).await {
                             while let Some(Ok((req, respond))) = conn.accept().await {
                                 tokio::spawn(answer(state.clone(), req, respond));
                             }
@@ -163,6 +174,10 @@ async fn answer(state: Arc<State>, req: Request<RecvStream>, mut respond: SendRe
         "/stall/read" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop((respond, body));
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = respond.send_response(head(200, &[("content-length", "0")]), true);
         }
         "/huge-head" => {
             let big = "v".repeat(100_000);

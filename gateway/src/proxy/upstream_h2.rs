@@ -63,6 +63,7 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
     loop {
         attempt += 1;
         let request = request(&s.conn.reqbuf, head, target)?;
+        let connect_deadline = Instant::now() + connect_ms;
         let mut sender = s.conn.worker.h2pool.sender(target, connect_ms).await?;
         let (response, mut stream) = match sender.send_request(request, !has_body) {
             Ok(sent) => sent,
@@ -74,6 +75,21 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
                 return Err(ErrorKind::UpstreamReset.into());
             }
         };
+        // At the upstream's SETTINGS_MAX_CONCURRENT_STREAMS, `h2` queues the
+        // stream until one ends: that wait is bounded by what connectMs left
+        // (and the stream, never sent, is dropped with its handles).
+        let opened = std::future::poll_fn(|cx| sender.poll_ready(cx));
+        match tokio::time::timeout_at(connect_deadline, opened).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                s.conn.worker.h2pool.forget(target);
+                if attempt == 1 {
+                    continue;
+                }
+                return Err(ErrorKind::UpstreamReset.into());
+            }
+            Err(_) => return Err(ErrorKind::UpstreamOverloaded.into()),
+        }
         tokio::pin!(response);
         let mut early = None;
         // The body still to send once the response has begun.
