@@ -320,3 +320,19 @@ fn the_upstreams_stream_limit_is_waited_for_within_connect_ms() {
     assert_eq!(c.get("site.test", "/ok").unwrap().status, 200);
     assert_eq!(up.connections(), 1, "waiting did not open a second connection");
 }
+
+#[test]
+fn an_upstream_that_says_goaway_is_replaced_without_a_failed_request() {
+    let up = H2Upstream::start();
+    let gw = start(&config(&up, "", ""));
+    let mut c = Client::connect(gw.addr).unwrap();
+    assert_eq!(c.get("site.test", "/goaway").unwrap().status, 200);
+    // The connection said GOAWAY: every next request succeeds, on a new one.
+    for i in 0..5 {
+        let r = c.get("site.test", &format!("/after/{i}")).unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    }
+    assert_eq!(up.connections(), 2);
+    let lines = log(&gw, 6);
+    assert!(lines.iter().all(|l| l["error"].is_null()), "{lines:?}");
+}

@@ -29,6 +29,8 @@ struct State {
     connections: AtomicUsize,
     open: AtomicUsize,
     refused: AtomicUsize,
+    /// Set by `/goaway`: the connection that carried it says GOAWAY.
+    goaway: tokio::sync::Notify,
 }
 
 /// The running upstream; stops with the test process.
@@ -47,6 +49,7 @@ impl H2Upstream {
     /// - `/stall`: a head and 2 bytes, then nothing for 5 s;
     /// - `/stall/read`: never reads the request body nor answers (5 s);
     /// - `/slow`: an empty 200 after 1 s;
+    /// - `/goaway`: as `/ok`, and its connection then says GOAWAY;
     /// - `/huge-head`: a 100 KB response field;
     /// - `/trailers`: a body, then trailers with `grpc-status: 7`;
     /// - `/echo`: the request body back, no length declared;
@@ -84,8 +87,16 @@ impl H2Upstream {
                             builder.max_concurrent_streams(n);
                         }
                         if let Ok(mut conn) = builder.handshake(tcp).await {
-                            while let Some(Ok((req, respond))) = conn.accept().await {
-                                tokio::spawn(answer(state.clone(), req, respond));
+                            loop {
+                                tokio::select! {
+                                    accepted = conn.accept() => match accepted {
+                                        Some(Ok((req, respond))) => {
+                                            tokio::spawn(answer(state.clone(), req, respond));
+                                        }
+                                        _ => break,
+                                    },
+                                    () = state.goaway.notified() => conn.graceful_shutdown(),
+                                }
                             }
                         }
                         state.open.fetch_sub(1, Ordering::SeqCst);
@@ -174,6 +185,12 @@ async fn answer(state: Arc<State>, req: Request<RecvStream>, mut respond: SendRe
         "/stall/read" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop((respond, body));
+        }
+        "/goaway" => {
+            if let Ok(mut s) = respond.send_response(head(200, &[("content-length", "5")]), false) {
+                let _ = s.send_data(Bytes::from_static(b"hello"), true);
+            }
+            state.goaway.notify_one();
         }
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -64,11 +64,11 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
         attempt += 1;
         let request = request(&s.conn.reqbuf, head, target)?;
         let connect_deadline = Instant::now() + connect_ms;
-        let mut sender = s.conn.worker.h2pool.sender(target, connect_ms).await?;
-        let (response, mut stream) = match sender.send_request(request, !has_body) {
+        let mut leased = s.conn.worker.h2pool.sender(target, connect_ms).await?;
+        let (response, mut stream) = match leased.send.send_request(request, !has_body) {
             Ok(sent) => sent,
             Err(_) => {
-                s.conn.worker.h2pool.forget(target);
+                leased.retire();
                 if attempt == 1 {
                     continue;
                 }
@@ -78,11 +78,11 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
         // At the upstream's SETTINGS_MAX_CONCURRENT_STREAMS, `h2` queues the
         // stream until one ends: that wait is bounded by what connectMs left
         // (and the stream, never sent, is dropped with its handles).
-        let opened = std::future::poll_fn(|cx| sender.poll_ready(cx));
+        let opened = std::future::poll_fn(|cx| leased.send.poll_ready(cx));
         match tokio::time::timeout_at(connect_deadline, opened).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
-                s.conn.worker.h2pool.forget(target);
+                leased.retire();
                 if attempt == 1 {
                     continue;
                 }
@@ -146,7 +146,7 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
                 let unprocessed = e.reason() == Some(Reason::REFUSED_STREAM)
                     || (e.is_go_away() && e.reason() == Some(Reason::NO_ERROR));
                 if e.is_go_away() || e.is_io() {
-                    s.conn.worker.h2pool.forget(target);
+                    leased.retire();
                 }
                 if unprocessed && attempt == 1 && !has_body {
                     continue;

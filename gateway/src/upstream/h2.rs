@@ -51,7 +51,8 @@ struct Conn {
     expires: Instant,
     /// The upstream's address list it was opened under.
     endpoints_version: u64,
-    /// Set by its task when the connection has ended.
+    /// Set by its task when the connection has ended, or by an exchange
+    /// that retired it ([`Leased::retire`]).
     ended: Rc<Cell<bool>>,
 }
 
@@ -67,9 +68,24 @@ impl std::fmt::Debug for H2Pool {
     }
 }
 
+/// A handle on one upstream connection, for one stream.
+pub struct Leased {
+    pub send: SendRequest<Bytes>,
+    /// The connection's `ended` flag.
+    ended: Rc<Cell<bool>>,
+}
+
+impl Leased {
+    /// This connection takes no new stream (it said GOAWAY, or failed): the
+    /// next exchange opens another. Streams already on it run to their end.
+    pub fn retire(&self) {
+        self.ended.set(true);
+    }
+}
+
 /// What [`H2Pool::lookup`] found.
 enum Found {
-    Ready(SendRequest<Bytes>),
+    Ready(Leased),
     Wait(Rc<Notify>),
     Open(Rc<Notify>),
 }
@@ -79,11 +95,11 @@ impl H2Pool {
     /// one, or one opened now (or by another exchange meanwhile). Waiting for
     /// a connection and for a stream slot on it counts against `timeout`
     /// (`connectMs`).
-    pub async fn sender(&self, target: &Target, timeout: Duration) -> Result<SendRequest<Bytes>, ErrorKind> {
+    pub async fn sender(&self, target: &Target, timeout: Duration) -> Result<Leased, ErrorKind> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let send = match self.lookup(target) {
-                Found::Ready(send) => send,
+            let leased = match self.lookup(target) {
+                Found::Ready(leased) => leased,
                 Found::Wait(opened) => {
                     let notified = opened.notified();
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -111,11 +127,11 @@ impl H2Pool {
                     continue;
                 }
             };
-            // A stream slot under the upstream's concurrency limit.
+            let Leased { send, ended } = leased;
             match tokio::time::timeout_at(deadline, send.ready()).await {
-                Ok(Ok(send)) => return Ok(send),
+                Ok(Ok(send)) => return Ok(Leased { send, ended }),
                 // The connection ended: the next turn opens another.
-                Ok(Err(_)) => self.forget(target),
+                Ok(Err(_)) => ended.set(true),
                 Err(_) => return Err(ErrorKind::UpstreamOverloaded),
             }
         }
@@ -138,7 +154,10 @@ impl H2Pool {
             Some(Entry::Open(conn)) => {
                 conn.requests += 1;
                 conn.expires = Instant::now() + target.idle_timeout;
-                Found::Ready(conn.send.clone())
+                Found::Ready(Leased {
+                    send: conn.send.clone(),
+                    ended: conn.ended.clone(),
+                })
             }
             Some(Entry::Opening(opened)) => Found::Wait(opened.clone()),
             None => {
@@ -146,17 +165,6 @@ impl H2Pool {
                 *slot = Some(Entry::Opening(opening.clone()));
                 Found::Open(opening)
             }
-        }
-    }
-
-    /// Drops `target`'s connection (it ended, or refused a new stream): the
-    /// next exchange opens another.
-    pub fn forget(&self, target: &Target) {
-        let mut entries = self.entries.borrow_mut();
-        if let Some(slot) = entries.get_mut(target.pool_id)
-            && matches!(slot, Some(Entry::Open(_)))
-        {
-            *slot = None;
         }
     }
 
