@@ -273,6 +273,9 @@ fn health_checks_of_an_h2_cluster_speak_http2() {
         "{upstreams}"
     );
     assert_eq!(upstreams[0]["counters"]["checksFailed"], 0, "{upstreams}");
+    // Each check's connection ends with it: none piles up.
+    assert!(up.connections() >= 3, "{} checks", up.connections());
+    assert!(up.open() <= 1, "{} check connections still open", up.open());
 }
 
 #[test]

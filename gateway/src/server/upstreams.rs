@@ -150,10 +150,6 @@ async fn probe_h2(stream: Stream, target: &Target, path: &str) -> Option<u16> {
     if stream.tls().is_some_and(|t| !t.h2) {
         return None;
     }
-    let io = crate::stream::H2Io::new(std::rc::Rc::new(stream), bytes::BytesMut::new());
-    let (mut send, connection) = h2::client::handshake(io).await.ok()?;
-    // The connection is driven beside the stream and ends with the probe.
-    let driven = tokio::task::spawn_local(connection);
     let scheme = if target.tls.is_some() { "https" } else { "http" };
     let mut request = http::Request::new(());
     *request.uri_mut() = format!("{scheme}://{}{path}", target.authority).parse().ok()?;
@@ -161,13 +157,22 @@ async fn probe_h2(stream: Stream, target: &Target, path: &str) -> Option<u16> {
         http::header::USER_AGENT,
         http::HeaderValue::from_static("gateway-health-check"),
     );
-    let status = async {
-        let (response, _) = send.send_request(request, true).ok()?;
-        Some(response.await.ok()?.status().as_u16())
+    let io = crate::stream::H2Io::new(std::rc::Rc::new(stream), bytes::BytesMut::new());
+    let (mut send, connection) = h2::client::handshake(io).await.ok()?;
+    // The connection is driven beside the stream and ends with the probe,
+    // however the probe ends (its answer, an error, or `timeoutMs`).
+    let _driven = AbortOnDrop(tokio::task::spawn_local(connection));
+    let (response, _) = send.send_request(request, true).ok()?;
+    Some(response.await.ok()?.status().as_u16())
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    .await;
-    driven.abort();
-    status
 }
 
 /// Resolves `host` again; a failure (or no address) keeps the last good set.
