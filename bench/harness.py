@@ -40,15 +40,17 @@ def wait_port(port, timeout=10.0):
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def cpu_seconds(pids):
-    total = 0
+def cpu_split(pids):
+    """(user, system) CPU seconds of `pids` so far."""
+    user = system = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
+            user += int(fields[11])
+            system += int(fields[12])
         except (OSError, IndexError):
             pass
-    return total / TICK
+    return user / TICK, system / TICK
 
 
 def peak_rss_kib(pids):
@@ -345,6 +347,11 @@ def start_proxy(name, work, port, upstream, cpus, routes):
         p = Proc([str(TARGET / "bare-forwarder"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--threads", "1", "--runtime", rt], cpus)
         wait_port(port)
         return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
+    if name.startswith("floor-"):
+        # floor-epoll / floor-uring: the hand-written forwarders below any runtime (issue 17).
+        p = Proc([str(TARGET / "floor-forwarder"), "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--io", name.split("-", 1)[1]], cpus)
+        wait_port(port)
+        return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
     if name == "direct":
         return None, []
     raise ValueError(name)
@@ -392,14 +399,15 @@ def main():
                     host = "svc0.example.com" if many else "bench.test"
                     path = args.path or ("/s0/r0/x" if many else "/")
                     wrk(port, host, path, 1, args.connections, other_cpus, str(script))  # warm-up
-                    cpu0 = cpu_seconds(pids)
+                    user0, sys0 = cpu_split(pids)
                     rps, reqs, lat, bad = wrk(port, host, path, args.duration, args.connections, other_cpus, str(script))
-                    cpu = cpu_seconds(pids) - cpu0
+                    user1, sys1 = cpu_split(pids)
+                    user, cpu = user1 - user0, (user1 + sys1) - (user0 + sys0)
                     rss = peak_rss_kib(pids)
                 finally:
                     if proc:
                         proc.stop()
-                row = {"round": rnd, "proxy": name, "rps": rps, "requests": reqs, "bad": bad, "cpu_per_10k": (cpu / reqs * 10000) if reqs and pids else None, "p50": lat.get("50"), "p99": lat.get("99"), "p999": lat.get("99.900"), "rss_kib": rss}
+                row = {"round": rnd, "proxy": name, "rps": rps, "requests": reqs, "bad": bad, "cpu_per_10k": (cpu / reqs * 10000) if reqs and pids else None, "user_per_10k": (user / reqs * 10000) if reqs and pids else None, "p50": lat.get("50"), "p99": lat.get("99"), "p999": lat.get("99.900"), "rss_kib": rss}
                 results[name].append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 if args.json:

@@ -50,6 +50,10 @@ scenario "tiny bodies, access log on vs off" --proxies gateway+log,nginx+log,hap
 # measurements of a round are seconds apart, so drift cancels in the ratio.
 scenario "tiny bodies, log on both, pair only" --proxies gateway+log,nginx+log --rounds 15 --duration 4
 scenario "tiny bodies, log off both, pair only" --proxies gateway,nginx --rounds 15 --duration 4
+# The floor below any runtime (issue 17): the same forwarding written straight
+# on epoll and on io_uring, with no parsing, routing or timers; what a proxy
+# can reach at best on this machine.
+scenario "tiny bodies, log off, against the floor forwarders" --proxies gateway,nginx,floor-epoll,floor-uring --rounds 15 --duration 4
 scenario "tiny bodies, proxy pinned to CPU 0, wrk and upstream on CPU 1" --pin --proxies gateway+log,nginx+log,bare --rounds "$R" --duration "$D"
 scenario "1 KiB bodies" --body-bytes 1024 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
 scenario "64 KiB bodies" --body-bytes 65536 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"

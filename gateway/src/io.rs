@@ -77,7 +77,7 @@ pub async fn write_all(stream: &TcpStream, bufs: &mut [IoSlice<'_>]) -> Result<(
             continue;
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        match stream.try_write_vectored(bufs) {
+        match try_write(stream, bufs, total) {
             Ok(0) => return Err(fail(io::ErrorKind::WriteZero.into(), written)),
             Ok(n) if n < total => {
                 // A short write filled the socket: wait for room rather than
@@ -96,6 +96,35 @@ pub async fn write_all(stream: &TcpStream, bufs: &mut [IoSlice<'_>]) -> Result<(
         }
     }
     Ok(())
+}
+
+/// One non-blocking write of `bufs` (`total` bytes). A single piece goes out
+/// with `send`, and so do several whose total is at most [`GATHER`], copied
+/// together first: `writev` costs the kernel about 0.15 µs more per call than
+/// `send` on this path (its iovec import and the VFS write path), far more
+/// than copying a small response's head and body into one buffer
+/// (`bench/FINDINGS.md`). Larger writes stay vectored, with no copy.
+fn try_write(stream: &TcpStream, bufs: &[IoSlice<'_>], total: usize) -> io::Result<usize> {
+    match bufs {
+        [one] => stream.try_write(one),
+        _ if total <= GATHER => GATHERED.with_borrow_mut(|gathered| {
+            gathered.clear();
+            for b in bufs {
+                gathered.extend_from_slice(b);
+            }
+            stream.try_write(gathered)
+        }),
+        _ => stream.try_write_vectored(bufs),
+    }
+}
+
+/// The largest write gathered into one buffer rather than sent vectored.
+const GATHER: usize = 2048;
+
+thread_local! {
+    /// Each worker's gathering buffer: allocated once, never grown past
+    /// [`GATHER`].
+    static GATHERED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(GATHER));
 }
 
 /// The most pieces one [`write_all`] takes (a head, a chunk's size line, its
