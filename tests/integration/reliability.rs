@@ -193,6 +193,25 @@ fn reloads_under_load_lose_nothing() {
     );
 }
 
+/// `listening on` is a promise that signals are handled: a SIGHUP sent the
+/// moment it is read reloads. (The handlers used to be installed after the
+/// announcement; a loaded machine let a SIGHUP through to its default
+/// action, which ends the process.)
+#[test]
+fn a_sighup_right_after_listening_on_reloads_rather_than_kills() {
+    let a = Upstream::start("a", Behavior::Echo);
+    for _ in 0..10 {
+        let mut gw = Gateway::start(&one_route(&a, "accessLog: { enabled: false }\n"));
+        gw.signal(1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !gw.stderr_text().contains("reloaded") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(gw.stderr_text().contains("reloaded"), "{}", gw.stderr_text());
+        assert!(gw.wait_exit(Duration::ZERO).is_none(), "the gateway ended on SIGHUP");
+    }
+}
+
 #[test]
 fn sighup_reloads_and_an_invalid_config_is_refused_with_located_errors() {
     let a = Upstream::start("a", Behavior::Echo);

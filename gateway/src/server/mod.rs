@@ -282,8 +282,16 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
 }
 
 /// Announces a started gateway (`listening on ADDR`), then serves until
-/// SIGTERM or SIGINT, then drains.
+/// SIGTERM or SIGINT, then drains. The signal handlers are installed before
+/// the announcement: a script that sends SIGHUP as soon as it reads
+/// `listening on` gets a reload, not the default action (the end of the
+/// process).
 pub fn serve(running: Running) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handlers = {
+        let _in = runtime.enter();
+        Signals::install()
+    };
     if let Some(addr) = running.admin {
         crate::observe::logging::announce(&format!("admin listening on {addr}"));
     }
@@ -291,22 +299,42 @@ pub fn serve(running: Running) -> Result<(), RunError> {
         crate::observe::logging::announce(&format!("TLS listening on {addr}"));
     }
     crate::observe::logging::announce(&format!("listening on {}", running.addr));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(signals(&running.shared, &running.source, running.fixed));
+    runtime.block_on(signals(handlers, &running.shared, &running.source, running.fixed));
     tracing::info!("shutting down");
     running.stop();
     Ok(())
 }
 
+/// The signals the gateway handles, installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside a runtime); `None` if the system refused.
+    fn install() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            term: signal(SignalKind::terminate()).ok()?,
+            int: signal(SignalKind::interrupt()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+            usr1: signal(SignalKind::user_defined1()).ok()?,
+        })
+    }
+}
+
 /// Handles signals until SIGTERM or SIGINT.
-async fn signals(shared: &Arc<Shared>, source: &Arc<Source>, fixed: Fixed) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-        signal(SignalKind::user_defined1()),
-    ) else {
+async fn signals(handlers: Option<Signals>, shared: &Arc<Shared>, source: &Arc<Source>, fixed: Fixed) {
+    let Some(Signals {
+        mut term,
+        mut int,
+        mut hup,
+        mut usr1,
+    }) = handlers
+    else {
         tracing::error!("cannot install signal handlers; stop the gateway with SIGKILL");
         std::future::pending::<()>().await;
         return;
