@@ -2,7 +2,7 @@
 # The benchmark: installs wrk, nginx and haproxy (Debian), builds the gateway,
 # the echo upstream and the bare forwarder in release mode, runs every scenario
 # in interleaved rounds and writes bench/RESULTS.md and bench/results.svg.
-#   bench/run.sh            full run (7 rounds per scenario; ~25 minutes)
+#   bench/run.sh            full run (7–15 rounds per scenario; about an hour)
 #   bench/run.sh --smoke    one short round of one scenario (CI: proves it runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
