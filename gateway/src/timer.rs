@@ -85,10 +85,11 @@ impl<F: Future, A: FnOnce() -> Instant> Future for Within<'_, F, A> {
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        let until = match (*this.until, this.at.take()) {
-            (Some(until), _) => until,
-            (None, at) => {
-                let until = at.map_or_else(Instant::now, |at| at());
+        let until = match *this.until {
+            Some(until) => until,
+            None => {
+                // `at` is there until this first wait has read it.
+                let until = this.at.take().map_or_else(Instant::now, |at| at());
                 *this.until = Some(until);
                 if until < this.sleep.deadline() {
                     this.sleep.as_mut().reset(until);
