@@ -106,15 +106,40 @@ pub async fn write_all(stream: &TcpStream, bufs: &mut [IoSlice<'_>]) -> Result<(
 /// (`bench/FINDINGS.md`). Larger writes stay vectored, with no copy.
 fn try_write(stream: &TcpStream, bufs: &[IoSlice<'_>], total: usize) -> io::Result<usize> {
     match bufs {
-        [one] => stream.try_write(one),
+        [one] => stream.try_io(Interest::WRITABLE, || send(stream, one)),
         _ if total <= GATHER => GATHERED.with_borrow_mut(|gathered| {
             gathered.clear();
             for b in bufs {
                 gathered.extend_from_slice(b);
             }
-            stream.try_write(gathered)
+            stream.try_io(Interest::WRITABLE, || send(stream, gathered))
         }),
-        _ => stream.try_write_vectored(bufs),
+        _ => stream.try_io(Interest::WRITABLE, || retry(|| rustix::io::writev(stream, bufs))),
+    }
+}
+
+/// One `send` of `buf`, straight to the kernel; `NOSIGNAL`, as std's own
+/// socket writes: a peer that has gone is an `EPIPE` error, never a signal.
+///
+/// Writes go through `rustix`, which enters the kernel itself, rather than
+/// through std and glibc: glibc's `send` and `writev` are thread cancellation
+/// points, and in a multi-threaded process (the gateway has a log writer and
+/// a reload thread) each call switches the thread's asynchronous
+/// cancellation on and off around the system call, two atomic
+/// read-modify-writes that cost about as much as the wrapper itself
+/// (`bench/FINDINGS.md`). No write of the gateway is ever cancelled that way.
+fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    retry(|| rustix::net::send(stream, buf, rustix::net::SendFlags::NOSIGNAL))
+}
+
+/// Runs `call` again while a signal interrupts it: a signal never fails a
+/// socket call of the gateway.
+fn retry<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
+    loop {
+        match call() {
+            Err(rustix::io::Errno::INTR) => {}
+            other => return other.map_err(io::Error::from),
+        }
     }
 }
 
@@ -135,9 +160,14 @@ const MAX_SLICES: usize = 5;
 /// exchange waits for the upstream. Bytes that arrive instead (a pipelined
 /// next request) are kept in `buf` and the watch ends: only an end of stream
 /// counts.
+///
+/// The wait takes the socket's one reader slot (`poll_read_ready`) rather than
+/// queueing a `readable()` waiter, which locks the socket's waiter list twice
+/// (to enter it and to leave it when the exchange ends first): nothing else
+/// reads the client's socket while its finished request waits for an answer.
 pub async fn closed_by_peer(stream: &TcpStream, buf: &mut BytesMut) {
     loop {
-        if stream.readable().await.is_err() {
+        if std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await.is_err() {
             return;
         }
         match try_read_buf(stream, buf) {

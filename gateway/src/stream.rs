@@ -5,10 +5,10 @@
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::{Buf as _, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::io::{WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_all};
@@ -101,7 +101,7 @@ impl Stream {
             // Readiness first, as for a plain socket: the session's own
             // buffer was drained by the last read.
             Stream::Tls(s) => loop {
-                if s.tcp().readable().await.is_err() {
+                if std::future::poll_fn(|cx| s.tcp().poll_read_ready(cx)).await.is_err() {
                     return;
                 }
                 match s.try_read_buf(buf) {
@@ -125,20 +125,18 @@ impl Stream {
     /// Whether an idle connection is still usable: the peer has neither
     /// closed it nor sent data (TLS records without data, such as session
     /// tickets, are absorbed into the session; `scratch` receives any data).
-    /// Costs a syscall only when the reactor has seen the socket readable.
+    /// Costs a syscall only when the reactor has seen the socket readable;
+    /// the reactor's view is read without registering a waker.
     pub fn is_alive(&self, scratch: &mut BytesMut) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.tcp().poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let read = match self {
-                    Stream::Plain(s) => s.try_read(&mut [0u8; 1]),
-                    Stream::Tls(s) => s.try_read_buf(scratch),
-                };
-                matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
+        if self.tcp().try_io(Interest::READABLE, || Ok(())).is_err() {
+            // Nothing seen since the last read drained it: no data, no end.
+            return true;
         }
+        let read = match self {
+            Stream::Plain(s) => s.try_read(&mut [0u8; 1]),
+            Stream::Tls(s) => s.try_read_buf(scratch),
+        };
+        matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// The scheme the client used, for `X-Forwarded-Proto` and redirects.
