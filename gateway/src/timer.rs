@@ -11,13 +11,17 @@
 //!   own deadline and moves the timer there then. So a keep-alive connection
 //!   moves its timers about once per timeout period, not once per request.
 //!
+//! - a timer already registered with the waiting task's waker, and not
+//!   fired, is not polled again: a wait that has to wait costs a comparison
+//!   of wakers instead of a registration.
+//!
 //! A deadline is never early: the wait fails only once the clock has passed
 //! it. It may be late by tokio's timer resolution (1 ms) plus the time until
 //! the worker next polls its timers.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
@@ -30,6 +34,10 @@ pub struct Elapsed;
 #[derive(Debug)]
 pub struct Deadline {
     sleep: Pin<Box<Sleep>>,
+    /// The waker the timer holds, while it holds one: set when a poll of the
+    /// timer left it pending, cleared when the timer is moved (a moved timer
+    /// is polled again before it is trusted to wake anyone).
+    armed: Option<Waker>,
 }
 
 impl Default for Deadline {
@@ -45,6 +53,7 @@ impl Deadline {
     pub fn new() -> Self {
         Self {
             sleep: Box::pin(tokio::time::sleep(FAR)),
+            armed: None,
         }
     }
 
@@ -53,7 +62,7 @@ impl Deadline {
     pub fn within<F: Future, A: FnOnce() -> Instant>(&mut self, at: A, fut: F) -> Within<'_, F, A> {
         Within {
             fut,
-            sleep: self.sleep.as_mut(),
+            timer: self,
             at: Some(at),
             until: None,
         }
@@ -70,7 +79,7 @@ pin_project_lite::pin_project! {
     pub struct Within<'a, F, A> {
         #[pin]
         fut: F,
-        sleep: Pin<&'a mut Sleep>,
+        timer: &'a mut Deadline,
         at: Option<A>,
         // This wait's deadline, once it has had to wait.
         until: Option<Instant>,
@@ -85,26 +94,46 @@ impl<F: Future, A: FnOnce() -> Instant> Future for Within<'_, F, A> {
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
+        let timer = &mut **this.timer;
         let until = match *this.until {
             Some(until) => until,
             None => {
                 // `at` is there until this first wait has read it.
                 let until = this.at.take().map_or_else(Instant::now, |at| at());
                 *this.until = Some(until);
-                if until < this.sleep.deadline() {
-                    this.sleep.as_mut().reset(until);
+                if until < timer.sleep.deadline() {
+                    timer.move_to(until);
                 }
                 until
             }
         };
         loop {
-            match this.sleep.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
+            // Registered with this task and not fired: it will wake us.
+            if timer.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !timer.sleep.is_elapsed() {
+                return Poll::Pending;
+            }
+            // Outside tokio's task budget: a poll the budget refused would
+            // leave the timer unregistered while `armed` says it is.
+            match Pin::new(&mut tokio::task::unconstrained(timer.sleep.as_mut())).poll(cx) {
+                Poll::Pending => {
+                    match &mut timer.armed {
+                        Some(armed) => armed.clone_from(cx.waker()),
+                        none => *none = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
+                }
                 // Fired at an earlier wait's deadline: ours is later.
-                Poll::Ready(()) if Instant::now() < until => this.sleep.as_mut().reset(until),
+                Poll::Ready(()) if Instant::now() < until => timer.move_to(until),
                 Poll::Ready(()) => return Poll::Ready(Err(Elapsed)),
             }
         }
+    }
+}
+
+impl Deadline {
+    fn move_to(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at);
+        self.armed = None;
     }
 }
 
@@ -154,7 +183,7 @@ mod tests {
         let wait = d.within_for(Duration::from_secs(1), std::future::pending::<()>());
         let mut wait = std::pin::pin!(wait);
         assert!(futures_poll(wait.as_mut()).is_pending());
-        assert_eq!(wait.sleep.deadline(), set);
+        assert_eq!(wait.timer.sleep.deadline(), set);
         // but it still times out at its own deadline, not the timer's.
         assert_eq!(wait.await, Err(Elapsed));
         assert_eq!(started.elapsed(), Duration::from_secs(1));
@@ -171,6 +200,44 @@ mod tests {
         let set = far.sleep.deadline();
         assert_eq!(far.within_for(Duration::from_millis(1), async { 3 }).await, Ok(3));
         assert_eq!(far.sleep.deadline(), set);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_first_polled_with_the_task_budget_spent_still_times_out() {
+        let mut d = Deadline::new();
+        let started = Instant::now();
+        let wait = d.within_for(Duration::from_millis(40), std::future::pending::<()>());
+        let mut wait = std::pin::pin!(wait);
+        std::future::poll_fn(|cx| {
+            // Spend the task's budget, as a long body transfer can, then wait.
+            while let Poll::Ready(spent) = tokio::task::coop::poll_proceed(cx) {
+                spent.made_progress();
+            }
+            assert!(wait.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let outcome = tokio::time::timeout(Duration::from_secs(10), wait).await;
+        assert_eq!(outcome, Ok(Err(Elapsed)));
+        assert_eq!(started.elapsed(), Duration::from_millis(40));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_armed_by_an_earlier_wait_still_ends_a_later_one_exactly() {
+        let mut d = Deadline::new();
+        // The first wait arms the timer for t0 + 50 ms and ends at t0 + 5 ms.
+        let quick = tokio::time::sleep(Duration::from_millis(5));
+        assert_eq!(d.within_for(Duration::from_millis(50), quick).await, Ok(()));
+        assert!(d.armed.is_some());
+        // The next waits find it armed with their task's waker: the first
+        // times out at its own deadline, past the timer's, and so does the
+        // one after it, whose deadline is earlier than where that left it.
+        for ms in [200, 30] {
+            let started = Instant::now();
+            let wait = d.within_for(Duration::from_millis(ms), std::future::pending::<()>());
+            assert_eq!(wait.await, Err(Elapsed));
+            assert_eq!(started.elapsed(), Duration::from_millis(ms));
+        }
     }
 
     /// Polls `fut` once with a no-op waker.
