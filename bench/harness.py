@@ -112,6 +112,8 @@ end
 # TLS scenarios: every proxy serves this ECDSA P-256 certificate for
 # `localhost`, and wrk (OpenSSL) connects to https://localhost:PORT.
 TLS = {"on": False, "close": False, "h2": False, "h2_upstream": False}
+# Worker threads (gateway) and worker processes (NGINX) per proxy: --workers.
+WORKERS = {"n": 1}
 
 
 def tls_cert(work):
@@ -175,7 +177,7 @@ def nginx_conf(work, port, upstream, log):
         # NGINX speaks HTTP/2 to upstreams only through its gRPC module.
         upstream_lines = "grpc_pass grpc://u;"
     conf = f"""
-worker_processes 1;
+worker_processes {WORKERS["n"]};
 pid {work}/nginx.pid;
 error_log {work}/nginx-error.log warn;
 events {{ worker_connections 8192; }}
@@ -327,7 +329,7 @@ def start_proxy(name, work, port, upstream, cpus, routes):
         # `previous`: another build of the gateway (PREVIOUS_GATEWAY=path), to
         # measure a change against the build before it in the same rounds.
         binary = os.environ.get("PREVIOUS_GATEWAY", "") if name.startswith("previous") else str(TARGET / "gateway")
-        p = Proc([binary, "run", "--config", str(conf), "--threads", "1"], cpus)
+        p = Proc([binary, "run", "--config", str(conf), "--threads", str(WORKERS["n"])], cpus)
         wait_port(port)
         return p, [p.p.pid] if not cpus else children(p.p.pid) or [p.p.pid]
     if name.startswith("nginx"):
@@ -373,8 +375,10 @@ def main():
     ap.add_argument("--h2", action="store_true", help="with --tls: h2load over HTTP/2 (ALPN h2), -m 10")
     ap.add_argument("--close", action="store_true", help="one request per connection (with --tls: a handshake per request)")
     ap.add_argument("--h2-upstream", action="store_true", help="the upstream speaks HTTP/2 (prior knowledge); NGINX uses grpc_pass")
+    ap.add_argument("--workers", type=int, default=1, help="worker threads of the gateway (and `previous`) and worker processes of NGINX; other proxies keep one")
     args = ap.parse_args()
     TLS["on"], TLS["close"], TLS["h2"], TLS["h2_upstream"] = args.tls, args.close, args.h2, args.h2_upstream
+    WORKERS["n"] = args.workers
 
     for tool in ["wrk"]:
         if not shutil.which(tool):
@@ -412,7 +416,7 @@ def main():
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 if args.json:
                     with open(args.json, "a") as f:
-                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin, "tls": args.tls, "close": args.close, "h2": args.h2, "h2_upstream": args.h2_upstream}) + "\n")
+                        f.write(json.dumps({**row, "label": args.label, "body": args.body_bytes, "routes": args.routes, "connections": args.connections, "pinned": args.pin, "tls": args.tls, "close": args.close, "h2": args.h2, "h2_upstream": args.h2_upstream, "workers": args.workers}) + "\n")
     finally:
         upstream.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -430,7 +434,7 @@ def fmt(x, spec):
 
 def report(results, proxies, args):
     base = "nginx" if "nginx" in results else None
-    print(f"\n{args.label} body={args.body_bytes}B routes={args.routes} c={args.connections} rounds={args.rounds} duration={args.duration}s pinned={args.pin}\n")
+    print(f"\n{args.label} body={args.body_bytes}B routes={args.routes} c={args.connections} rounds={args.rounds} duration={args.duration}s pinned={args.pin} workers={args.workers}\n")
     print("| proxy | req/s | ×nginx req/s | CPU s/10k req | ×nginx CPU | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | errors |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in proxies:

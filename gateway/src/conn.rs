@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use http::HeaderValue;
@@ -60,7 +59,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     }
     if cut && let Some(InFlight { mut ex, generation }) = in_flight.take() {
         cut_exchange(&mut conn, &mut ex).await;
-        worker.shared.registry.global.in_flight.fetch_sub(1, Ordering::Relaxed);
+        worker.shared.registry.global.in_flight.add(-1);
         finish(&conn, &generation, &mut ex, std::time::Instant::now());
     }
     if let Some(tls) = conn.client.tls() {
@@ -92,8 +91,7 @@ async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, h
                 return;
             }
             HeadRead::Head(mut head, started) => {
-                let in_flight_gauge = &conn.worker.shared.registry.global.in_flight;
-                in_flight_gauge.fetch_add(1, Ordering::Relaxed);
+                conn.worker.shared.registry.global.in_flight.add(1);
                 let InFlight { ex, generation } = in_flight.insert(InFlight {
                     ex: Exchange::new(started.into_std(), conn.worker.wall_at(started.into_std())),
                     generation,
@@ -104,12 +102,7 @@ async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, h
                 head.headers.clear();
                 conn.client.spare_fields = std::mem::take(&mut head.headers);
                 if let Some(InFlight { mut ex, generation }) = in_flight.take() {
-                    conn.worker
-                        .shared
-                        .registry
-                        .global
-                        .in_flight
-                        .fetch_sub(1, Ordering::Relaxed);
+                    conn.worker.shared.registry.global.in_flight.add(-1);
                     let now = std::time::Instant::now();
                     finish(conn, &generation, &mut ex, now);
                     last_end = Some(Instant::from_std(now));

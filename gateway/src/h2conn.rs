@@ -12,7 +12,6 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -262,7 +261,7 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
     let mut conn = Conn::new(client, shared.peer, shared.client_ip.clone(), worker.clone());
     let mut ex = Exchange::new(started, worker.wall_at(started));
     let in_flight = &worker.shared.registry.global.in_flight;
-    in_flight.fetch_add(1, Ordering::Relaxed);
+    in_flight.add(1);
     let run = async {
         match parsed {
             Parsed::Complete(mut head) => {
@@ -282,7 +281,7 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
     if until_cut(&worker, run).await {
         cut_exchange(&mut conn, &mut ex).await;
     }
-    in_flight.fetch_sub(1, Ordering::Relaxed);
+    in_flight.add(-1);
     finish(&conn, &generation, &mut ex, std::time::Instant::now());
     shared.open.set(shared.open.get().saturating_sub(1));
     shared.last_end.set(Instant::now());

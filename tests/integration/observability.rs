@@ -95,6 +95,46 @@ fn metrics_count_timeouts_refusals_and_404s() {
     assert_eq!(r.status, 404, "the proxy port served an admin path");
 }
 
+/// Counters are kept per worker and summed for `/metrics`: requests spread
+/// over four workers (one connection each, so `SO_REUSEPORT` deals them out)
+/// add up exactly, in the status counts, both histograms and the gauge.
+#[test]
+fn metrics_kept_per_worker_add_up_across_workers() {
+    let ok = Upstream::start("ok", Behavior::Echo);
+    let routes = "  - { name: ok, pathPrefix: /, cluster: ok }\n";
+    let gw = Gateway::start_with(
+        &config(routes, &[cluster("ok", &[(&ok, 1)])]),
+        &["--admin", "127.0.0.1:0", "--threads", "4"],
+    );
+    const N: usize = 60;
+    for i in 0..N {
+        let mut c = Client::connect(gw.addr).expect("connect");
+        let path = format!("/r{i}");
+        assert_eq!(c.get("a.test", &path).expect("200").status, 200);
+    }
+    let m = |s: &str| gw.metric(s);
+    let n = N as f64;
+    assert_eq!(
+        gw.wait_metric(r#"gateway_request_duration_seconds_count{route="ok"}"#, n),
+        n
+    );
+    assert_eq!(m(r#"gateway_requests_total{route="ok",cluster="ok",status="200"}"#), n);
+    let text = gw.admin_get("/metrics").1;
+    let inf = text
+        .lines()
+        .find(|l| {
+            l.starts_with("gateway_request_duration_seconds_bucket{")
+                && l.contains(r#"route="ok""#)
+                && l.contains(r#"le="+Inf""#)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(inf, Some(n), "{text}");
+    assert_eq!(m(r#"gateway_upstream_duration_seconds_count{cluster="ok"}"#), n);
+    assert_eq!(m("gateway_in_flight_requests"), 0.0);
+    assert_eq!(ok.hits(), N);
+}
+
 #[test]
 fn a_stuck_log_destination_drops_lines_without_slowing_requests() {
     let up = Upstream::start("u", Behavior::Echo);

@@ -310,7 +310,7 @@ impl Collector for Gateway {
             &mut encoder,
             "gateway_in_flight_requests",
             "Requests being handled",
-            global.in_flight.load(Ordering::Relaxed),
+            global.in_flight.get(),
         )?;
         gauge(
             &mut encoder,

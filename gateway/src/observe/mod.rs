@@ -6,6 +6,7 @@ pub mod exchange;
 pub mod json;
 pub mod logging;
 pub mod metrics;
+pub mod per_worker;
 pub mod process;
 pub mod stats;
 pub mod upstream_log;

@@ -1,6 +1,8 @@
 //! Lock-free counters. Handles are resolved when a plan is loaded (by route and
 //! cluster name, so counts survive reloads); the hot path does plain atomic
-//! adds on slots found by index, never by label.
+//! adds on slots found by index, never by label. The counters every response
+//! touches (status counts, duration histograms, the in-flight gauge) are
+//! kept per worker ([`PerWorker`]) and summed when read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
@@ -11,6 +13,7 @@ use plan::Plan;
 pub use policy_host::PolicyStats;
 
 use crate::error::kind::ErrorKind;
+use crate::observe::per_worker::{Gauge, PerWorker};
 
 const KINDS: usize = ErrorKind::ALL.len();
 
@@ -57,10 +60,21 @@ const STATUS_SLOTS: usize = 16;
 pub struct RouteStats {
     pub route: String,
     pub cluster: String,
-    slots: [(AtomicU16, AtomicU64); STATUS_SLOTS],
-    other: AtomicU64,
+    /// The status code each slot counts, claimed once (read by every worker,
+    /// written only when a code is first seen).
+    codes: [AtomicU16; STATUS_SLOTS],
+    /// Per worker: a count per slot of `codes`, then the overflow.
+    counts: PerWorker<StatusCounts>,
     /// `gateway_request_duration_seconds{route}`.
     pub duration: Histogram,
+}
+
+/// One worker's counts of a route's statuses.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct StatusCounts {
+    slots: [AtomicU64; STATUS_SLOTS],
+    other: AtomicU64,
 }
 
 impl RouteStats {
@@ -68,8 +82,8 @@ impl RouteStats {
         Self {
             route: route.to_owned(),
             cluster: cluster.to_owned(),
-            slots: std::array::from_fn(|_| (AtomicU16::new(0), AtomicU64::new(0))),
-            other: AtomicU64::new(0),
+            codes: std::array::from_fn(|_| AtomicU16::new(0)),
+            counts: PerWorker::default(),
             duration: Histogram::default(),
         }
     }
@@ -79,7 +93,8 @@ impl RouteStats {
     /// is seen.
     pub fn record(&self, status: u16, duration: Duration) {
         self.duration.observe(duration);
-        for (code, count) in &self.slots {
+        let counts = self.counts.mine();
+        for (code, count) in self.codes.iter().zip(&counts.slots) {
             let mut seen = code.load(Ordering::Acquire);
             if seen == 0 {
                 seen = match code.compare_exchange(0, status, Ordering::AcqRel, Ordering::Acquire) {
@@ -92,20 +107,23 @@ impl RouteStats {
                 return;
             }
         }
-        self.other.fetch_add(1, Ordering::Relaxed);
+        counts.other.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `(status, count)` for every code seen, then `(0, other)` if any.
     pub fn counts(&self) -> Vec<(u16, u64)> {
-        let mut out: Vec<(u16, u64)> = self
-            .slots
-            .iter()
-            .filter_map(|(code, count)| {
-                let code = code.load(Ordering::Acquire);
-                (code != 0).then(|| (code, count.load(Ordering::Relaxed)))
-            })
-            .collect();
-        let other = self.other.load(Ordering::Relaxed);
+        let sum = |count: fn(&StatusCounts) -> &AtomicU64| -> u64 {
+            self.counts.each().map(|c| count(c).load(Ordering::Relaxed)).sum()
+        };
+        let mut out: Vec<(u16, u64)> = Vec::new();
+        for (i, code) in self.codes.iter().enumerate() {
+            let code = code.load(Ordering::Acquire);
+            if code != 0 {
+                let n = self.counts.each().map(|c| c.slots[i].load(Ordering::Relaxed)).sum();
+                out.push((code, n));
+            }
+        }
+        let other = sum(|c| &c.other);
         if other > 0 {
             out.push((0, other));
         }
@@ -118,21 +136,17 @@ pub const DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A fixed-bucket histogram of plain atomics.
-#[derive(Debug)]
-pub struct Histogram {
+/// A fixed-bucket histogram of plain atomics, per worker.
+#[derive(Debug, Default)]
+pub struct Histogram(PerWorker<HistogramCounts>);
+
+/// One worker's part of a [`Histogram`].
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct HistogramCounts {
     /// Per bucket (not cumulative); the last is `+Inf`.
     buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
     sum_micros: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
 }
 
 impl Histogram {
@@ -142,8 +156,9 @@ impl Histogram {
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(DURATION_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        let mine = self.0.mine();
+        mine.buckets[i].fetch_add(1, Ordering::Relaxed);
+        mine.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// `(sum seconds, count, (upper bound, count in this bucket) pairs)`; the
@@ -151,20 +166,22 @@ impl Histogram {
     /// accumulates the counts itself.
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let mut total = 0;
-        let mut out = Vec::with_capacity(self.buckets.len());
-        for (i, b) in self.buckets.iter().enumerate() {
-            let n = b.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity(DURATION_BUCKETS.len() + 1);
+        for i in 0..=DURATION_BUCKETS.len() {
+            let n: u64 = self.0.each().map(|h| h.buckets[i].load(Ordering::Relaxed)).sum();
             total += n;
             out.push((DURATION_BUCKETS.get(i).copied().unwrap_or(f64::MAX), n));
         }
-        (self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6, total, out)
+        let sum_micros: u64 = self.0.each().map(|h| h.sum_micros.load(Ordering::Relaxed)).sum();
+        (sum_micros as f64 / 1e6, total, out)
     }
 }
 
 /// Process-wide counters that belong to no route or cluster.
 #[derive(Debug, Default)]
 pub struct Global {
-    pub in_flight: AtomicI64,
+    /// Raised and lowered by every exchange: per worker.
+    pub in_flight: Gauge,
     pub access_log_dropped: AtomicU64,
     pub access_log_written: AtomicU64,
     pub connections_rejected: AtomicU64,

@@ -40,6 +40,7 @@ pub fn run_worker(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<Option<Instant>>,
 ) -> std::io::Result<()> {
+    crate::observe::per_worker::enter_worker();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     let worker = Rc::new(Worker::new(shared.clone()));

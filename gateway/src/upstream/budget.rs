@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::health::now_ms;
 use crate::error::kind::ErrorKind;
+use crate::observe::per_worker::Gauge;
 
 /// Why an attempt failed in a way a retry may cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,8 @@ impl Reason {
 /// One route's retry accounting, process-wide (kept across reloads by name).
 #[derive(Debug, Default)]
 pub struct Budget {
-    in_flight: AtomicI64,
+    /// Every request of the route raises it: per worker, summed for a retry.
+    in_flight: Gauge,
     retries_in_flight: AtomicI64,
     /// The second (of `now_ms`) the floor counts in, and retries taken in it.
     window: AtomicU64,
@@ -51,7 +53,7 @@ pub struct InFlight<'b>(&'b Budget);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.add(-1);
     }
 }
 
@@ -67,13 +69,13 @@ impl Drop for Ticket<'_> {
 
 impl Budget {
     pub fn enter(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.add(1);
         InFlight(self)
     }
 
     /// A retry for `reason` if the budget allows it; counted either way.
     pub fn try_retry(&self, percent: u32, reason: Reason) -> Option<Ticket<'_>> {
-        let in_flight = self.in_flight.load(Ordering::Relaxed).max(1);
+        let in_flight = self.in_flight.get().max(1);
         let retries = self.retries_in_flight.load(Ordering::Relaxed);
         let within = (retries + 1) * 100 <= in_flight * i64::from(percent);
         let floor = || {
