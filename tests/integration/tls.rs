@@ -95,6 +95,42 @@ fn tls_terminates_keeps_alive_and_logs_tls_and_sni() {
     assert_eq!(gw.metric("gateway_tls_handshakes_total"), 2.0);
 }
 
+/// The TLS side of the client-closed watch: a client that goes away while
+/// the upstream works ends the exchange (499, `client_closed`) and the
+/// upstream connection is given up.
+#[test]
+fn a_tls_client_that_leaves_while_the_upstream_works_is_logged_499() {
+    let dir = scratch_dir("tls");
+    let site = self_signed(&dir, "site", &["example.test"], 90);
+    let up = Upstream::start("up", Behavior::Hold);
+    let gw = start_in(dir, &tls_config(&up, &[&site], ""));
+    let (mut c, _) = connect(&gw, Some("example.test"));
+    c.send(b"GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        .expect("send");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.hits() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(up.hits(), 1, "the upstream never got the request");
+    drop(c);
+    let lines = gw.wait_log_lines(1, Duration::from_secs(5));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(r#""status":499"#) && lines[0].contains(r#""error":"client_closed""#),
+        "{}",
+        lines[0]
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.closed.load(std::sync::atomic::Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        up.closed.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the upstream exchange was kept"
+    );
+}
+
 #[test]
 fn sni_selects_the_certificate_and_an_unknown_name_gets_the_first() {
     let dir = scratch_dir("tls");
