@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use plan::{LogField, Router};
 
+use crate::observe::exchange::HeadFields;
 use crate::observe::stats::{Registry, Stats};
 use crate::upstream::{Targets, Upstreams};
 
@@ -81,6 +82,8 @@ pub struct Generation {
     pub stats: Stats,
     /// Access-log fields, empty when the log is off.
     pub log_fields: Vec<LogField>,
+    /// What each exchange records of its head for those fields.
+    pub log_head: HeadFields,
     /// The access-log destination (its number at the sink) lines go to.
     pub log_destination: u64,
     /// First 12 hex digits of the plan digest, for the `plan` log field.
@@ -136,6 +139,7 @@ impl Generation {
             retry_budgets,
             targets,
             stats,
+            log_head: HeadFields::of(&log_fields),
             log_fields,
             log_destination: 0,
             short_digest,

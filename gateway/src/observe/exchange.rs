@@ -70,19 +70,28 @@ impl Exchange {
         }
     }
 
-    /// Records what the access log needs of a head that was read; header
-    /// values only when `fields` log them.
-    pub fn record_head(&mut self, head: &RequestHead, fields: &[LogField]) {
-        self.method = Some(head.method.clone());
-        self.version = Some(head.version);
-        self.target = Some(head.target.clone());
-        self.host = Some(head.host.clone());
-        for field in fields {
-            match field {
-                LogField::UserAgent => self.user_agent = head.headers.shared_value(Known::UserAgent),
-                LogField::RequestId => self.request_id = head.headers.shared_value(Known::XRequestId),
-                _ => {}
-            }
+    /// Records of a head that was read what the access log will write
+    /// (`keep`, worked out from its fields once per plan). With the log off
+    /// that is nothing; the target and host alone would cost two
+    /// reference-count updates (and their drops) per request.
+    pub fn record_head(&mut self, head: &RequestHead, keep: HeadFields) {
+        if keep.method {
+            self.method = Some(head.method.clone());
+        }
+        if keep.protocol {
+            self.version = Some(head.version);
+        }
+        if keep.target {
+            self.target = Some(head.target.clone());
+        }
+        if keep.host {
+            self.host = Some(head.host.clone());
+        }
+        if keep.user_agent {
+            self.user_agent = head.headers.shared_value(Known::UserAgent);
+        }
+        if keep.request_id {
+            self.request_id = head.headers.shared_value(Known::XRequestId);
         }
     }
 
@@ -116,5 +125,32 @@ impl Exchange {
 
     pub fn query(&self) -> Option<&str> {
         self.target.as_ref().and_then(RequestTarget::query)
+    }
+}
+
+/// What [`Exchange::record_head`] keeps of a head: the parts the access log
+/// writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadFields {
+    method: bool,
+    protocol: bool,
+    /// Path or query.
+    target: bool,
+    host: bool,
+    user_agent: bool,
+    request_id: bool,
+}
+
+impl HeadFields {
+    pub fn of(fields: &[LogField]) -> Self {
+        let has = |f| fields.contains(&f);
+        Self {
+            method: has(LogField::Method),
+            protocol: has(LogField::Protocol),
+            target: has(LogField::Path) || has(LogField::Query),
+            host: has(LogField::Host),
+            user_agent: has(LogField::UserAgent),
+            request_id: has(LogField::RequestId),
+        }
     }
 }

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 const MAX_SHARDS: usize = 16;
 
 thread_local! {
-    /// The calling thread's shard index (0 until it calls [`enter_worker`]).
+    /// The calling thread's shard index, below [`shard_count`] (0 until it
+    /// calls [`enter_worker`]).
     static SHARD: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -28,7 +29,7 @@ static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 /// Gives the calling worker thread its own shard of every counter.
 pub fn enter_worker() {
-    SHARD.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed));
+    SHARD.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % shard_count());
 }
 
 /// Shards per counter: one per core, within [`MAX_SHARDS`].
@@ -58,8 +59,9 @@ impl<T> Default for PerWorker<T> {
 impl<T: Default> PerWorker<T> {
     /// The calling thread's shard.
     pub fn mine(&self) -> &T {
-        let i = SHARD.with(Cell::get) % self.shards.len();
-        self.shards[i].get_or_init(Box::default)
+        // Every counter has `shard_count()` shards, and the index is below it.
+        let shard = self.shards.get(SHARD.with(Cell::get)).unwrap_or(&self.shards[0]);
+        shard.get_or_init(Box::default)
     }
 }
 
@@ -121,7 +123,7 @@ mod tests {
             for i in 0..workers {
                 let gauge = &gauge;
                 s.spawn(move || {
-                    SHARD.set(i);
+                    SHARD.set(i % shard_count());
                     gauge.add(1);
                 });
             }

@@ -39,7 +39,7 @@ pub async fn exchange<C: Client>(
     head: &mut RequestHead,
     ex: &mut Exchange,
 ) -> bool {
-    ex.record_head(head, &generation.log_fields);
+    ex.record_head(head, generation.log_head);
     let plan = generation.router.plan();
     conn.client
         .start_body(head.body, plan.limits.max_request_body_bytes, generation.defaults.read);
