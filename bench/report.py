@@ -114,7 +114,7 @@ def main():
         mine = [r for r in rows if r["label"] == sc]
         r0 = mine[0]
         stats = scenario_rows(mine)
-        lines += [f"## {sc}", "", f"body {r0['body']} B, {r0['connections']} connections, pinned: {r0['pinned']}, rounds: {max(s['rounds'] for s in stats)}", ""]
+        lines += [f"## {sc}", "", f"body {r0['body']} B, {r0['connections']} connections, pinned: {r0['pinned']}, rounds: {max(s['rounds'] for s in stats)}" + (f", workers: {r0['workers']} (gateway threads, NGINX worker processes)" if r0.get('workers', 1) > 1 else ""), ""]
         lines += ["| proxy | req/s | ×base req/s | CPU s/10k req | ×base CPU | p50 ms | p99 ms | p99.9 ms | ×base p99 | peak RSS MiB | errors |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in stats:

@@ -54,6 +54,7 @@ scenario "tiny bodies, log off both, pair only" --proxies gateway,nginx --rounds
 # on epoll and on io_uring, with no parsing, routing or timers; what a proxy
 # can reach at best on this machine.
 scenario "tiny bodies, log off, against the floor forwarders" --proxies gateway,nginx,floor-epoll,floor-uring --rounds 15 --duration 4
+scenario "tiny bodies, log off, two workers each" --workers 2 --proxies gateway,nginx --rounds "$R" --duration "$D"
 scenario "tiny bodies, proxy pinned to CPU 0, wrk and upstream on CPU 1" --pin --proxies gateway+log,nginx+log,bare --rounds "$R" --duration "$D"
 scenario "1 KiB bodies" --body-bytes 1024 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
 scenario "64 KiB bodies" --body-bytes 65536 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"
