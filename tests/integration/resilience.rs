@@ -303,7 +303,8 @@ fn host_names_are_resolved_and_re_resolved() {
 /// 503 every other time and one is killed, then restarted. With retries on,
 /// no idempotent request fails; the dead one is ejected within
 /// `consecutiveFailures` failures and takes traffic again within one check
-/// interval of coming back; retries stay within the budget.
+/// interval of coming back (or of the end of an ejection still running then);
+/// retries stay within the budget.
 #[test]
 fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
     use std::sync::Arc;
@@ -349,6 +350,11 @@ fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
     let ejected = eventually(third, || admin_json(&gw, "/upstreams")[2]["takesTraffic"] == false);
     let out_after = killed.elapsed();
     std::thread::sleep(third.saturating_sub(out_after));
+    // An ejection may still run at the restart: when the first one ends
+    // before the checks have marked the dead upstream down, it takes traffic,
+    // fails again and is ejected for twice as long (SPEC §15). Picks skip it
+    // until that ends, whatever the checks say.
+    let ejected_for = admin_json(&gw, "/upstreams")[2]["ejectedForMs"].as_u64().unwrap_or(0);
     let _back = Upstream::start_at("back", dying_addr, Behavior::Echo).expect("restart");
     let restarted = Instant::now();
     let recovered = eventually(Duration::from_secs(5), || {
@@ -367,7 +373,7 @@ fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
         .sum();
     let exhausted = gw.metric(r#"gateway_retry_budget_exhausted_total{route="r"}"#);
     println!(
-        "resilience under load: {ok} ok, {failed} failed in {secs} s; dead upstream out of rotation after {out_after:?}, back {back_after:?} after its restart; {retries} retries ({:.1}% of requests), budget exhausted {exhausted} times",
+        "resilience under load: {ok} ok, {failed} failed in {secs} s; dead upstream out of rotation after {out_after:?}, back {back_after:?} after its restart (ejected for {ejected_for} ms more then); {retries} retries ({:.1}% of requests), budget exhausted {exhausted} times",
         retries * 100.0 / ok.max(1) as f64
     );
     assert!(
@@ -380,9 +386,12 @@ fn under_load_a_dying_and_a_flaky_upstream_fail_no_request() {
         "the restarted upstream never came back: {}",
         admin_json(&gw, "/upstreams")
     );
+    // Back within one check interval (500 ms, plus as much for the jitter
+    // and the admin poll) of the restart, or of the end of that ejection.
+    let bound = Duration::from_millis(ejected_for.max(500) + 500);
     assert!(
-        back_after <= Duration::from_millis(500 + 500),
-        "back after {back_after:?} (one check interval is 500 ms)"
+        back_after <= bound,
+        "back after {back_after:?}, bound {bound:?} (check interval 500 ms, ejected for {ejected_for} ms more at the restart)"
     );
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
     assert!(
