@@ -112,9 +112,6 @@ impl RouteStats {
 
     /// `(status, count)` for every code seen, then `(0, other)` if any.
     pub fn counts(&self) -> Vec<(u16, u64)> {
-        let sum = |count: fn(&StatusCounts) -> &AtomicU64| -> u64 {
-            self.counts.each().map(|c| count(c).load(Ordering::Relaxed)).sum()
-        };
         let mut out: Vec<(u16, u64)> = Vec::new();
         for (i, code) in self.codes.iter().enumerate() {
             let code = code.load(Ordering::Acquire);
@@ -123,7 +120,7 @@ impl RouteStats {
                 out.push((code, n));
             }
         }
-        let other = sum(|c| &c.other);
+        let other: u64 = self.counts.each().map(|c| c.other.load(Ordering::Relaxed)).sum();
         if other > 0 {
             out.push((0, other));
         }
