@@ -161,14 +161,6 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
         .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
-/// Whether the last transfer coding of a `Transfer-Encoding` value is `chunked`.
-pub fn ends_chunked(value: &[u8]) -> bool {
-    value
-        .rsplit(|&b| b == b',')
-        .next()
-        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-}
-
 /// Whether `value` is a valid `Host` (RFC 9110 §7.2: `uri-host [ ":" port ]`):
 /// a bracketed IP literal or a registered name (unreserved, percent-encoded
 /// and sub-delimiter characters), then an optional decimal port. Refuses what
@@ -359,13 +351,5 @@ mod tests {
         assert_eq!(Known::of(b"X-Forwarded-For"), Known::XForwardedFor);
         assert_eq!(Known::of(b"x-forwarded-fox"), Known::Other);
         assert!(!Known::of(b"content-type").is_hop_by_hop());
-    }
-
-    #[test]
-    fn chunked_is_the_last_coding() {
-        assert!(ends_chunked(b"chunked"));
-        assert!(ends_chunked(b"gzip, Chunked "));
-        assert!(!ends_chunked(b"chunked, gzip"));
-        assert!(!ends_chunked(b""));
     }
 }

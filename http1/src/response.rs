@@ -11,7 +11,7 @@ use http::{Method, StatusCode, Version};
 use crate::decoder::Decoder;
 use crate::encode::{Framing, header_line, status_line};
 use crate::filter::Filter;
-use crate::headers::{ConnectionTokens, Known, ends_chunked, listed_in, parse_content_length};
+use crate::headers::{ConnectionTokens, Known, listed_in, parse_content_length};
 
 /// A parsed upstream response head, already encoded for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,6 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
     }
     let mut length: Option<u64> = None;
     let mut te = false;
-    let mut chunked = false;
     let mut connection = ConnectionTokens::default();
     for h in res.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
@@ -112,18 +111,22 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only `chunked`, once: the gateway re-frames every body and
+            // cannot pass another transfer coding on (the client would get
+            // coded bytes labelled as plain), and cannot tell what a repeated
+            // or stacked `chunked` meant. As a request's, such a head is refused.
+            if te || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return ParsedResponse::Invalid;
+            }
             te = true;
-            chunked = ends_chunked(h.value);
         }
     }
     let no_body = *answering.method == Method::HEAD || code == 204 || code == 304 || switching;
-    let body = match (no_body, te, chunked, length) {
+    let body = match (no_body, te, length) {
         (true, ..) => Decoder::Done,
-        (false, true, true, _) => Decoder::chunked(),
-        // A final coding other than chunked: the body runs to the close.
-        (false, true, false, _) => Decoder::Eof,
-        (false, false, _, Some(n)) => Decoder::length(n),
-        (false, false, _, None) => Decoder::Eof,
+        (false, true, _) => Decoder::chunked(),
+        (false, false, Some(n)) => Decoder::length(n),
+        (false, false, None) => Decoder::Eof,
     };
     let length_framed = !te && length.is_some();
     // Both Content-Length and Transfer-Encoding: Transfer-Encoding wins
@@ -241,7 +244,7 @@ mod tests {
             ),
             // TE wins over CL, the CL is not forwarded, the connection not reused.
             (
-                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: Chunked \r\n\r\n",
                 Decoder::chunked(),
                 false,
                 Framing::Chunked,
@@ -348,6 +351,14 @@ mod tests {
             "HTTP/1.1 600 Nope\r\ncontent-length: 0\r\n\r\n",
             "HTTP/1.1 099 Nope\r\ncontent-length: 0\r\n\r\n",
             "HTTP/1.1 999 Nope\r\ncontent-length: 0\r\n\r\n",
+            // Transfer codings the gateway would have to drop undecoded, or
+            // could not tell the meaning of.
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: \r\n\r\n",
         ] {
             assert_eq!(parse(raw, &get, Version::HTTP_11).0, ParsedResponse::Invalid, "{raw:?}");
         }

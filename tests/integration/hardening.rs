@@ -681,6 +681,41 @@ fn upstream_statuses_outside_100_to_599_are_bad_responses_and_204_has_no_length(
     assert_eq!(r.header("x-a"), Some("1"));
 }
 
+/// The gateway re-frames every body it forwards, so a transfer coding other
+/// than `chunked` could only be dropped undecoded: the client would get coded
+/// bytes labelled as plain. Such a response is a bad one, as such a request is.
+#[test]
+fn an_upstream_transfer_coding_other_than_chunked_is_a_bad_response() {
+    const CODINGS: [&str; 3] = [
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ];
+    let ups: Vec<Upstream> = CODINGS
+        .iter()
+        .enumerate()
+        .map(|(i, response)| Upstream::start(&format!("u{i}"), Behavior::Raw { response, close: true }))
+        .collect();
+    let routes: String = (0..ups.len())
+        .map(|i| format!("  - {{ name: r{i}, pathPrefix: /{i}, cluster: c{i} }}\n"))
+        .collect();
+    let clusters: Vec<String> = ups
+        .iter()
+        .enumerate()
+        .map(|(i, up)| cluster(&format!("c{i}"), &[(up, 1)]))
+        .collect();
+    let gw = Gateway::start(&config(&routes, &clusters));
+    for (i, response) in CODINGS.iter().enumerate() {
+        let r = raw_exchange(gw.addr, format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()).expect("response");
+        assert_eq!(
+            (r.status, r.header("x-gateway-error")),
+            (502, Some("bad_response")),
+            "{response:?}"
+        );
+        assert_ne!(r.body, b"ok", "{response:?}");
+    }
+}
+
 #[test]
 fn trace_gets_405_with_allow_and_unknown_expectations_get_417() {
     let up = Upstream::start("u", Behavior::Echo);
