@@ -83,6 +83,7 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
         Ok(g) => g,
         Err(e) => return refused(e),
     };
+    let same_destination = switch.is_none();
     generation.log_destination = match switch {
         Some((output, dest)) => match shared.log.switch(output, dest) {
             Ok(id) => id,
@@ -98,6 +99,12 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
     );
     let new_digest = generation.router.digest().to_owned();
     shared.current.store(Arc::new(generation));
+    if same_destination {
+        // A reload reopens the log file it keeps, as NGINX's does: after a
+        // rotation moved the file away, `postrotate kill -HUP` (or
+        // `-USR1`, which only reopens) makes it write to a new one.
+        shared.log.reopen();
+    }
     global.reloads.fetch_add(1, Ordering::Relaxed);
     global.reload_last_success.store(unix_seconds(), Ordering::Relaxed);
     // Said once it is true: a reader of this line sees the new plan serving.

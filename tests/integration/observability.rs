@@ -220,6 +220,19 @@ fn a_clean_stop_flushes_every_line() {
 
 #[test]
 fn a_log_file_is_reopened_on_sigusr1() {
+    rotated_log_is_reopened_on(10);
+}
+
+/// logrotate's usual `postrotate kill -HUP`: a reload reopens the file it
+/// keeps, as NGINX's does.
+#[test]
+fn a_log_file_is_reopened_on_a_reload_by_sighup() {
+    rotated_log_is_reopened_on(1);
+}
+
+/// Moves the log file away, sends `signal`, and checks the lines before it
+/// stay in the moved file and the lines after it go to a new one.
+fn rotated_log_is_reopened_on(signal: i32) {
     let up = Upstream::start("u", Behavior::Echo);
     let yaml = config(
         "  - { name: r, pathPrefix: /, cluster: c }\n",
@@ -243,7 +256,7 @@ fn a_log_file_is_reopened_on_sigusr1() {
     }
     assert_eq!(wait_for(&log, 3), 3, "relative log path resolves beside the config");
     std::fs::rename(&log, &rotated).expect("rotate");
-    gw.signal(10);
+    gw.signal(signal);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !gw.stderr_text().contains("access log reopened") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
