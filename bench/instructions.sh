@@ -4,8 +4,9 @@
 # the same echo upstream, counted over N keep-alive requests after a warm-up
 # (counters are zeroed between the two). Prints instructions per request and,
 # for the gateway, the inclusive cost of its main components. The floor
-# forwarders (bench/src/bin/floor-forwarder.rs: no runtime, no parsing beyond
-# finding the end of a head) are counted the same way, as the floor.
+# forwarders (bench/src/bin/floor-forwarder.rs: no parsing beyond finding the
+# end of a head; on epoll or io_uring with no runtime, and on tokio) are
+# counted the same way, as the floor.
 #   bench/instructions.sh [N] [--log]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-up=$(free_port); gw=$(free_port); ng=$(free_port); fe=$(free_port); fu=$(free_port)
+up=$(free_port); gw=$(free_port); ng=$(free_port); fe=$(free_port); fu=$(free_port); ft=$(free_port)
 target/release/bench-upstream --listen "127.0.0.1:$up" --body-bytes 16 --threads 1 >/dev/null 2>&1 &
 pids+=($!)
 if [ "$log" = "--log" ]; then
@@ -80,8 +81,8 @@ measure gateway "$gw" "$gwpid" "$work/gw.cg"
 valgrind --tool=callgrind --callgrind-out-file="$work/ng.cg" nginx -c "$work/nginx.conf" -p "$work" >/dev/null 2>&1 &
 ngpid=$!; pids+=($ngpid)
 measure nginx "$ng" "$ngpid" "$work/ng.cg"
-for io in epoll uring; do
-    port=$fe; [ "$io" = uring ] && port=$fu
+for io in epoll uring tokio; do
+    port=$fe; [ "$io" = uring ] && port=$fu; [ "$io" = tokio ] && port=$ft
     valgrind --tool=callgrind --callgrind-out-file="$work/fl-$io.cg" target/release/floor-forwarder --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --io "$io" >/dev/null 2>&1 &
     flpid=$!; pids+=($flpid)
     measure "floor-$io" "$port" "$flpid" "$work/fl-$io.cg"

@@ -52,8 +52,9 @@ scenario "tiny bodies, log on both, pair only" --proxies gateway+log,nginx+log -
 scenario "tiny bodies, log off both, pair only" --proxies gateway,nginx --rounds 15 --duration 4
 # The floor below any runtime (issue 17): the same forwarding written straight
 # on epoll and on io_uring, with no parsing, routing or timers; what a proxy
-# can reach at best on this machine.
-scenario "tiny bodies, log off, against the floor forwarders" --proxies gateway,nginx,floor-epoll,floor-uring --rounds 15 --duration 4
+# can reach at best on this machine. floor-tokio is that forwarding on tokio:
+# what the runtime alone adds.
+scenario "tiny bodies, log off, against the floor forwarders" --proxies gateway,nginx,floor-epoll,floor-uring,floor-tokio --rounds 15 --duration 4
 scenario "tiny bodies, log off, two workers each" --workers 2 --proxies gateway,nginx --rounds "$R" --duration "$D"
 scenario "tiny bodies, proxy pinned to CPU 0, wrk and upstream on CPU 1" --pin --proxies gateway+log,nginx+log,bare --rounds "$R" --duration "$D"
 scenario "1 KiB bodies" --body-bytes 1024 --proxies gateway,nginx,bare --rounds "$R" --duration "$D"

@@ -8,7 +8,10 @@
 //!   model of NGINX's event loop (and of tokio underneath);
 //! - `--io uring`: io_uring, one `io_uring_enter` per loop iteration that
 //!   submits every operation queued since the last one and reaps completions
-//!   (`SINGLE_ISSUER | DEFER_TASKRUN`, as liburing recommends for networking).
+//!   (`SINGLE_ISSUER | DEFER_TASKRUN`, as liburing recommends for networking);
+//! - `--io tokio`: the same forwarding as one task per client on tokio's
+//!   current-thread runtime (the gateway's), with tokio's `TcpStream`: what
+//!   the runtime alone costs above `epoll`, before any of the gateway's work.
 //!
 //! Each client connection gets its own upstream connection (opened with the
 //! client's, kept for its life). A request is forwarded when its head is
@@ -124,6 +127,7 @@ fn main() {
         "uring" => listener
             .set_nonblocking(false)
             .and_then(|()| uring::run(listener, upstream)),
+        "tokio" => on_tokio::run(listener, upstream),
         "epoll-writev" => {
             epoll::WRITEV.store(true, std::sync::atomic::Ordering::Relaxed);
             epoll::run(listener, upstream)
@@ -435,6 +439,68 @@ mod uring {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+mod on_tokio {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub fn run(listener: std::net::TcpListener, upstream: SocketAddr) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            loop {
+                let (client, _) = listener.accept().await?;
+                tokio::spawn(async move {
+                    let _ = forward(client, upstream).await;
+                });
+            }
+        })
+    }
+
+    /// One client's life: each request head to the upstream, each response
+    /// back until its `Content-Length` is through.
+    async fn forward(mut client: TcpStream, upstream: SocketAddr) -> io::Result<()> {
+        let mut up = TcpStream::connect(upstream).await?;
+        client.set_nodelay(true)?;
+        up.set_nodelay(true)?;
+        let mut req = vec![0; REQ_BUF];
+        let mut resp = vec![0; RESP_BUF];
+        loop {
+            let mut len = 0;
+            while !req[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = client.read(&mut req[len..]).await?;
+                if n == 0 || len + n == REQ_BUF {
+                    return Ok(());
+                }
+                len += n;
+            }
+            up.write_all(&req[..len]).await?;
+            let mut have = 0;
+            let (head, body) = loop {
+                let n = up.read(&mut resp[have..]).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                have += n;
+                if let Some(lengths) = head_and_length(&resp[..have]) {
+                    break lengths;
+                }
+            };
+            client.write_all(&resp[..have]).await?;
+            let mut left = (head + body).saturating_sub(have);
+            while left > 0 {
+                let n = up.read(&mut resp).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                client.write_all(&resp[..n]).await?;
+                left = left.saturating_sub(n);
             }
         }
     }
