@@ -42,8 +42,12 @@ struct InFlight {
 /// Serves `stream` until the client or the gateway ends the connection.
 pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
+    // HTTP/2's connection future (about 10 KiB) is boxed, once per HTTP/2
+    // connection: inline, it would size every HTTP/1.1 connection's task as
+    // well. (The accept loop runs a TLS connection that chose `h2` as a task
+    // of its own, so this is for other callers.)
     if stream.tls().is_some_and(|t| t.h2) {
-        return crate::h2conn::serve(stream, BytesMut::new(), peer, worker).await;
+        return Box::pin(crate::h2conn::serve(stream, BytesMut::new(), peer, worker)).await;
     }
     let ip = client_ip(&peer);
     let ip = HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown"));
@@ -55,7 +59,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
         let read = std::mem::take(&mut conn.client.reader.buf);
         let stream = conn.client.stream.clone();
         drop(conn);
-        return crate::h2conn::serve(stream, read, peer, worker).await;
+        return Box::pin(crate::h2conn::serve(stream, read, peer, worker)).await;
     }
     if cut && let Some(InFlight { mut ex, generation }) = in_flight.take() {
         cut_exchange(&mut conn, &mut ex).await;

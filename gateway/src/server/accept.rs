@@ -105,9 +105,22 @@ pub fn run_worker(
             let conn_worker = w.clone();
             if tls {
                 tokio::task::spawn_local(async move {
-                    if let Some(stream) = handshake(stream, &conn_worker).await {
-                        crate::conn::serve(Stream::Tls(Box::new(stream)), peer, conn_worker).await;
+                    let Some(stream) = handshake(stream, &conn_worker).await else {
+                        drop(guard);
+                        return;
+                    };
+                    let stream = Stream::Tls(Box::new(stream));
+                    if stream.tls().is_some_and(|t| t.h2) {
+                        // HTTP/2's connection future (about 10 KiB) gets a
+                        // task of its own: inline, it would size every
+                        // HTTP/1.1 connection's task as well.
+                        tokio::task::spawn_local(async move {
+                            crate::h2conn::serve(Rc::new(stream), bytes::BytesMut::new(), peer, conn_worker).await;
+                            drop(guard);
+                        });
+                        return;
                     }
+                    crate::conn::serve(stream, peer, conn_worker).await;
                     drop(guard);
                 });
             } else {
