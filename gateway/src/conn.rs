@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use http::HeaderValue;
 use http1::{Parsed, Partial, RequestHead};
 use tokio::time::Instant;
@@ -39,16 +38,12 @@ struct InFlight {
     generation: Arc<Generation>,
 }
 
-/// Serves `stream` until the client or the gateway ends the connection.
+/// Serves `stream` as HTTP/1.1 (or, with `http2.cleartext`, as HTTP/2 once
+/// it opens with the preface) until the client or the gateway ends the
+/// connection. A TLS connection that chose `h2` never comes here: the accept
+/// loop runs it on `h2conn` as a task of its own.
 pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
-    // HTTP/2's connection future (about 10 KiB) is boxed, once per HTTP/2
-    // connection: inline, it would size every HTTP/1.1 connection's task as
-    // well. (The accept loop runs a TLS connection that chose `h2` as a task
-    // of its own, so this is for other callers.)
-    if stream.tls().is_some_and(|t| t.h2) {
-        return Box::pin(crate::h2conn::serve(stream, BytesMut::new(), peer, worker)).await;
-    }
     let ip = client_ip(&peer);
     let ip = HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown"));
     let mut conn = Conn::new(H1::new(stream), peer, ip, worker.clone());
@@ -59,6 +54,8 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
         let read = std::mem::take(&mut conn.client.reader.buf);
         let stream = conn.client.stream.clone();
         drop(conn);
+        // Boxed, once per connection: HTTP/2's connection future (about 10
+        // KiB) inline would size every HTTP/1.1 connection's task as well.
         return Box::pin(crate::h2conn::serve(stream, read, peer, worker)).await;
     }
     if cut && let Some(InFlight { mut ex, generation }) = in_flight.take() {
