@@ -109,3 +109,28 @@ proptest! {
         }
     }
 }
+
+/// The outcomes `diff` prints name a redirect's and a rewrite's parts the way
+/// the config spells them, not as Rust structures.
+#[test]
+fn redirect_and_rewrite_outcomes_read_as_config() {
+    let old = "routes:\n  - { name: docs, pathPrefix: /docs, redirect: { scheme: https, host: d.example.com, port: 8443, pathPrefix: /v2, status: 301 } }\n  - { name: s, pathPrefix: /s, cluster: c1, rewrite: { path: /assets } }\nclusters:\n  - { name: c1, upstreams: [{ url: \"http://127.0.0.1:1\" }] }\n";
+    let new = old
+        .replace("status: 301", "status: 308")
+        .replace("path: /assets", "pathPrefix: /a");
+    let d = compiler::diff::diff(&router(old).unwrap(), &router(&new).unwrap());
+    let texts: Vec<String> = d.moved.iter().map(|m| format!("{} -> {}", m.before, m.after)).collect();
+    assert!(
+        texts.contains(
+            &"route docs: redirect scheme https, host d.example.com, port 8443, pathPrefix /v2, status 301 -> route docs: redirect scheme https, host d.example.com, port 8443, pathPrefix /v2, status 308"
+                .to_owned()
+        ),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.contains(
+            &"route s: cluster c1; rewrite path /assets -> route s: cluster c1; rewrite pathPrefix /a".to_owned()
+        ),
+        "{texts:#?}"
+    );
+}

@@ -87,7 +87,31 @@ fn action(plan: &Plan, r: &Route) -> String {
                 .collect();
             format!("split {}", parts.join(", "))
         }
-        Action::Redirect(rd) => format!("redirect {rd:?}"),
+        Action::Redirect(rd) => {
+            let mut parts = Vec::new();
+            if let Some(s) = &rd.scheme {
+                parts.push(format!("scheme {s}"));
+            }
+            if let Some(h) = &rd.host {
+                parts.push(format!("host {h}"));
+            }
+            if let Some(p) = rd.port {
+                parts.push(format!("port {p}"));
+            }
+            if let Some(p) = &rd.path {
+                parts.push(path_replace(p));
+            }
+            parts.push(format!("status {}", rd.status));
+            format!("redirect {}", parts.join(", "))
+        }
+    }
+}
+
+/// A path replacement as the config spells it.
+fn path_replace(p: &plan::PathReplace) -> String {
+    match p {
+        plan::PathReplace::Full(p) => format!("path {p}"),
+        plan::PathReplace::Prefix(p) => format!("pathPrefix {p}"),
     }
 }
 
@@ -111,7 +135,7 @@ fn outcome(plan: &Plan, r: &Route) -> String {
         out.push_str(&format!("; rewrite host {h}"));
     }
     if let Some(p) = &r.rewrite.path {
-        out.push_str(&format!("; rewrite {p:?}"));
+        out.push_str(&format!("; rewrite {}", path_replace(p)));
     }
     if !r.policies.is_empty() {
         let names: Vec<&str> = r
