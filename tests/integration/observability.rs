@@ -409,3 +409,37 @@ fn upstream_failures_are_logged_at_warn_once_a_second_with_the_suppressed_count(
         "every failure is either a line or counted: {all:?}"
     );
 }
+
+#[test]
+fn the_start_is_an_info_event_before_the_ready_lines() {
+    let ok = Upstream::start("ok", Behavior::Echo);
+    let gw = Gateway::start_with(
+        &config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&ok, 1)])],
+        ),
+        &["--log-format", "json"],
+    );
+    let text = gw.stderr_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let ready = lines
+        .iter()
+        .position(|l| l.starts_with("listening on "))
+        .expect("a ready line");
+    let started: serde_json::Value = lines[..ready]
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "started")
+        .unwrap_or_else(|| panic!("no start event before the ready line: {lines:#?}"));
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(started["workers"], 2, "the harness runs two workers");
+    assert!(
+        started["plan"].as_str().is_some_and(|d| d.starts_with("sha256:")),
+        "{started}"
+    );
+    assert!(
+        started["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{started}"
+    );
+}

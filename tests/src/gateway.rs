@@ -181,10 +181,12 @@ impl Gateway {
             let sink = stderr.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
-                    let _ = ready_tx.send(line.clone());
+                    // Kept before it is announced: once `start` returns, the
+                    // ready line is in `stderr_text`.
                     if let Ok(mut s) = sink.lock() {
-                        s.push(line);
+                        s.push(line.clone());
                     }
+                    let _ = ready_tx.send(line);
                 }
             });
         }
@@ -197,7 +199,7 @@ impl Gateway {
                 Ok(line) => {
                     if let Some(a) = line.split("admin listening on ").nth(1) {
                         admin = a.trim().parse().ok();
-                    } else if let Some(a) = line.split("TLS listening on ").nth(1) {
+                    } else if let Some(a) = line.split("TLS listener on ").nth(1) {
                         tls = a.trim().parse().ok();
                     } else if let Some(a) = line.split("listening on ").nth(1) {
                         let addr = a.trim().parse().map_err(|_| format!("bad ready line {line:?}"))?;

@@ -292,11 +292,23 @@ pub fn serve(running: Running) -> Result<(), RunError> {
         let _in = runtime.enter();
         Signals::install()
     };
+    {
+        let generation = running.shared.current.load();
+        tracing::info!(
+            version = %env!("CARGO_PKG_VERSION"),
+            source = %running.source.path().display(),
+            plan = %generation.router.digest(),
+            workers = running.workers.len(),
+            "started"
+        );
+    }
     if let Some(addr) = running.admin {
         crate::observe::logging::announce(&format!("admin listening on {addr}"));
     }
+    // Not "TLS listening on": a script that takes the first line containing
+    // `listening on` that is not the admin's must get the plain listener.
     if let Some(addr) = running.tls_addr {
-        crate::observe::logging::announce(&format!("TLS listening on {addr}"));
+        crate::observe::logging::announce(&format!("TLS listener on {addr}"));
     }
     crate::observe::logging::announce(&format!("listening on {}", running.addr));
     runtime.block_on(signals(handlers, &running.shared, &running.source, running.fixed));
