@@ -150,6 +150,33 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
     }
 }
 
+/// Where the value at `keys` (mapping keys from the document's root, such as
+/// `["admin", "listen"]`) is written in config `text`; where the deepest key
+/// that exists is, when the rest is absent; `1:1` when not even the first key
+/// is there or the text is not YAML. For diagnostics made outside
+/// compilation, such as a reload refused for a changed address.
+pub fn locate(text: &str, keys: &[&str]) -> Loc {
+    let top = Loc { line: 1, col: 1 };
+    let Ok(root) = marked_yaml::parse_yaml(0, text) else {
+        return top;
+    };
+    let mut at = top;
+    let mut node = &root;
+    for key in keys {
+        let found = node
+            .as_mapping()
+            .and_then(|map| map.iter().find(|(k, _)| k.as_str() == *key));
+        let Some((k, v)) = found else { return at };
+        at = yaml::span_loc(k.span());
+        node = v;
+    }
+    // The whole path is there: point at its value, as compile errors do.
+    match yaml::loc(node) {
+        value if value.line > 0 => value,
+        _ => at,
+    }
+}
+
 /// Reads and compiles a config file; `Err` only when it cannot be read.
 pub fn compile_file(path: &Path) -> std::io::Result<Compiled> {
     let text = std::fs::read_to_string(path)?;
@@ -158,4 +185,22 @@ pub fn compile_file(path: &Path) -> std::io::Result<Compiled> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     Ok(compile_str(&path.display().to_string(), &text, base_dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Loc, locate};
+
+    #[test]
+    fn locate_points_at_the_value_else_the_deepest_key_present() {
+        let text =
+            "# a comment\nlisten: 127.0.0.1:80\nadmin:\n  listen: 127.0.0.1:9901\ntls: { listen: 0.0.0.0:8443 }\n";
+        let at = |line, col| Loc { line, col };
+        assert_eq!(locate(text, &["listen"]), at(2, 9));
+        assert_eq!(locate(text, &["admin", "listen"]), at(4, 11));
+        assert_eq!(locate(text, &["tls", "listen"]), at(5, 16));
+        assert_eq!(locate(text, &["admin", "other"]), at(3, 1), "the deepest key there");
+        assert_eq!(locate(text, &["accessLog", "path"]), at(1, 1), "nothing there");
+        assert_eq!(locate("[unclosed", &["listen"]), at(1, 1), "not YAML");
+    }
 }

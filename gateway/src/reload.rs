@@ -22,7 +22,11 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
         global.reload_failures.fetch_add(1, Ordering::Relaxed);
         // One event per error, each in the §3 shape.
         for line in text.lines() {
-            tracing::error!("{line}");
+            if line.contains(": warning: ") {
+                tracing::warn!("{line}");
+            } else {
+                tracing::error!("{line}");
+            }
         }
         tracing::error!("reload refused: still serving plan {}", old.router.digest());
         Err(text)
@@ -35,31 +39,44 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
         tracing::warn!("{w}");
     }
     let plan = loaded.router.plan();
-    let mut unapplied = Vec::new();
+    let mut unapplied: Vec<(&[&str], String)> = Vec::new();
     if fixed.listen.is_none() && plan.listen != old.router.plan().listen {
-        unapplied.push(format!(
-            "listen: changed from {} to {}; a new listen address needs a restart",
-            old.router.plan().listen,
-            plan.listen
+        unapplied.push((
+            &["listen"],
+            format!(
+                "changed from {} to {}; a new listen address needs a restart",
+                old.router.plan().listen,
+                plan.listen
+            ),
         ));
     }
     if fixed.admin.is_none() && plan.admin != old.router.plan().admin {
-        unapplied.push(format!(
-            "admin.listen: changed from {} to {}; a new admin address needs a restart",
-            old.router.plan().admin.as_deref().unwrap_or("none"),
-            plan.admin.as_deref().unwrap_or("none")
+        unapplied.push((
+            &["admin", "listen"],
+            format!(
+                "changed from {} to {}; a new admin address needs a restart",
+                old.router.plan().admin.as_deref().unwrap_or("none"),
+                plan.admin.as_deref().unwrap_or("none")
+            ),
         ));
     }
     let tls_listen = |p: &plan::Plan| p.tls.as_ref().map(|t| t.listen.clone());
     if tls_listen(plan) != tls_listen(old.router.plan()) {
-        unapplied.push(format!(
-            "tls.listen: changed from {} to {}; a new TLS address needs a restart",
-            tls_listen(old.router.plan()).as_deref().unwrap_or("none"),
-            tls_listen(plan).as_deref().unwrap_or("none")
+        unapplied.push((
+            &["tls", "listen"],
+            format!(
+                "changed from {} to {}; a new TLS address needs a restart",
+                tls_listen(old.router.plan()).as_deref().unwrap_or("none"),
+                tls_listen(plan).as_deref().unwrap_or("none")
+            ),
         ));
     }
     if !unapplied.is_empty() {
-        return refused(format!("{}: {}", source.path().display(), unapplied.join("; ")));
+        let lines: Vec<String> = unapplied
+            .iter()
+            .map(|(keys, message)| located(source, keys, message))
+            .collect();
+        return refused(lines.join("\n"));
     }
     // A new log destination is opened before anything is swapped, so one that
     // cannot be opened refuses the reload.
@@ -67,7 +84,13 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
     let switch = match &new_destination {
         Some(dest) if Some(dest) != shared.log.destination().0.as_ref() => match Output::open(dest, &shared.base_dir) {
             Ok(output) => Some((output, dest.clone())),
-            Err(e) => return refused(format!("accessLog.path: cannot open {dest:?}: {e}")),
+            Err(e) => {
+                return refused(located(
+                    source,
+                    &["accessLog", "path"],
+                    &format!("cannot open {dest:?}: {e}"),
+                ));
+            }
         },
         _ => None,
     };
@@ -110,6 +133,22 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
     // Said once it is true: a reader of this line sees the new plan serving.
     tracing::info!(old = %old.router.digest(), new = %new_digest, "{message}");
     Ok(message)
+}
+
+/// A refusal in the §3 shape, `FILE:LINE:COL: error: PATH: MESSAGE`, at the
+/// value of `keys` in the config the reload read (a plan, JSON, has no
+/// lines: `FILE: error: ...`).
+fn located(source: &Source, keys: &[&str], message: &str) -> String {
+    let file = source.path().display();
+    let path = keys.join(".");
+    match source {
+        Source::Plan(_) => format!("{file}: error: {path}: {message}"),
+        Source::Config(p) | Source::Demo { config: p, .. } => {
+            let at = std::fs::read_to_string(p)
+                .map_or(compiler::Loc { line: 1, col: 1 }, |text| compiler::locate(&text, keys));
+            format!("{file}:{}:{}: error: {path}: {message}", at.line, at.col)
+        }
+    }
 }
 
 pub(crate) fn unix_seconds() -> u64 {

@@ -637,7 +637,16 @@ fn a_reload_that_changes_the_listen_address_is_refused_naming_it() {
     );
     let (status, body) = admin_post(&gw, "/reload");
     assert_eq!(status, 422, "{body}");
-    assert!(body.contains("listen: changed from"), "{body}");
+    // The §3 shape, at the new value (`listen: ` is line 1's first 8 bytes).
+    assert!(
+        body.starts_with("gateway.yaml:1:9: error: listen: changed from"),
+        "{body}"
+    );
+    let stderr = gw.stderr_text();
+    assert!(
+        stderr.contains("gateway.yaml:1:9: error: listen: changed from"),
+        "{stderr}"
+    );
     assert_eq!(gw.metric("gateway_reload_failures_total"), 1.0);
     let mut c = Client::connect(gw.addr).expect("connect");
     assert_eq!(c.get("h", "/still").expect("response").status, 200);
