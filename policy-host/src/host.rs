@@ -103,7 +103,11 @@ pub fn linked_functions() -> wasmtime::Result<Vec<(String, String, usize, usize)
 fn request_field(mut c: Caller<'_, HostState>, field: i32, buf: i32, cap: i32) -> wasmtime::Result<i32> {
     copy_out(&mut c, buf, cap, |s| match field {
         abi::FIELD_METHOD => Some(&s.request.method[..]),
-        abi::FIELD_SCHEME => Some(&b"http"[..]),
+        abi::FIELD_SCHEME => Some(if s.request.scheme.is_empty() {
+            &b"http"[..]
+        } else {
+            s.request.scheme.as_bytes()
+        }),
         abi::FIELD_AUTHORITY => Some(&s.request.authority[..]),
         abi::FIELD_PATH => Some(&s.request.path[..]),
         abi::FIELD_QUERY => s.request.query.as_deref(),
@@ -259,7 +263,16 @@ fn log(mut c: Caller<'_, HostState>, level: i32, msg: i32, len: i32) -> wasmtime
     let mem = memory(&c)?;
     let (data, state) = mem.data_and_store_mut(&mut c);
     let msg = read_in(data, state, msg, len.min(4096))?;
-    let (policy, msg) = (&state.def.name, String::from_utf8_lossy(msg));
+    // Control bytes are escaped: a message (which may carry request data)
+    // never starts a line of its own or drives a terminal.
+    let msg: String = String::from_utf8_lossy(msg)
+        .chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_debug());
+            escaped.into_iter().flatten().chain((!c.is_control()).then_some(c))
+        })
+        .collect();
+    let policy = &state.def.name;
     match level {
         0 => tracing::error!(policy = %policy, "{msg}"),
         1 => tracing::warn!(policy = %policy, "{msg}"),

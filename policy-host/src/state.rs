@@ -34,6 +34,8 @@ pub enum Decision {
 #[derive(Debug, Default)]
 pub struct RequestView {
     pub method: Vec<u8>,
+    /// `http` or `https`, as the client connected (empty reads as `http`).
+    pub scheme: &'static str,
     pub authority: Vec<u8>,
     pub path: Vec<u8>,
     pub query: Option<Vec<u8>>,

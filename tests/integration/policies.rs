@@ -364,3 +364,41 @@ fn eight_concurrent_clients_through_a_policy_route() {
     assert!(total > 100, "only {total} requests in 3 s");
     assert!(stable.requests().iter().all(|s| s.header("x-policy") == Some("on")));
 }
+
+/// A policy's `log` message may carry request data: its control bytes are
+/// escaped, so it can neither forge a line of the gateway's own log nor drive
+/// a terminal.
+#[test]
+fn a_policy_log_message_cannot_start_a_line_of_its_own() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let wat = r#"(module
+      (import "hook" "log" (func $log (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "first\n2026-01-01T00:00:00.000Z  INFO forged\r\1b[2J")
+      (func (export "hook_abi_v1"))
+      (func (export "on_request") (result i32)
+        (call $log (i32.const 2) (i32.const 0) (i32.const 48))
+        (i32.const 0)))"#;
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: u, policies: [say] }}\nclusters:\n{}policies:\n  - {{ name: say, module: say.wasm }}\n",
+        cluster("u", &[(&up, 1)])
+    );
+    let gw = start(&yaml, &[("say", wat)]);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    assert_eq!(c.get("h", "/").expect("response").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.stderr_text().contains("first") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stderr = gw.stderr_text();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("first"))
+        .unwrap_or_else(|| panic!("the policy's line: {stderr}"));
+    assert!(
+        line.contains(r"first\n2026-01-01T00:00:00.000Z  INFO forged\r\u{1b}[2J"),
+        "{line}"
+    );
+    assert!(!stderr.lines().any(|l| l.starts_with("2026-01-01")), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}

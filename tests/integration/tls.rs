@@ -474,3 +474,48 @@ fn limits_timeouts_and_the_admin_separation_hold_over_tls() {
     assert!(gw.metric("gateway_client_connections_rejected_total") >= 1.0);
     drop(held);
 }
+
+/// A policy's `request_field(1)` is the scheme the client connected with:
+/// `https` on the TLS listener, `http` on the plain one, and the case URL's
+/// in `gateway test`.
+#[test]
+fn policies_see_the_scheme_the_client_connected_with() {
+    let dir = scratch_dir("tls-policy-scheme");
+    let site = self_signed(&dir, "site", &["example.test"], 90);
+    // Copies the scheme into `x-scheme` on the forwarded request.
+    let wat = r#"(module
+      (import "hook" "request_field" (func $field (param i32 i32 i32) (result i32)))
+      (import "hook" "set_header" (func $set (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 64) "x-scheme")
+      (func (export "hook_abi_v1"))
+      (func (export "on_request") (result i32)
+        (drop (call $set (i32.const 64) (i32.const 8) (i32.const 0) (call $field (i32.const 1) (i32.const 0) (i32.const 16))))
+        (i32.const 0)))"#;
+    std::fs::write(dir.join("scheme.wasm"), wat::parse_str(wat).expect("wat")).expect("write");
+    let up = Upstream::start("up", Behavior::Echo);
+    let yaml = tls_config(&up, &[&site], "").replace("cluster: c }", "cluster: c, policies: [scheme] }")
+        + "policies:\n  - { name: scheme, module: scheme.wasm }\n";
+    let gw = start_in(dir.clone(), &yaml);
+    let (mut tls, _) = connect(&gw, Some("example.test"));
+    assert_eq!(tls.get("example.test", "/s").expect("response").status, 200);
+    let mut plain = Client::connect(gw.addr).expect("connect");
+    assert_eq!(plain.get("example.test", "/p").expect("response").status, 200);
+    let seen = up.requests();
+    assert_eq!(seen[0].header("x-scheme"), Some("https"));
+    assert_eq!(seen[1].header("x-scheme"), Some("http"));
+
+    std::fs::write(
+        dir.join("cases.yaml"),
+        "cases:\n  - name: tls\n    request: { url: \"https://example.test/a\" }\n    expect: { requestHeaders: { x-scheme: https } }\n  - name: plain\n    request: { url: \"http://example.test/a\" }\n    expect: { requestHeaders: { x-scheme: http } }\n",
+    )
+    .expect("write cases");
+    let out = Command::new(gateway_tests::gateway_bin())
+        .current_dir(&dir)
+        .args(["test", "cases.yaml"])
+        .output()
+        .expect("gateway test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+}

@@ -191,6 +191,11 @@ impl<'r> Offline<'r> {
         if let Some(policies) = &self.policies {
             let mut view = PolicyView {
                 method: head.method.as_str().as_bytes().to_vec(),
+                scheme: if uri.scheme_str() == Some("https") {
+                    "https"
+                } else {
+                    "http"
+                },
                 authority: head.host.to_vec(),
                 path: path.as_bytes().to_vec(),
                 query: head.target.query().map(|q| q.as_bytes().to_vec()),

@@ -74,6 +74,7 @@ async fn phases<C: Client>(s: &mut Session<'_, C>, head: &mut RequestHead, ex: &
     let request = policy::Request {
         method: &head.method,
         target: &head.target,
+        scheme: s.conn.client.scheme(),
         host: &head.host,
         path: &routed.path,
     };

@@ -28,6 +28,8 @@ pub enum Outcome {
 pub struct Request<'a> {
     pub method: &'a Method,
     pub target: &'a RequestTarget,
+    /// `http` or `https`, as the client connected.
+    pub scheme: &'static str,
     pub host: &'a Bytes,
     /// The normalized path.
     pub path: &'a str,
@@ -57,6 +59,7 @@ pub fn run(
     let mut view = worker.policy_view.borrow_mut();
     view.method.clear();
     view.method.extend_from_slice(request.method.as_str().as_bytes());
+    view.scheme = request.scheme;
     view.authority.clear();
     view.authority.extend_from_slice(request.host);
     view.path.clear();
