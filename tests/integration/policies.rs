@@ -402,3 +402,49 @@ fn a_policy_log_message_cannot_start_a_line_of_its_own() {
     assert!(!stderr.lines().any(|l| l.starts_with("2026-01-01")), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }
+
+/// A policy's prepared response is framed by the gateway: the framing and
+/// `Connection` headers the policy adds are dropped, so its answer reads as
+/// exactly its body and the connection carries the next request.
+#[test]
+fn a_prepared_response_is_framed_by_the_gateway_not_the_policy() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let wat = r#"(module
+      (import "hook" "respond" (func $respond (param i32 i32 i32) (result i32)))
+      (import "hook" "respond_header" (func $rh (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "hi")
+      (data (i32.const 16) "content-length")
+      (data (i32.const 32) "999")
+      (data (i32.const 48) "transfer-encoding")
+      (data (i32.const 80) "chunked")
+      (data (i32.const 96) "connection")
+      (data (i32.const 112) "x-foo")
+      (data (i32.const 144) "x-foo")
+      (data (i32.const 160) "bar")
+      (data (i32.const 176) "x-kept")
+      (func (export "hook_abi_v1"))
+      (func (export "on_request") (result i32)
+        (drop (call $respond (i32.const 200) (i32.const 0) (i32.const 2)))
+        (drop (call $rh (i32.const 16) (i32.const 14) (i32.const 32) (i32.const 3)))
+        (drop (call $rh (i32.const 48) (i32.const 17) (i32.const 80) (i32.const 7)))
+        (drop (call $rh (i32.const 96) (i32.const 10) (i32.const 112) (i32.const 5)))
+        (drop (call $rh (i32.const 144) (i32.const 5) (i32.const 160) (i32.const 3)))
+        (drop (call $rh (i32.const 176) (i32.const 6) (i32.const 160) (i32.const 3)))
+        (i32.const 1)))"#;
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: u, policies: [answer] }}\nclusters:\n{}policies:\n  - {{ name: answer, module: answer.wasm }}\n",
+        cluster("u", &[(&up, 1)])
+    );
+    let gw = start(&yaml, &[("answer", wat)]);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..2 {
+        let r = c.get("h", "/").expect("response");
+        assert_eq!((r.status, r.text().as_str()), (200, "hi"));
+        assert_eq!(r.header("content-length"), Some("2"));
+        assert_eq!(r.header("transfer-encoding"), None);
+        assert_eq!(r.header("connection"), None);
+        assert_eq!(r.header("x-kept"), Some("bar"));
+    }
+    assert_eq!(up.hits(), 0);
+}
