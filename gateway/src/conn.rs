@@ -49,7 +49,10 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     let mut conn = Conn::new(H1::new(stream), peer, ip, worker.clone());
     let mut in_flight: Option<InFlight> = None;
     let mut http2 = false;
-    let cut = until_cut(&worker, serve_requests(&mut conn, &mut in_flight, &mut http2)).await;
+    let cut = {
+        let serving = std::pin::pin!(serve_requests(&mut conn, &mut in_flight, &mut http2));
+        until_cut(&worker, serving).await
+    };
     if http2 && !cut {
         let read = std::mem::take(&mut conn.client.reader.buf);
         let stream = conn.client.stream.clone();

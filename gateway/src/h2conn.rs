@@ -126,8 +126,10 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
     let io = H2Io::new(stream.clone(), read);
     let (read_ms, idle_ms) = (generation.defaults.read, generation.defaults.idle);
     drop(generation);
-    let serving = async {
-        let handshake = tokio::time::timeout(read_ms, builder.handshake::<_, Bytes>(io));
+    // Pinned in place: awaited by value, the block would be stored twice in
+    // this future (see `until_cut`).
+    let serving = std::pin::pin!(async {
+        let handshake = std::pin::pin!(tokio::time::timeout(read_ms, builder.handshake::<_, Bytes>(io)));
         let Some(Ok(Ok(mut h2))) = until_cut_or(&worker, handshake).await else {
             return;
         };
@@ -205,7 +207,7 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                 }
             }
         }
-    };
+    });
     serving.await;
     // Each stream logs its own exchange, also when the drain deadline cuts
     // it: the connection (what the drain waits for) ends after its streams.
@@ -222,9 +224,9 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
 }
 
 /// Runs `fut` unless the drain deadline cuts the worker first (`None`).
-async fn until_cut_or<F: std::future::Future>(worker: &Worker, fut: F) -> Option<F::Output> {
+async fn until_cut_or<F: std::future::Future>(worker: &Worker, mut fut: std::pin::Pin<&mut F>) -> Option<F::Output> {
     let mut out = None;
-    let cut = until_cut(worker, async { out = Some(fut.await) }).await;
+    let cut = until_cut(worker, std::pin::pin!(async { out = Some(fut.as_mut().await) })).await;
     if cut { None } else { out }
 }
 
@@ -278,7 +280,7 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
             Parsed::Incomplete => {}
         }
     };
-    if until_cut(&worker, run).await {
+    if until_cut(&worker, std::pin::pin!(run)).await {
         cut_exchange(&mut conn, &mut ex).await;
     }
     in_flight.add(-1);

@@ -6,14 +6,47 @@ use std::io::{self, IoSlice};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use tokio::io::Interest;
+use tokio::io::{Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Room a read needs at least; below it, the buffer is reclaimed (or grown).
 pub const MIN_READ_ROOM: usize = 4 * 1024;
 
+/// Where a read puts its bytes: a connection's own buffer, which a read
+/// makes room in first, or a caller's [`ReadBuf`] (HTTP/2's codec reads into
+/// its own buffer), filled as far as it has room and never grown.
+pub trait ReadInto: bytes::BufMut {
+    /// Makes room for a read, if the target can.
+    fn make_room(&mut self);
+    /// What the next read may put without growing anything.
+    fn room(&self) -> usize;
+}
+
+impl ReadInto for BytesMut {
+    fn make_room(&mut self) {
+        if self.room() < MIN_READ_ROOM {
+            // Asking for no more than the buffer's own size lets `BytesMut`
+            // move unread bytes to the front of its allocation instead of
+            // allocating, once the data before them has been consumed.
+            self.reserve(MIN_READ_ROOM);
+        }
+    }
+
+    fn room(&self) -> usize {
+        self.capacity() - self.len()
+    }
+}
+
+impl ReadInto for ReadBuf<'_> {
+    fn make_room(&mut self) {}
+
+    fn room(&self) -> usize {
+        self.remaining()
+    }
+}
+
 /// One non-blocking read into `buf`; `Ready(Ok(0))` is end of stream.
-pub fn poll_read_buf(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+pub fn poll_read_buf<B: ReadInto>(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut B) -> Poll<io::Result<usize>> {
     loop {
         match try_read_buf(stream, buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -28,14 +61,14 @@ pub fn poll_read_buf(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut BytesMu
 /// than it had room for drained the socket, so the readiness tokio caches is
 /// cleared then (as tokio's own `AsyncRead` does on epoll): the next read waits
 /// for the reactor instead of spending a syscall on `EAGAIN`.
-pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < MIN_READ_ROOM {
-        // Asking for no more than the buffer's own size lets `BytesMut` move
-        // unread bytes to the front of its allocation instead of allocating,
-        // once the data before them has been consumed and released.
-        buf.reserve(MIN_READ_ROOM);
+pub fn try_read_buf<B: ReadInto>(stream: &TcpStream, buf: &mut B) -> io::Result<usize> {
+    buf.make_room();
+    let room = buf.room();
+    if room == 0 {
+        // Only a full `ReadBuf` has none (a `BytesMut` was just given room):
+        // nothing is read, as `AsyncRead` does for a full buffer.
+        return Ok(0);
     }
-    let room = buf.capacity() - buf.len();
     let n = stream.try_read_buf(buf)?;
     if n > 0 && n < room {
         // No reactor turn can happen between the read and this call, so only

@@ -18,8 +18,14 @@ use crate::worker::Worker;
 /// worker's connections (`true`). The cut signal is registered once, on the
 /// first poll; later wakeups only read the worker's flag, so a connection's
 /// many polls cost no lock each.
-pub async fn until_cut(worker: &Worker, serving: impl std::future::Future<Output = ()>) -> bool {
-    let mut serving = std::pin::pin!(serving);
+///
+/// `serving` is pinned by the caller (`std::pin::pin!`): taken by value, it
+/// would be stored twice in this future (as the argument and as the pinned
+/// local), and this future is most of a connection's memory.
+pub async fn until_cut<F: std::future::Future<Output = ()>>(
+    worker: &Worker,
+    mut serving: std::pin::Pin<&mut F>,
+) -> bool {
     let mut cut = std::pin::pin!(worker.cut_signal());
     let mut registered = false;
     std::future::poll_fn(|cx| {

@@ -11,7 +11,7 @@ use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::io::{WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_all};
+use crate::io::{ReadInto, WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_all};
 
 /// A client connection's byte stream: a plain socket, or a TLS session over
 /// one. The phases read and write it by shared reference, whichever it is.
@@ -45,7 +45,7 @@ impl Stream {
         }
     }
 
-    pub fn poll_read_buf(&self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+    pub fn poll_read_buf<B: ReadInto>(&self, cx: &mut Context<'_>, buf: &mut B) -> Poll<io::Result<usize>> {
         match self {
             Stream::Plain(s) => poll_read_buf(s, cx, buf),
             Stream::Tls(s) => loop {
@@ -149,7 +149,8 @@ impl Stream {
 }
 
 /// The connection's bytes for the `h2` codec: what was read before the
-/// protocol was known comes first.
+/// protocol was known comes first, then reads go straight into the codec's
+/// own buffer (an idle HTTP/2 connection holds no read buffer of ours).
 pub struct H2Io {
     stream: Rc<Stream>,
     read: BytesMut,
@@ -165,12 +166,17 @@ impl H2Io {
 impl AsyncRead for H2Io {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if this.read.is_empty() && std::task::ready!(this.stream.poll_read_buf(cx, &mut this.read))? == 0 {
-            return Poll::Ready(Ok(()));
+        if this.read.is_empty() {
+            return this.stream.poll_read_buf(cx, out).map_ok(|_| ());
         }
         let n = this.read.len().min(out.remaining());
         out.put_slice(&this.read[..n]);
         this.read.advance(n);
+        if this.read.is_empty() {
+            // Handed out: the buffer it came in (an HTTP/1.1 read buffer,
+            // for h2c) is not needed again.
+            this.read = BytesMut::new();
+        }
         Poll::Ready(Ok(()))
     }
 }

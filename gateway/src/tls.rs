@@ -15,13 +15,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{Connection, ServerConfig, ServerConnection};
 use tokio::net::TcpStream;
 
-use crate::io::{MIN_READ_ROOM, WriteError};
+use crate::io::{ReadInto, WriteError};
 
 /// The TLS side of a plan generation: certificates as read at load, and the
 /// `rustls` configuration every new connection starts from.
@@ -258,9 +257,10 @@ impl TlsStream {
     /// Decrypted bytes available now, without waiting: what the session
     /// holds, else what one read of the socket brings. `Ok(0)` is the end of
     /// the stream (a `close_notify`, or the peer closing without one).
-    pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() < MIN_READ_ROOM {
-            buf.reserve(MIN_READ_ROOM);
+    pub fn try_read_buf<B: ReadInto>(&self, buf: &mut B) -> io::Result<usize> {
+        buf.make_room();
+        if buf.room() == 0 {
+            return Ok(0);
         }
         let mut session = self.session.borrow_mut();
         loop {
@@ -393,12 +393,12 @@ impl TlsStream {
 
 /// Moves the session's decrypted bytes into `buf` (as many as fit): `Ok(0)`
 /// after a `close_notify`, `WouldBlock` when there are none yet.
-fn plaintext(session: &mut Connection, buf: &mut BytesMut) -> io::Result<usize> {
+fn plaintext<B: ReadInto>(session: &mut Connection, buf: &mut B) -> io::Result<usize> {
     use std::io::BufRead as _;
     let mut reader = session.reader();
     let mut total = 0;
     loop {
-        let room = buf.capacity() - buf.len();
+        let room = buf.room();
         let chunk = match reader.fill_buf() {
             Ok(c) => c,
             Err(e) if total > 0 && e.kind() != io::ErrorKind::InvalidData => return Ok(total),
@@ -408,7 +408,7 @@ fn plaintext(session: &mut Connection, buf: &mut BytesMut) -> io::Result<usize> 
         if n == 0 {
             return Ok(total);
         }
-        buf.extend_from_slice(&chunk[..n]);
+        buf.put_slice(&chunk[..n]);
         reader.consume(n);
         total += n;
     }
