@@ -20,6 +20,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+mod common;
+
+use common::upstream;
 use gateway::load::Source;
 use gateway::server::{RunOptions, Running, start};
 
@@ -38,40 +41,6 @@ const BUDGET_HTTP1: usize = 10 * 1024;
 /// crate's codec buffers (16 KiB to write, 8 KiB to read, 4 KiB for HPACK);
 /// 51,905 with the futures stored twice and a read buffer of ours.
 const BUDGET_HTTP2: usize = 42 * 1024;
-
-/// A keep-alive upstream answering every request with `hello`, on its own
-/// (excluded) threads.
-fn upstream() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        alloc_counter::exclude_this_thread();
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            std::thread::spawn(move || {
-                alloc_counter::exclude_this_thread();
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut have = Vec::new();
-                loop {
-                    while !have.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => have.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let end = have.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
-                    have.drain(..end);
-                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 fn gateway() -> Running {
     let up = upstream();
