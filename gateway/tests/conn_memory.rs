@@ -22,9 +22,8 @@ use std::time::Duration;
 
 mod common;
 
-use common::upstream;
-use gateway::load::Source;
-use gateway::server::{RunOptions, Running, start};
+use common::{exchange, gateway, upstream};
+use gateway::server::Running;
 
 #[global_allocator]
 static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
@@ -42,43 +41,10 @@ const BUDGET_HTTP1: usize = 10 * 1024;
 /// 51,905 with the futures stored twice and a read buffer of ours.
 const BUDGET_HTTP2: usize = 42 * 1024;
 
-fn gateway() -> Running {
-    let up = upstream();
-    let dir = std::env::temp_dir().join(format!("gateway-conn-memory-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("gateway.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "accessLog: {{ enabled: false }}\nhttp2: {{ cleartext: true }}\nroutes:\n  - {{ name: d, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{up}\" }}] }}\n"
-        ),
-    )
-    .expect("write");
-    start(&RunOptions {
-        source: Source::Config(config),
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        admin: None,
-        threads: Some(1),
-    })
-    .expect("gateway starts")
-}
-
 /// An HTTP/1.1 connection that was served one request and is kept alive.
 fn http1(addr: SocketAddr) -> TcpStream {
     let mut c = TcpStream::connect(addr).expect("connect");
-    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").expect("send");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(b"hello") {
-        let n = c.read(&mut buf).expect("read");
-        assert!(n > 0, "gateway closed the connection");
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert!(
-        got.starts_with(b"HTTP/1.1 200 OK\r\n"),
-        "{}",
-        String::from_utf8_lossy(&got)
-    );
+    exchange(&mut c, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     c
 }
 
@@ -115,7 +81,13 @@ fn held_per_connection(running: &Running, open: fn(SocketAddr) -> TcpStream) -> 
 #[test]
 fn an_idle_connection_holds_little_heap() {
     alloc_counter::exclude_this_thread();
-    let running = gateway();
+    let up = upstream();
+    let running = gateway(
+        "conn-memory",
+        &format!(
+            "accessLog: {{ enabled: false }}\nhttp2: {{ cleartext: true }}\nroutes:\n  - {{ name: d, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{up}\" }}] }}\n"
+        ),
+    );
     let h1 = held_per_connection(&running, http1);
     let h2 = held_per_connection(&running, http2);
     running.stop();

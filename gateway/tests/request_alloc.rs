@@ -12,14 +12,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 
 mod common;
 
-use common::upstream;
-use gateway::load::Source;
-use gateway::server::{RunOptions, start};
+use common::{exchange, gateway, upstream};
 
 /// Allocations per proxied request the gateway may make (see the module doc).
 const BUDGET: usize = 0;
@@ -30,53 +27,27 @@ static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
 fn per_request(log: bool) -> f64 {
     alloc_counter::exclude_this_thread();
     let up = upstream();
-    let dir = std::env::temp_dir().join(format!("gateway-alloc-{}-{log}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
     let log_line = if log {
         "accessLog: { path: access.log }"
     } else {
         "accessLog: { enabled: false }"
     };
-    let config = dir.join("gateway.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let running = gateway(
+        &format!("alloc-{log}"),
+        &format!(
             "{log_line}\nroutes:\n  - {{ name: api, host: api.example.com, pathPrefix: /v1, cluster: c }}\n  - {{ name: d, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{up}\" }}], healthCheck: {{ path: /healthz }} }}\n"
         ),
-    )
-    .expect("write");
-    let running = start(&RunOptions {
-        source: Source::Config(config),
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        admin: None,
-        threads: Some(1),
-    })
-    .expect("gateway starts");
+    );
     let mut client = TcpStream::connect(running.addr).expect("connect");
     let request =
         b"GET /v1/users?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: alloc-test\r\nAccept: */*\r\n\r\n";
-    let mut buf = [0u8; 4096];
-    let mut exchange = |client: &mut TcpStream| {
-        client.write_all(request).expect("send");
-        let mut got = Vec::new();
-        while !got.ends_with(b"hello") {
-            let n = client.read(&mut buf).expect("read");
-            assert!(n > 0, "gateway closed the connection");
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert!(
-            got.starts_with(b"HTTP/1.1 200 OK\r\n"),
-            "{}",
-            String::from_utf8_lossy(&got)
-        );
-    };
     for _ in 0..200 {
-        exchange(&mut client);
+        exchange(&mut client, request);
     }
     let n = 2000;
     let before = alloc_counter::process_allocations();
     for _ in 0..n {
-        exchange(&mut client);
+        exchange(&mut client, request);
     }
     let total = alloc_counter::process_allocations() - before;
     drop(client);

@@ -4,7 +4,44 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
+
+use gateway::load::Source;
+use gateway::server::{RunOptions, Running, start};
+
+/// A one-worker gateway on `config` (YAML), written to a scratch directory
+/// named after `name`, listening on a port of the OS's choice.
+pub fn gateway(name: &str, config: &str) -> Running {
+    let dir = std::env::temp_dir().join(format!("gateway-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, config).expect("write");
+    start(&RunOptions {
+        source: Source::Config(path),
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        admin: None,
+        threads: Some(1),
+    })
+    .expect("gateway starts")
+}
+
+/// Sends `request` and reads the gateway's answer, which must be the
+/// upstream's `200` with `hello`.
+pub fn exchange(client: &mut TcpStream, request: &[u8]) {
+    client.write_all(request).expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"hello") {
+        let n = client.read(&mut buf).expect("read");
+        assert!(n > 0, "gateway closed the connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
 
 /// A keep-alive upstream answering every request `200` with `hello`, on its
 /// own threads, which the counting allocator leaves out.
