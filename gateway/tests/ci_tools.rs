@@ -60,6 +60,21 @@ fn diagnostics_formats_and_deny_warnings() {
         !dir.join("p.json").exists(),
         "no plan is written when warnings are denied"
     );
+    // The same exit for `test` and `diff` (SPEC §13), whatever they found.
+    std::fs::write(
+        dir.join("cases.yaml"),
+        "cases:\n  - name: a\n    request: { url: \"http://h/\" }\n    expect: { route: a }\n",
+    )
+    .expect("write");
+    let out = gateway(&["test", "cases.yaml"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = gateway(&["test", "cases.yaml", "--deny-warnings"], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = gateway(&["diff", "gateway.yaml", "gateway.yaml", "--deny-warnings"], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty(), "no diff is printed");
+    let out = gateway(&["diff", "gateway.yaml", "gateway.yaml"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     let out = gateway(&["check", "--format", "json"], &dir);
     let lines: Vec<serde_json::Value> = text(&out.stderr)

@@ -488,7 +488,10 @@ fn diff(old: &std::path::Path, new: &std::path::Path, format: Option<&str>, deny
         }
         match load_reporting(&source_of(path), &diag) {
             Ok(l) => routers.push(l.router),
-            Err(_) => return ExitCode::from(2),
+            // 2 for an input that cannot be read or is invalid; 1 for
+            // warnings denied, as every command says it (SPEC §13), though
+            // 1 is also what a difference exits with.
+            Err(code) => return code,
         }
     }
     let d = compiler::diff::diff(&routers[0], &routers[1]);
