@@ -80,6 +80,15 @@ fn check_exit_codes_and_output() {
     assert_eq!(missing.status.code(), Some(2));
     let usage = gateway(&["check", "--bogus"], &dir);
     assert_eq!(usage.status.code(), Some(2));
+    // A level that is not one would filter out every line: refused.
+    let level = gateway(&["check", "--log-level", "bogus"], &dir);
+    assert_eq!(level.status.code(), Some(2));
+    assert!(
+        text(&level.stderr).contains("possible values: error, warn, info, debug, trace, off"),
+        "{}",
+        text(&level.stderr)
+    );
+    assert_eq!(gateway(&["check", "--log-level", "debug"], &dir).status.code(), Some(0));
     for cmd in ["check", "compile", "explain", "run", "demo"] {
         let help = gateway(&[cmd, "--help"], &dir);
         assert_eq!(help.status.code(), Some(0), "{cmd} --help");

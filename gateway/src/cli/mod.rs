@@ -29,8 +29,9 @@ use crate::server::{self, RunError, RunOptions, run, start};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// The gateway's own log level (`RUST_LOG` wins when set): error, warn, info, debug, trace
-    #[arg(long, global = true, default_value = "info")]
+    /// The gateway's own log level (`RUST_LOG` wins when set)
+    #[arg(long, global = true, default_value = "info",
+          value_parser = ["error", "warn", "info", "debug", "trace", "off"])]
     log_level: String,
     /// The gateway's own log format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
