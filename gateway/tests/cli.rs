@@ -89,6 +89,14 @@ fn check_exit_codes_and_output() {
         text(&level.stderr)
     );
     assert_eq!(gateway(&["check", "--log-level", "debug"], &dir).status.code(), Some(0));
+    // Zero workers would serve nothing: refused before anything starts.
+    let zero = gateway(&["run", "--threads", "0", "--listen", "127.0.0.1:0"], &dir);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        text(&zero.stderr).contains("not a worker count from 1 to 1024"),
+        "{}",
+        text(&zero.stderr)
+    );
     for cmd in ["check", "compile", "explain", "run", "demo"] {
         let help = gateway(&[cmd, "--help"], &dir);
         assert_eq!(help.status.code(), Some(0), "{cmd} --help");

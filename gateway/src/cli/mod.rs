@@ -183,8 +183,8 @@ struct RunArgs {
     /// Override the config's admin listen address
     #[arg(long)]
     admin: Option<SocketAddr>,
-    /// Worker threads (default: one per core)
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 (default: one per core)
+    #[arg(long, value_parser = threads_in_range)]
     threads: Option<usize>,
 }
 
@@ -577,4 +577,12 @@ fn run_demo(options: &RunOptions) -> Result<(), RunError> {
     let plan = running.shared.current.load_full();
     demo::start(&upstreams, plan.router.plan(), running.addr, running.tls_addr)?;
     server::serve(running)
+}
+
+/// `--threads`: a worker count from 1 to 1024 (0 would serve nothing).
+fn threads_in_range(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a worker count from 1 to 1024")),
+    }
 }
