@@ -52,9 +52,9 @@ impl Reader<'_> {
 
     pub(crate) fn health_check(&mut self, node: &Node, path: &str) -> Option<HealthCheck> {
         let map = self.mapping(node, path, keys::HEALTH_CHECK)?;
+        // Every field is read before giving up, so all their errors show.
         let hc_path = match map.get_node("path") {
-            Some(v) => {
-                let s = self.string(v, &join(path, "path"))?;
+            Some(v) => self.string(v, &join(path, "path")).and_then(|s| {
                 if !s.value.starts_with('/') || s.value.contains(|c: char| c.is_whitespace() || c.is_control()) {
                     self.diags.error(
                         s.loc,
@@ -66,16 +66,19 @@ impl Reader<'_> {
                     );
                     return None;
                 }
-                s.value
-            }
+                Some(s.value)
+            }),
             None => {
                 self.diags
                     .error(loc(node), join(path, "path"), "missing required field");
-                return None;
+                None
             }
         };
         let interval = self.ms(map, path, "intervalMs", 100).unwrap_or(5_000);
         let timeout = self.ms(map, path, "timeoutMs", 1).unwrap_or(1_000);
+        let healthy_threshold = self.count(map, path, "healthyThreshold", 1, 100).unwrap_or(2);
+        let unhealthy_threshold = self.count(map, path, "unhealthyThreshold", 1, 100).unwrap_or(3);
+        let hc_path = hc_path?;
         if timeout >= interval {
             self.diags.warning(
                 loc(node),
@@ -87,8 +90,8 @@ impl Reader<'_> {
             path: hc_path,
             interval_ms: interval,
             timeout_ms: timeout,
-            healthy_threshold: self.count(map, path, "healthyThreshold", 1, 100).unwrap_or(2),
-            unhealthy_threshold: self.count(map, path, "unhealthyThreshold", 1, 100).unwrap_or(3),
+            healthy_threshold,
+            unhealthy_threshold,
         })
     }
 
