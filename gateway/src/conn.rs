@@ -57,7 +57,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
         let read = std::mem::take(&mut conn.client.reader.buf);
         let stream = conn.client.stream.clone();
         drop(conn);
-        // Boxed, once per connection: HTTP/2's connection future (about 10
+        // Boxed, once per connection: HTTP/2's connection future (about 5
         // KiB) inline would size every HTTP/1.1 connection's task as well.
         return Box::pin(crate::h2conn::serve(stream, read, peer, worker)).await;
     }

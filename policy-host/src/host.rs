@@ -265,13 +265,15 @@ fn log(mut c: Caller<'_, HostState>, level: i32, msg: i32, len: i32) -> wasmtime
     let msg = read_in(data, state, msg, len.min(4096))?;
     // Control bytes are escaped: a message (which may carry request data)
     // never starts a line of its own or drives a terminal.
-    let msg: String = String::from_utf8_lossy(msg)
-        .chars()
-        .flat_map(|c| {
-            let escaped = c.is_control().then(|| c.escape_debug());
-            escaped.into_iter().flatten().chain((!c.is_control()).then_some(c))
-        })
-        .collect();
+    let mut text = String::with_capacity(msg.len());
+    for c in String::from_utf8_lossy(msg).chars() {
+        if c.is_control() {
+            text.extend(c.escape_debug());
+        } else {
+            text.push(c);
+        }
+    }
+    let msg = text;
     let policy = &state.def.name;
     match level {
         0 => tracing::error!(policy = %policy, "{msg}"),

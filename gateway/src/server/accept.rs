@@ -111,7 +111,7 @@ pub fn run_worker(
                     };
                     let stream = Stream::Tls(Box::new(stream));
                     if stream.tls().is_some_and(|t| t.h2) {
-                        // HTTP/2's connection future (about 10 KiB) gets a
+                        // HTTP/2's connection future (about 5 KiB) gets a
                         // task of its own: inline, it would size every
                         // HTTP/1.1 connection's task as well.
                         tokio::task::spawn_local(async move {
