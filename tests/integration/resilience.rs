@@ -169,6 +169,14 @@ fn retries_go_to_another_upstream_within_the_budget_and_are_logged() {
     }
     assert!(answers.contains(&503), "{answers:?}");
     assert_eq!(bad.hits() + good.hits() - before, 2, "one try per POST");
+
+    // An empty body has no byte to send twice: `Content-Length: 0` is
+    // retried like no body at all.
+    for _ in 0..2 {
+        c.send(b"POST /post HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+            .expect("send");
+        assert_eq!(c.read_response(false).expect("response").status, 200);
+    }
 }
 
 #[test]
@@ -234,6 +242,32 @@ fn pool_limits_cap_reuse_and_connections() {
     assert_eq!(r.status, 503);
     assert_eq!(r.header("x-gateway-error"), Some("upstream_overloaded"));
     assert_eq!(first.join().expect("first"), 200);
+}
+
+/// Pools are per worker and `maxConnections` per process: a request must
+/// not wait out `connectMs` for the slot of a connection idle in the other
+/// worker's pool.
+#[test]
+fn a_connection_idle_in_another_worker_does_not_hold_the_last_slot() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\ndefaults: {{ timeouts: {{ connectMs: 1000 }} }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams: [{{ url: \"{}\" }}]\n    pool: {{ maxConnections: 1 }}\n",
+        up.url()
+    );
+    let gw = Gateway::start_with(&yaml, &["--admin", "127.0.0.1:0", "--threads", "2"]);
+    // Each new client connection lands on either worker (`SO_REUSEPORT`
+    // hashes its port): 16 of them all on one worker is a 1-in-32768 chance.
+    let statuses: Vec<String> = (0..16)
+        .map(|_| served(&mut Client::connect(gw.addr).expect("connect")))
+        .collect();
+    assert!(statuses.iter().all(|s| s == "u"), "{statuses:?}");
+    // Both workers served: the one connection was closed and opened again.
+    assert!(up.connections.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    // The cap still holds.
+    let counters = &admin_json(&gw, "/upstreams")[0]["counters"];
+    let open =
+        counters["connectionsActive"].as_i64().unwrap_or(-1) + counters["connectionsIdle"].as_i64().unwrap_or(-1);
+    assert!((0..=1).contains(&open), "{counters}");
 }
 
 #[test]

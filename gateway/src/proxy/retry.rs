@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use http1::{BodyKind, RequestHead};
+use http1::RequestHead;
 use plan::Retry;
 
 use crate::error::ErrorKind;
@@ -21,10 +21,11 @@ pub fn covers(policy: &Retry, reason: Reason) -> bool {
 }
 
 /// Whether the request can go out again: no body byte was sent (a request
-/// without a body, or a failure before anything was written). Bodies are
-/// streamed, never buffered, so a body that left cannot be sent twice.
+/// without a body or with `Content-Length: 0`, or a failure before anything
+/// was written). Bodies are streamed, never buffered, so a body that left
+/// cannot be sent twice.
 pub fn replayable(head: &RequestHead, reason: Reason) -> bool {
-    head.body == BodyKind::None
+    !head.body.has_body()
         || matches!(
             reason,
             Reason::Kind(ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout | ErrorKind::UpstreamOverloaded)

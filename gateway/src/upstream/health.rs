@@ -54,6 +54,10 @@ pub struct UpstreamState {
     pub open: AtomicU32,
     /// Woken when a connection to it closes (a waiter may open one).
     pub released: tokio::sync::Notify,
+    /// Asks, from requests waiting for a slot under `maxConnections`, to
+    /// close an idle connection: pools are per worker, the cap is per
+    /// process, so the slot a waiter needs may sit idle in another worker.
+    reclaim: AtomicU32,
 }
 
 impl UpstreamState {
@@ -76,7 +80,26 @@ impl UpstreamState {
             idle: AtomicI64::new(0),
             open: AtomicU32::new(0),
             released: tokio::sync::Notify::new(),
+            reclaim: AtomicU32::new(0),
         }
+    }
+
+    /// Asks the workers to close one idle connection to this upstream (a
+    /// request waits for a slot under `maxConnections`). Asks beyond `max`,
+    /// more than there can be idle connections, are not kept.
+    pub fn ask_reclaim(&self, max: u32) {
+        let _ = self
+            .reclaim
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
+    }
+
+    /// Takes one outstanding ask to close an idle connection, if there is one.
+    pub fn take_reclaim(&self) -> bool {
+        self.reclaim.load(Ordering::Relaxed) > 0
+            && self
+                .reclaim
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
     }
 
     pub fn is_healthy(&self) -> bool {

@@ -76,9 +76,16 @@ impl Pool {
         }
     }
 
-    /// Advances the coarse clock (the worker's tick).
+    /// Advances the coarse clock (the worker's tick), and closes an idle
+    /// connection for each ask of a request waiting for a slot under
+    /// `maxConnections`, on this worker or another.
     pub fn tick(&self, now: Instant) {
         self.now.set(now);
+        for list in self.idle.borrow_mut().iter_mut() {
+            while list.last().is_some_and(|conn| conn.state.take_reclaim()) {
+                list.pop();
+            }
+        }
     }
 
     /// A live idle connection to `target`, if any; dead and expired ones are
@@ -108,7 +115,8 @@ impl Pool {
         }
     }
 
-    /// Returns a connection whose exchange is complete and that may carry another.
+    /// Returns a connection whose exchange is complete and that may carry
+    /// another. It is closed instead when a request waits for its slot.
     pub fn checkin(&self, target: &Target, mut conn: UpstreamConn) {
         let mut idle = self.idle.borrow_mut();
         if idle.len() <= target.pool_id {
@@ -116,7 +124,7 @@ impl Pool {
         }
         let list = &mut idle[target.pool_id];
         let spent = target.max_requests.is_some_and(|max| conn.requests >= max);
-        if list.len() < self.max_idle && !spent {
+        if list.len() < self.max_idle && !spent && !conn.state.take_reclaim() {
             conn.reused = true;
             conn.expires = self.now.get() + target.idle_timeout;
             conn.pooled = true;
@@ -132,6 +140,8 @@ const UPSTREAM_BUF: usize = 32 * 1024;
 
 /// Takes a connection slot of `target` under `pool.maxConnections`, waiting
 /// until `deadline` for one to free; `upstream_overloaded` when none does.
+/// While it waits it asks for an idle connection to be closed: the next
+/// checkin, or the next tick of a worker that holds one, frees its slot.
 async fn slot(target: &Target, deadline: tokio::time::Instant) -> Result<(), ErrorKind> {
     let state = &target.state;
     let Some(max) = target.max_connections else {
@@ -150,6 +160,10 @@ async fn slot(target: &Target, deadline: tokio::time::Instant) -> Result<(), Err
                 return Ok(());
             }
             continue;
+        }
+        // An HTTP/2 upstream's connections are never idle in a `Pool`.
+        if !target.h2 {
+            state.ask_reclaim(max);
         }
         if tokio::time::timeout_at(deadline, released).await.is_err() {
             return Err(ErrorKind::UpstreamOverloaded);
