@@ -124,6 +124,15 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
     let plan = match parsed {
         None => None,
         Some(parsed) => match parsed {
+            Ok(root) if let Some(at) = plan_artifact(&root) => {
+                diags.error_help(
+                    at,
+                    "config",
+                    "this is a plan artifact (the output of `gateway compile`), not a config",
+                    "load a plan with `--plan FILE` (`run`, `explain` and `test` take it; `diff` reads either)",
+                );
+                None
+            }
             Ok(root) => {
                 let cfg = yaml::Reader {
                     diags: &mut diags,
@@ -148,6 +157,16 @@ pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
         analysis_time,
         text: text.to_owned(),
     }
+}
+
+/// A JSON plan artifact handed where a config belongs: a mapping with the
+/// artifact's `formatVersion` and `plan`, neither of them a config key.
+/// Where its `formatVersion` key is.
+fn plan_artifact(root: &marked_yaml::Node) -> Option<Loc> {
+    let map = root.as_mapping()?;
+    let key = |name: &str| map.iter().find(|(k, _)| k.as_str() == name).map(|(k, _)| k);
+    key("plan")?;
+    key("formatVersion").map(|k| yaml::span_loc(k.span()))
 }
 
 /// Where the value at `keys` (mapping keys from the document's root, such as

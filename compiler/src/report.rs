@@ -46,6 +46,48 @@ fn offset(text: &str, loc: Loc) -> usize {
     text.len()
 }
 
+/// The longest source line a snippet shows whole.
+const SHOWN_CHARS: usize = 120;
+
+/// When the line at `at` is longer than [`SHOWN_CHARS`] (minified JSON, a
+/// plan artifact given as a config), a text to render instead: the lines
+/// before it empty, so the line keeps its number, and the line cut to a
+/// window around `at` marked with `…`; with `at` and `end` moved into it.
+fn window(text: &str, at: Loc, end: Loc) -> Option<(String, Loc, Loc)> {
+    let index = at.line.checked_sub(1)? as usize;
+    let chars: Vec<char> = text.lines().nth(index)?.chars().collect();
+    if chars.len() <= SHOWN_CHARS {
+        return None;
+    }
+    let col = at.col.saturating_sub(1) as usize;
+    let from = col.saturating_sub(SHOWN_CHARS / 4).min(chars.len());
+    let to = (from + SHOWN_CHARS).min(chars.len());
+    let mut shown = "\n".repeat(index);
+    let lead = u32::from(from > 0);
+    if from > 0 {
+        shown.push('…');
+    }
+    shown.extend(&chars[from..to]);
+    if to < chars.len() {
+        shown.push('…');
+    }
+    // Columns are 1-based; everything before `from` is gone.
+    let last = (to - from) as u32 + lead + 1;
+    let moved = |c: u32| (c.saturating_sub(from as u32) + lead).clamp(1, last);
+    let end_col = if end.line == at.line { moved(end.col) } else { last };
+    Some((
+        shown,
+        Loc {
+            line: at.line,
+            col: moved(at.col),
+        },
+        Loc {
+            line: at.line,
+            col: end_col,
+        },
+    ))
+}
+
 fn human(d: &Diagnostic, text: Option<&str>) -> String {
     let mut out = format!("{d}\n");
     let Some(text) = text else {
@@ -54,10 +96,15 @@ fn human(d: &Diagnostic, text: Option<&str>) -> String {
         }
         return out;
     };
+    let shown = window(text, d.loc, d.end);
+    let (text, at, to) = match &shown {
+        Some((text, at, to)) => (text.as_str(), *at, *to),
+        None => (text, d.loc, d.end),
+    };
     let mut files = SimpleFiles::new();
     let file = files.add(d.file.as_str(), text);
-    let start = offset(text, d.loc);
-    let end = offset(text, d.end).max(start);
+    let start = offset(text, at);
+    let end = offset(text, to).max(start);
     let report = match d.severity {
         Severity::Error => Report::error(),
         Severity::Warning => Report::warning(),
@@ -164,5 +211,32 @@ mod tests {
             render(Format::Github, &d, None),
             "::error file=gateway.yaml,line=2,col=14,endLine=2,endColumn=18,title=routes[0].cluster::routes[0].cluster: unknown cluster \"apii\" (did you mean \"api\"?)%0Ahelp: clusters are declared under `clusters:`, by name\n"
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_span() {
+        let long = format!(
+            "{{\"a\":\"{}\",\"formatVersion\":3,\"b\":\"{}\"}}",
+            "x".repeat(300),
+            "y".repeat(300)
+        );
+        let col = long.find("\"formatVersion\"").map_or(0, |i| i as u32 + 1);
+        let d = Diagnostic {
+            loc: Loc { line: 2, col },
+            end: Loc { line: 2, col: col + 15 },
+            ..sample()
+        };
+        let human = render(Format::Human, &d, Some(&format!("# c\n{long}\n")));
+        let snippet = human.lines().find(|l| l.starts_with("2 │")).unwrap_or_default();
+        assert!(snippet.contains("…xxx"), "{human}");
+        assert!(snippet.contains("\"formatVersion\":3"), "{human}");
+        assert!(snippet.ends_with("yyy…"), "{human}");
+        assert!(snippet.chars().count() < SHOWN_CHARS + 10, "{human}");
+        // The caret sits under `"formatVersion"`, 15 characters.
+        let column = |line: &str, byte: usize| line[..byte].chars().count();
+        let at = snippet.find("\"formatVersion\"").map(|b| column(snippet, b));
+        let carets = human.lines().find(|l| l.contains('^')).unwrap_or_default();
+        assert_eq!(carets.find('^').map(|b| column(carets, b)), at, "{human}");
+        assert_eq!(carets.matches('^').count(), 15, "{human}");
     }
 }
