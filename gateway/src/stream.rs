@@ -95,7 +95,15 @@ impl Stream {
 
     /// Resolves when the peer closed its side while an exchange waits for
     /// the upstream (see [`closed_by_peer`]).
+    ///
+    /// Only while `buf` holds nothing unread: a client that already sent its
+    /// next request is not watched, since seeing its end would mean reading
+    /// past that request, and a client that pipelines without reading its
+    /// answers would then grow the buffer by a read per exchange.
     pub async fn closed_by_peer(&self, buf: &mut BytesMut) {
+        if !buf.is_empty() {
+            return std::future::pending().await;
+        }
         match self {
             Stream::Plain(s) => closed_by_peer(s, buf).await,
             // Readiness first, as for a plain socket: the session's own

@@ -13,6 +13,10 @@
 //! budgets below fail such a regression. RSS per connection, which also
 //! counts the kernel's and the allocator's share, is measured by
 //! `bench/tls_idle.py` and in `bench/FINDINGS.md`.
+//!
+//! A client that pipelines requests and never reads the answers must not
+//! grow the heap either: what it sends waits in the kernel's buffers, not
+//! in ours.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
@@ -28,6 +32,10 @@ use gateway::server::Running;
 #[global_allocator]
 static ALLOCATOR: alloc_counter::Counting = alloc_counter::Counting;
 
+/// Held by each test: live bytes are counted process-wide, so the tests
+/// measure one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Connections opened per measurement.
 const N: usize = 200;
 /// Heap bytes an idle HTTP/1.1 keep-alive connection may hold, one request
@@ -40,6 +48,11 @@ const BUDGET_HTTP1: usize = 10 * 1024;
 /// crate's codec buffers (16 KiB to write, 8 KiB to read, 4 KiB for HPACK);
 /// 51,905 with the futures stored twice and a read buffer of ours.
 const BUDGET_HTTP2: usize = 42 * 1024;
+/// Heap bytes a connection may come to hold while its client pipelines
+/// requests without reading a byte of the answers: its read buffer and an
+/// exchange's state. It was once 100 MiB after a 5 s flood: the watch for
+/// the client's close read ahead a buffer's worth per exchange.
+const BUDGET_PIPELINED: usize = 256 * 1024;
 
 /// An HTTP/1.1 connection that was served one request and is kept alive.
 fn http1(addr: SocketAddr) -> TcpStream {
@@ -80,6 +93,7 @@ fn held_per_connection(running: &Running, open: fn(SocketAddr) -> TcpStream) -> 
 
 #[test]
 fn an_idle_connection_holds_little_heap() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     alloc_counter::exclude_this_thread();
     let up = upstream();
     let running = gateway(
@@ -99,5 +113,50 @@ fn an_idle_connection_holds_little_heap() {
     assert!(
         h2 <= BUDGET_HTTP2 as f64,
         "HTTP/2: {h2:.0} bytes, budget {BUDGET_HTTP2}"
+    );
+}
+
+#[test]
+fn a_client_that_pipelines_without_reading_holds_bounded_heap() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    alloc_counter::exclude_this_thread();
+    let up = upstream();
+    let running = gateway(
+        "pipelined-memory",
+        &format!(
+            "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: d, pathPrefix: /, cluster: c }}\nclusters:\n  - {{ name: c, upstreams: [{{ url: \"http://{up}\" }}] }}\n"
+        ),
+    );
+    // Warm-up, as above.
+    let mut warm = TcpStream::connect(running.addr).expect("connect");
+    exchange(&mut warm, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    drop(warm);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = alloc_counter::process_live_bytes();
+
+    let mut c = TcpStream::connect(running.addr).expect("connect");
+    c.set_write_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    let burst = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n".repeat(1000);
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    let mut peak = 0isize;
+    // Until the gateway stops taking requests (the answers it cannot send
+    // fill the kernel's buffers), at most 5 s.
+    while started.elapsed() < Duration::from_secs(5) {
+        match c.write(&burst) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+        peak = peak.max(alloc_counter::process_live_bytes().saturating_sub(before));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    peak = peak.max(alloc_counter::process_live_bytes().saturating_sub(before));
+    drop(c);
+    running.stop();
+    println!("pipelined {sent} bytes unread: heap grew by at most {peak} bytes");
+    assert!(sent > 1 << 20, "the flood was too small to show anything: {sent} bytes");
+    assert!(
+        peak <= BUDGET_PIPELINED as isize,
+        "{peak} bytes held, budget {BUDGET_PIPELINED}"
     );
 }
