@@ -1,5 +1,7 @@
 //! Why a policy call failed, and the counters of one policy
 //! (`gateway_policy_calls_total{policy}`, `gateway_policy_errors_total{policy,kind}`).
+//! A failure is also said in the gateway's own log, at most once per policy
+//! and kind per second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -50,7 +52,13 @@ pub struct PolicyStats {
     pub name: String,
     pub calls: AtomicU64,
     pub failures: [AtomicU64; Failure::ALL.len()],
+    /// Per kind, the unix second of the last log line (high bits) and the
+    /// failures not logged since (low [`SUPPRESSED_BITS`] bits).
+    logged: [AtomicU64; Failure::ALL.len()],
 }
+
+const SUPPRESSED_BITS: u32 = 24;
+const SUPPRESSED_MAX: u64 = (1 << SUPPRESSED_BITS) - 1;
 
 impl PolicyStats {
     pub fn new(name: &str) -> Self {
@@ -58,14 +66,58 @@ impl PolicyStats {
             name: name.to_owned(),
             calls: AtomicU64::new(0),
             failures: std::array::from_fn(|_| AtomicU64::new(0)),
+            logged: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
+    /// Counts a failure, and logs it at `warn` unless a line for this kind
+    /// went out this second (the next line says how many were not logged).
     pub fn failed(&self, f: Failure) {
         self.failures[f.index()].fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Some(suppressed) = self.admit(f, now) {
+            tracing::warn!(policy = %self.name, kind = f.as_str(), suppressed, "policy failed; its onError decides");
+        }
+    }
+
+    /// `Some(failures not logged since the last line)` when a line may go out
+    /// at second `now`; `None` counts this one as not logged.
+    fn admit(&self, f: Failure, now: u64) -> Option<u64> {
+        let mut admitted = None;
+        let _ = self.logged[f.index()].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+            let (second, suppressed) = (packed >> SUPPRESSED_BITS, packed & SUPPRESSED_MAX);
+            if second == now {
+                admitted = None;
+                Some((packed & !SUPPRESSED_MAX) | (suppressed + 1).min(SUPPRESSED_MAX))
+            } else {
+                admitted = Some(suppressed);
+                Some(now << SUPPRESSED_BITS)
+            }
+        });
+        admitted
     }
 
     pub fn failures_of(&self, f: Failure) -> u64 {
         self.failures[f.index()].load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_kind_and_second_counting_the_rest() {
+        let stats = PolicyStats::new("p");
+        assert_eq!(stats.admit(Failure::Trap, 100), Some(0));
+        assert_eq!(stats.admit(Failure::Trap, 100), None);
+        assert_eq!(stats.admit(Failure::Trap, 100), None);
+        // Another kind has its own second.
+        assert_eq!(stats.admit(Failure::Fuel, 100), Some(0));
+        assert_eq!(stats.admit(Failure::Trap, 101), Some(2));
+        assert_eq!(stats.admit(Failure::Trap, 101), None);
+        assert_eq!(stats.admit(Failure::Trap, 105), Some(1));
     }
 }

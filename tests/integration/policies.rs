@@ -233,7 +233,7 @@ fn every_failure_mode_follows_on_error_and_the_gateway_keeps_serving() {
 }
 
 #[test]
-fn policy_failures_show_in_the_access_log() {
+fn policy_failures_show_in_the_access_log_and_the_gateways_own() {
     let up = Upstream::start("u", Behavior::Echo);
     let yaml = format!(
         "routes:\n  - {{ name: r, pathPrefix: /, cluster: u, policies: [trap] }}\nclusters:\n{}policies:\n  - {{ name: trap, module: trap.wasm, onError: allow }}\naccessLog: {{ json: {{ fields: [status, error, route] }} }}\n",
@@ -242,9 +242,27 @@ fn policy_failures_show_in_the_access_log() {
     let trap = fixture("unreachable");
     let gw = start(&yaml, &[("trap", &trap)]);
     let mut c = Client::connect(gw.addr).expect("connect");
-    assert_eq!(c.get("h", "/").expect("response").status, 200);
-    let lines = gw.wait_log_lines(1, Duration::from_secs(5));
-    assert_eq!(lines, [r#"{"status":200,"error":"policy_error","route":"r"}"#]);
+    for _ in 0..20 {
+        assert_eq!(c.get("h", "/").expect("response").status, 200);
+    }
+    let lines = gw.wait_log_lines(20, Duration::from_secs(5));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l == r#"{"status":200,"error":"policy_error","route":"r"}"#),
+        "{lines:#?}"
+    );
+    // Said at warn with the policy and the kind; rate-limited to one line per
+    // second (20 failures within well under 20 seconds).
+    let stderr = gw.stderr_text();
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("policy failed")).collect();
+    assert!(!said.is_empty(), "{stderr}");
+    assert!(said.len() < 20, "{said:#?}");
+    assert!(
+        said.iter()
+            .all(|l| l.contains("WARN") && l.contains("policy=trap") && l.contains("kind=\"trap\"")),
+        "{said:#?}"
+    );
 }
 
 #[test]
