@@ -31,6 +31,18 @@ enum HeadRead {
     Http2,
 }
 
+/// How serving requests on a connection ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The client or the gateway ended it between requests.
+    Done,
+    /// It opened with the HTTP/2 preface.
+    Http2,
+    /// It closes while the client may still be sending (a refused head, a
+    /// body not read to its end): the close lingers.
+    Linger,
+}
+
 /// The exchange in progress, kept outside the connection's future so that
 /// the drain deadline, which drops that future, can still log it.
 struct InFlight {
@@ -48,12 +60,12 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
     let ip = HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown"));
     let mut conn = Conn::new(H1::new(stream), peer, ip, worker.clone());
     let mut in_flight: Option<InFlight> = None;
-    let mut http2 = false;
+    let mut ending = Ending::Done;
     let cut = {
-        let serving = std::pin::pin!(serve_requests(&mut conn, &mut in_flight, &mut http2));
+        let serving = std::pin::pin!(serve_requests(&mut conn, &mut in_flight, &mut ending));
         until_cut(&worker, serving).await
     };
-    if http2 && !cut {
+    if ending == Ending::Http2 && !cut {
         let read = std::mem::take(&mut conn.client.reader.buf);
         let stream = conn.client.stream.clone();
         drop(conn);
@@ -66,12 +78,16 @@ pub async fn serve(stream: Stream, peer: SocketAddr, worker: Rc<Worker>) {
         worker.shared.registry.global.in_flight.add(-1);
         finish(&conn, &generation, &mut ex, std::time::Instant::now());
     }
+    if ending == Ending::Linger && !cut {
+        // Says `close_notify` on TLS first, as below.
+        return conn.client.stream.linger().await;
+    }
     if let Some(tls) = conn.client.tls() {
         tls.close_notify();
     }
 }
 
-async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, http2: &mut bool) {
+async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, ending: &mut Ending) {
     let mut first = true;
     let mut last_end: Option<Instant> = None;
     loop {
@@ -83,7 +99,7 @@ async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, h
         match read {
             HeadRead::Closed => return,
             HeadRead::Http2 => {
-                *http2 = true;
+                *ending = Ending::Http2;
                 return;
             }
             HeadRead::Refused(failure, partial, started) => {
@@ -92,6 +108,10 @@ async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, h
                 ex.record_failure(failure);
                 write_error(conn, &mut ex, failure, &Reply::closing(generation.defaults.write)).await;
                 finish(conn, &generation, &mut ex, std::time::Instant::now());
+                // A client that timed out is not sending.
+                if failure.kind != ErrorKind::RequestTimeout {
+                    *ending = Ending::Linger;
+                }
                 return;
             }
             HeadRead::Head(mut head, started) => {
@@ -112,6 +132,9 @@ async fn serve_requests(conn: &mut Conn<H1>, in_flight: &mut Option<InFlight>, h
                     last_end = Some(Instant::from_std(now));
                 }
                 if !keep_alive {
+                    if !conn.client.body_done() || !conn.client.reader.buf.is_empty() {
+                        *ending = Ending::Linger;
+                    }
                     return;
                 }
             }

@@ -56,11 +56,6 @@ const FIELD_OVERHEAD: u32 = 32;
 /// Envoy's premature-reset rule).
 const PREMATURE_RESETS: usize = 100;
 
-/// How long a connection closed with an error keeps reading (and
-/// discarding) after its GOAWAY, so that the GOAWAY is read rather than lost
-/// to a reset.
-const LINGER: Duration = Duration::from_secs(1);
-
 /// How long a connection cut at the drain deadline still carries its cut
 /// streams' answers (each written within 100 ms; the worker waits 500 ms).
 const CUT_ANSWERS: Duration = Duration::from_millis(250);
@@ -170,7 +165,7 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                         // h2 has said GOAWAY (a protocol error, or its own
                         // flood limits): make sure the client reads it.
                         tracing::debug!(error = %e, "HTTP/2 connection ended");
-                        linger(&stream).await;
+                        stream.linger().await;
                         return;
                     }
                     None => return,
@@ -185,8 +180,8 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                     tracing::warn!(peer = %shared.peer, "HTTP/2 client cancels most of its streams: connection closed (ENHANCE_YOUR_CALM)");
                     h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                     let closed = std::future::poll_fn(|cx| h2.poll_closed(cx));
-                    let _ = tokio::time::timeout(LINGER, closed).await;
-                    linger(&stream).await;
+                    let _ = tokio::time::timeout(crate::stream::LINGER, closed).await;
+                    stream.linger().await;
                     return;
                 }
                 () = &mut timer => {
@@ -300,21 +295,4 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
             shared.abuse.notify_one();
         }
     }
-}
-
-/// Stops sending, then reads and discards what the client still sends for
-/// at most [`LINGER`] (NGINX's lingering close): closing a socket with unread
-/// bytes resets it, and a reset can destroy the GOAWAY before it is read.
-async fn linger(stream: &Stream) {
-    stream.shutdown_write();
-    let mut scratch = BytesMut::new();
-    let drained = async {
-        loop {
-            scratch.clear();
-            if !matches!(stream.read_buf(&mut scratch).await, Ok(n) if n > 0) {
-                return;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER, drained).await;
 }

@@ -13,6 +13,16 @@ use tokio::net::TcpStream;
 
 use crate::io::{ReadInto, WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_all};
 
+/// How long a connection that closes while its client may still be sending
+/// keeps reading (and discarding) after its last response, so that the
+/// response is read rather than lost to a reset.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How much a lingering close reads at most: a client still sending at full
+/// speed has had the response in its buffers long before that (it was sent
+/// before any of these bytes were read), and the discarding stays bounded.
+const LINGER_BYTES: usize = 4 << 20;
+
 /// A client connection's byte stream: a plain socket, or a TLS session over
 /// one. The phases read and write it by shared reference, whichever it is.
 #[derive(Debug)]
@@ -120,6 +130,27 @@ impl Stream {
                 }
             },
         }
+    }
+
+    /// Stops sending, then reads and discards what the peer still sends for
+    /// at most [`LINGER`] and [`LINGER_BYTES`] (NGINX's lingering close, RFC
+    /// 9112 §9.6): closing a socket with unread bytes resets it, and a reset
+    /// can destroy the last response (a `413`, an HTTP/2 GOAWAY) before the
+    /// client reads it.
+    pub async fn linger(&self) {
+        self.shutdown_write();
+        let mut scratch = BytesMut::new();
+        let drained = async {
+            let mut read = 0;
+            while read < LINGER_BYTES {
+                scratch.clear();
+                match self.read_buf(&mut scratch).await {
+                    Ok(n) if n > 0 => read += n,
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drained).await;
     }
 
     /// Ends the sending side (a TLS stream says `close_notify` first).

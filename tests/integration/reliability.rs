@@ -314,22 +314,48 @@ fn request_bodies_beyond_the_limit_get_413_and_are_counted() {
         .expect("send");
     c.send(&[b'x'; 1000]).expect("body");
     assert_eq!(c.read_response(false).expect("200").status, 200, "at the limit is fine");
-    // A chunked body that grows past the limit is cut.
+    // A chunked body that grows past the limit is cut, and the client, which
+    // goes on sending as an uploading client does before it reads, still
+    // reads the 413: the close lingers (RFC 9112 §9.6) instead of resetting
+    // a connection with unread bytes, which could destroy the answer.
     let mut c = Client::connect(gw.addr).expect("connect");
     c.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         .expect("send");
-    for _ in 0..3 {
-        let _ = c.send(b"190\r\n");
-        let _ = c.send(&[b'y'; 400]);
-        let _ = c.send(b"\r\n");
+    let chunk = [b"400\r\n".as_slice(), &[b'y'; 1024], b"\r\n"].concat();
+    c.send(&chunk).expect("first chunk");
+    let r = c.read_response(false).expect("the 413");
+    assert_eq!((r.status, r.header("connection")), (413, Some("close")));
+    // Without the lingering close, the first chunk draws a reset, which the
+    // next send meets (50 ms is ample for it on loopback).
+    for i in 0..4 {
+        c.send(&chunk)
+            .unwrap_or_else(|e| panic!("chunk {i} after the 413: {e} (the connection was reset)"));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = c.send(b"0\r\n\r\n");
-    // A 413, or the connection cut mid-body.
-    if let Ok(r) = c.read_response(false) {
-        assert_eq!(r.status, 413);
-    }
+    assert!(c.is_closed(Duration::from_secs(5)), "the lingering close ends");
     assert_eq!(gw.wait_metric("gateway_request_body_limit_exceeded_total", 2.0), 2.0);
     assert_eq!(up.requests().iter().filter(|s| s.body_len > 1000).count(), 0);
+}
+
+/// A head refused while its body is on the way: the close lingers too, so
+/// the `400` is read rather than lost to a reset.
+#[test]
+fn a_refused_head_closes_without_resetting_a_client_still_sending() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let gw = Gateway::start(&one_route(&up, "accessLog: { enabled: false }\n"));
+    let mut c = Client::connect(gw.addr).expect("connect");
+    c.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("send");
+    c.send(&[b'z'; 4096]).expect("body");
+    let r = c.read_response(false).expect("the 400");
+    assert_eq!((r.status, r.header("x-gateway-error")), (400, Some("bad_request")));
+    for i in 0..4 {
+        c.send(&[b'z'; 4096])
+            .unwrap_or_else(|e| panic!("block {i} after the 400: {e} (the connection was reset)"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(c.is_closed(Duration::from_secs(5)), "the lingering close ends");
+    assert_eq!(up.hits(), 0);
 }
 
 #[test]

@@ -448,6 +448,9 @@ fn limits_timeouts_and_the_admin_separation_hold_over_tls() {
         .unwrap();
     assert_eq!(big.read_response(false).unwrap().status, 431);
     assert!(big.is_closed(Duration::from_secs(2)));
+    // The gateway lingers on a refused head until the client closes too.
+    drop(big);
+    assert_eq!(gw.wait_metric_below("gateway_client_connections", 0.0), 0.0);
 
     let (mut idle, _) = connect(&gw, Some("site.test"));
     let r = idle.get("site.test", "/metrics").unwrap();
