@@ -244,6 +244,35 @@ fn pool_limits_cap_reuse_and_connections() {
     assert_eq!(first.join().expect("first"), 200);
 }
 
+/// Requests beyond `maxConnections` wait for a connection: one returned by
+/// the request before them is handed over as it is, not pooled while they
+/// wait out `connectMs`.
+#[test]
+fn requests_waiting_for_the_last_slot_get_the_connection_when_it_is_returned() {
+    let slow = Upstream::start("slow", Behavior::Delay(Duration::from_millis(300)));
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\ndefaults: {{ timeouts: {{ connectMs: 3000 }} }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: c }}\nclusters:\n  - name: c\n    upstreams: [{{ url: \"{}\" }}]\n    pool: {{ maxConnections: 1 }}\n",
+        slow.url()
+    );
+    let gw = start(&yaml);
+    let addr = gw.addr;
+    let clients: Vec<_> = (0..3)
+        .map(|i| {
+            std::thread::spawn(move || {
+                Client::connect(addr)
+                    .expect("connect")
+                    .get("h", &format!("/{i}"))
+                    .map(|r| r.status)
+            })
+        })
+        .collect();
+    let statuses: Vec<_> = clients.into_iter().map(|c| c.join().expect("client")).collect();
+    assert!(statuses.iter().all(|s| matches!(s, Ok(200))), "{statuses:?}");
+    assert_eq!(slow.hits(), 3);
+    // One connection carried all three, one after another.
+    assert_eq!(slow.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 /// Pools are per worker and `maxConnections` per process: a request must
 /// not wait out `connectMs` for the slot of a connection idle in the other
 /// worker's pool.

@@ -20,7 +20,7 @@ use crate::proxy::route::Routed;
 use crate::session::{Conn, Session};
 use crate::stream::Stream;
 use crate::timer::Deadline;
-use crate::upstream::{Target, UpstreamConn, connect};
+use crate::upstream::{Target, UpstreamConn};
 
 /// Check-body phase: a declared length over `maxRequestBodyBytes` is refused
 /// (413), `100-continue` is answered, and a chunked body's first chunk line is
@@ -130,7 +130,7 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
         attempt += 1;
         let mut up = match s.conn.worker.pool.checkout(target) {
             Some(c) => c,
-            None => connect(target, connect_ms).await?,
+            None => s.conn.worker.pool.acquire(target, connect_ms).await?,
         };
         up.requests += 1;
         let may_retry = up.reused && attempt == 1;

@@ -54,10 +54,10 @@ pub struct UpstreamState {
     pub open: AtomicU32,
     /// Woken when a connection to it closes (a waiter may open one).
     pub released: tokio::sync::Notify,
-    /// Asks, from requests waiting for a slot under `maxConnections`, to
-    /// close an idle connection: pools are per worker, the cap is per
-    /// process, so the slot a waiter needs may sit idle in another worker.
-    reclaim: AtomicU32,
+    /// Requests waiting for a slot under `maxConnections`, on any worker:
+    /// pools are per worker and the cap per process, so while any waits, the
+    /// workers close idle connections to it rather than keep them.
+    waiting: AtomicU32,
 }
 
 impl UpstreamState {
@@ -80,26 +80,21 @@ impl UpstreamState {
             idle: AtomicI64::new(0),
             open: AtomicU32::new(0),
             released: tokio::sync::Notify::new(),
-            reclaim: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
         }
     }
 
-    /// Asks the workers to close one idle connection to this upstream (a
-    /// request waits for a slot under `maxConnections`). Asks beyond `max`,
-    /// more than there can be idle connections, are not kept.
-    pub fn ask_reclaim(&self, max: u32) {
-        let _ = self
-            .reclaim
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
+    /// Requests waiting for a slot under `maxConnections`.
+    pub fn waiting(&self) -> u32 {
+        self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Takes one outstanding ask to close an idle connection, if there is one.
-    pub fn take_reclaim(&self) -> bool {
-        self.reclaim.load(Ordering::Relaxed) > 0
-            && self
-                .reclaim
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
+    pub fn wait_started(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn wait_ended(&self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn is_healthy(&self) -> bool {

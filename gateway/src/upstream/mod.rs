@@ -10,5 +10,5 @@ mod pool;
 mod target;
 
 pub use health::{ClusterHealth, UpstreamState, now_ms};
-pub use pool::{Pool, UpstreamConn, connect};
+pub use pool::{Pool, UpstreamConn};
 pub use target::{Target, Targets, Upstreams, resolve};

@@ -1,7 +1,14 @@
 //! The per-thread pool of upstream connections: no lock, no cross-thread
 //! traffic, no task per connection; idle connections expire after `idleMs`.
+//!
+//! `pool.maxConnections` is per process while pools are per worker. A
+//! request that finds the cap reached waits, within `connectMs`, for a
+//! connection of its own worker to be handed over as it is returned, or for
+//! any connection to the upstream to close; while it waits, the other
+//! workers close their idle ones to free slots.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 use super::health::UpstreamState;
 use super::target::Target;
@@ -58,10 +66,14 @@ impl UpstreamConn {
     }
 }
 
-/// Idle upstream connections of one worker thread, by [`Target::pool_id`].
+/// Idle upstream connections of one worker thread, by [`Target::pool_id`],
+/// and its requests waiting for one under `maxConnections`.
 #[derive(Debug)]
 pub struct Pool {
     idle: RefCell<Vec<Vec<UpstreamConn>>>,
+    /// Per target, in arrival order; a sender whose request gave up is
+    /// skipped (its receiver is gone).
+    waiting: RefCell<Vec<VecDeque<oneshot::Sender<UpstreamConn>>>>,
     max_idle: usize,
     /// The worker's coarse clock (its 10 ms tick): idle expiry needs no more.
     now: Cell<Instant>,
@@ -71,18 +83,19 @@ impl Pool {
     pub fn new(max_idle: usize) -> Self {
         Self {
             idle: RefCell::new(Vec::new()),
+            waiting: RefCell::new(Vec::new()),
             max_idle,
             now: Cell::new(Instant::now()),
         }
     }
 
-    /// Advances the coarse clock (the worker's tick), and closes an idle
-    /// connection for each ask of a request waiting for a slot under
-    /// `maxConnections`, on this worker or another.
+    /// Advances the coarse clock (the worker's tick). While requests wait for
+    /// a slot of an upstream (on any worker), closes one of this worker's idle
+    /// connections to it per tick.
     pub fn tick(&self, now: Instant) {
         self.now.set(now);
         for list in self.idle.borrow_mut().iter_mut() {
-            while list.last().is_some_and(|conn| conn.state.take_reclaim()) {
+            if list.last().is_some_and(|conn| conn.state.waiting() > 0) {
                 list.pop();
             }
         }
@@ -116,16 +129,31 @@ impl Pool {
     }
 
     /// Returns a connection whose exchange is complete and that may carry
-    /// another. It is closed instead when a request waits for its slot.
+    /// another: to a request of this worker waiting for one, else closed
+    /// when a request of another worker waits for a slot, else pooled.
     pub fn checkin(&self, target: &Target, mut conn: UpstreamConn) {
+        if target.max_requests.is_some_and(|max| conn.requests >= max) {
+            return;
+        }
+        conn.reused = true;
+        if let Some(list) = self.waiting.borrow_mut().get_mut(target.pool_id) {
+            while let Some(waiter) = list.pop_front() {
+                match waiter.send(conn) {
+                    Ok(()) => return,
+                    // That request gave up meanwhile.
+                    Err(back) => conn = back,
+                }
+            }
+        }
+        if conn.state.waiting() > 0 {
+            return;
+        }
         let mut idle = self.idle.borrow_mut();
         if idle.len() <= target.pool_id {
             idle.resize_with(target.pool_id + 1, Vec::new);
         }
         let list = &mut idle[target.pool_id];
-        let spent = target.max_requests.is_some_and(|max| conn.requests >= max);
-        if list.len() < self.max_idle && !spent && !conn.state.take_reclaim() {
-            conn.reused = true;
+        if list.len() < self.max_idle {
             conn.expires = self.now.get() + target.idle_timeout;
             conn.pooled = true;
             conn.state.active.fetch_sub(1, Ordering::Relaxed);
@@ -133,15 +161,83 @@ impl Pool {
             list.push(conn);
         }
     }
+
+    /// A connection to `target`: an idle one, a new one under
+    /// `maxConnections`, or, with the cap reached, one handed over or a slot
+    /// freed within `timeout` (`upstream_overloaded` when none is). The
+    /// wait and the connect share `timeout` (`connectMs`).
+    pub async fn acquire(&self, target: &Target, timeout: Duration) -> Result<UpstreamConn, ErrorKind> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let state = &target.state;
+        let Some(max) = target.max_connections else {
+            state.open.fetch_add(1, Ordering::Relaxed);
+            return open(target, deadline).await;
+        };
+        let mut waiting = None;
+        loop {
+            let released = state.released.notified();
+            if let Some(conn) = self.checkout(target) {
+                return Ok(conn);
+            }
+            if take_slot(state, max) {
+                drop(waiting);
+                return open(target, deadline).await;
+            }
+            waiting.get_or_insert_with(|| Waiting::enter(state));
+            let (send, handed) = oneshot::channel();
+            {
+                let mut lists = self.waiting.borrow_mut();
+                if lists.len() <= target.pool_id {
+                    lists.resize_with(target.pool_id + 1, VecDeque::new);
+                }
+                let list = &mut lists[target.pool_id];
+                list.retain(|w| !w.is_closed());
+                list.push_back(send);
+            }
+            tokio::select! {
+                handed = handed => if let Ok(conn) = handed {
+                    return Ok(conn);
+                },
+                () = released => {}
+                () = tokio::time::sleep_until(deadline) => return Err(ErrorKind::UpstreamOverloaded),
+            }
+        }
+    }
+}
+
+/// A request waiting for a slot of an upstream, counted while it waits.
+struct Waiting<'a>(&'a UpstreamState);
+
+impl<'a> Waiting<'a> {
+    fn enter(state: &'a UpstreamState) -> Self {
+        state.wait_started();
+        Waiting(state)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.wait_ended();
+    }
 }
 
 /// Read buffer of an upstream connection (a response head must fit in it).
 const UPSTREAM_BUF: usize = 32 * 1024;
 
+/// Takes a slot under `max` open connections, if one is free.
+fn take_slot(state: &UpstreamState, max: u32) -> bool {
+    state
+        .open
+        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |open| {
+            (open < max).then_some(open + 1)
+        })
+        .is_ok()
+}
+
 /// Takes a connection slot of `target` under `pool.maxConnections`, waiting
 /// until `deadline` for one to free; `upstream_overloaded` when none does.
-/// While it waits it asks for an idle connection to be closed: the next
-/// checkin, or the next tick of a worker that holds one, frees its slot.
+/// (An HTTP/2 upstream's connections are shared, never pooled or handed
+/// over: [`Pool::acquire`] is for HTTP/1.1 ones.)
 async fn slot(target: &Target, deadline: tokio::time::Instant) -> Result<(), ErrorKind> {
     let state = &target.state;
     let Some(max) = target.max_connections else {
@@ -150,20 +246,8 @@ async fn slot(target: &Target, deadline: tokio::time::Instant) -> Result<(), Err
     };
     loop {
         let released = state.released.notified();
-        let open = state.open.load(Ordering::Relaxed);
-        if open < max {
-            if state
-                .open
-                .compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(());
-            }
-            continue;
-        }
-        // An HTTP/2 upstream's connections are never idle in a `Pool`.
-        if !target.h2 {
-            state.ask_reclaim(max);
+        if take_slot(state, max) {
+            return Ok(());
         }
         if tokio::time::timeout_at(deadline, released).await.is_err() {
             return Err(ErrorKind::UpstreamOverloaded);
@@ -177,6 +261,12 @@ async fn slot(target: &Target, deadline: tokio::time::Instant) -> Result<(), Err
 pub async fn connect(target: &Target, timeout: Duration) -> Result<UpstreamConn, ErrorKind> {
     let deadline = tokio::time::Instant::now() + timeout;
     slot(target, deadline).await?;
+    open(target, deadline).await
+}
+
+/// Opens a connection to `target` by `deadline` in a slot already taken
+/// (given back if it fails).
+async fn open(target: &Target, deadline: tokio::time::Instant) -> Result<UpstreamConn, ErrorKind> {
     let state = &target.state;
     let endpoints_version = state.endpoints_version.load(Ordering::Relaxed);
     // A refused address hands over to the next one the name resolved to
