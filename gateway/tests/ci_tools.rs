@@ -127,7 +127,7 @@ fn route_tests_pass_fail_and_report() {
     let out = gateway(&["test", "tests/routes.yaml"], &root);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
-        text(&out.stdout).ends_with("11 passed, 0 failed\n"),
+        text(&out.stdout).ends_with("12 passed, 0 failed\n"),
         "{}",
         text(&out.stdout)
     );

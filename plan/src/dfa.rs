@@ -108,17 +108,13 @@ impl Dfa {
         self.feed(&mut walk, bytes) && self.finish(walk).len > 0
     }
 
-    /// Walks a normalized path as matchers see it: each segment's `;params`
-    /// (from its first `;` to the next `/`) set aside (SPEC §4.3).
+    /// Walks a normalized path as matchers see it ([`crate::match_segments`]:
+    /// each segment's `;params` set aside, SPEC §4.3).
     #[inline]
     pub fn walk_path(&self, path: &str) -> Matches<'_> {
         let mut walk = self.start();
-        for (i, segment) in path.as_bytes().split(|&b| b == b'/').enumerate() {
-            let segment = match segment.iter().position(|&b| b == b';') {
-                Some(end) => &segment[..end],
-                None => segment,
-            };
-            if (i > 0 && !self.feed(&mut walk, b"/")) || !self.feed(&mut walk, segment) {
+        for segment in crate::match_segments(path) {
+            if !self.feed(&mut walk, b"/") || !self.feed(&mut walk, segment) {
                 return self.none();
             }
         }

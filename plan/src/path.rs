@@ -26,13 +26,28 @@ pub struct PathWalk {
     pub complete: bool,
 }
 
-/// The segments of a normalized path as matchers see them: `/` is one empty
-/// segment, and each segment's `;params` are set aside (SPEC §4.3).
+/// The segments of a normalized path as matchers see them (SPEC §4.3): each
+/// segment's `;params` are set aside, and a segment they leave empty is
+/// dropped, as a Java upstream merges the `//` it leaves (`/;x/admin` is
+/// `/admin`, the bypass a proxy must not let through). `/` is one empty
+/// segment, and a trailing `/` an empty last one.
 #[inline]
 pub fn match_segments(path: &str) -> impl Iterator<Item = &[u8]> {
     let rest = path.strip_prefix('/').unwrap_or(path).as_bytes();
-    rest.split(|&b| b == b'/')
+    let mut segments = rest
+        .split(|&b| b == b'/')
         .map(|seg| seg.iter().position(|&b| b == b';').map_or(seg, |i| &seg[..i]))
+        .peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let seg = segments.next()?;
+            // Normalization merged runs of `/`: only params leave a segment
+            // empty before the last.
+            if !seg.is_empty() || segments.peek().is_none() {
+                return Some(seg);
+            }
+        }
+    })
 }
 
 impl PrefixTree {

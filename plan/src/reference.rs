@@ -170,12 +170,22 @@ pub fn reference_host_tier(pattern: &str, host: &str) -> Option<(u8, usize)> {
     (host == pattern).then_some((0, 0))
 }
 
-/// SPEC §4.3: the path as matchers see it: each segment's `;params` set aside.
+/// SPEC §4.3: the path as matchers see it, as a Java upstream reads it:
+/// each segment's `;params` set aside, then the runs of `/` that leaves
+/// merged into one.
 pub fn reference_match_path(path: &str) -> String {
-    path.split('/')
+    let aside = path
+        .split('/')
         .map(|seg| seg.split(';').next().unwrap_or(""))
         .collect::<Vec<_>>()
-        .join("/")
+        .join("/");
+    let mut seen = String::with_capacity(aside.len());
+    for c in aside.chars() {
+        if !(c == '/' && seen.ends_with('/')) {
+            seen.push(c);
+        }
+    }
+    seen
 }
 
 /// SPEC §4.4: segment-wise prefix match (on a path whose params are set aside).

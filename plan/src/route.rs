@@ -208,17 +208,23 @@ impl Rewrite {
 
 /// Replaces the route's matched prefix (`prefix`, normalized) of `path` by
 /// `replacement`, joining the rest with exactly one `/` (SPEC §4.4). `path` is
-/// the normalized path as forwarded; its first segments, `;params` set aside,
-/// are the prefix's.
+/// the normalized path as forwarded; its first segments as matchers see them
+/// ([`crate::match_segments`]: `;params` set aside, a segment of params only
+/// not counting) are the prefix's.
 pub fn replace_prefix(path: &str, prefix: &str, replacement: &str, out: &mut String) {
     let segments = prefix[1..].split('/').filter(|s| !s.is_empty()).count();
     let mut rest = path;
-    for _ in 0..segments {
+    let mut skipped = 0;
+    while skipped < segments && !rest.is_empty() {
         let after = &rest[1..];
-        rest = match after.find('/') {
-            Some(i) => &after[i..],
-            None => "",
+        let (segment, next) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
         };
+        if !segment.starts_with(';') {
+            skipped += 1;
+        }
+        rest = next;
     }
     let replacement = replacement.strip_suffix('/').unwrap_or(replacement);
     out.push_str(replacement);
@@ -249,6 +255,8 @@ mod tests {
             ("/", "/", "/base", "/base/"),
             ("/foo", "/foo", "/", "/"),
             ("/admin;j=1/x", "/admin", "/new", "/new/x"),
+            ("/;j=1/admin/x", "/admin", "/new", "/new/x"),
+            ("/a/;j/b/c", "/a/b", "/x", "/x/c"),
         ];
         for (path, prefix, replacement, expected) in cases {
             let mut out = String::new();

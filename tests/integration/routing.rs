@@ -66,6 +66,17 @@ fn routing_matrix() {
         ("api.example.com", "/v1/%2e%2e/static/z", "wild", "/static/z"),
         // Base path prepended.
         ("based.test", "/x/y?z=1", "based", "/base/x/y?z=1"),
+        // `;params` are set aside for matching, as a Java upstream reads
+        // them, and a segment of params only is dropped as it merges the
+        // `//` left: neither reaches around the admin route. Forwarded as is.
+        (
+            "api.example.com",
+            "/v1/admin;jsessionid=1/x",
+            "admin",
+            "/v1/admin;jsessionid=1/x",
+        ),
+        ("api.example.com", "/v1/;x/admin", "admin", "/v1/;x/admin"),
+        ("api.example.com", "/;/v1/;a=b/admin/;", "admin", "/;/v1/;a=b/admin/;"),
     ];
     for (host, target, upstream, seen_uri) in cases {
         let r = c.get(host, target).expect("response");
