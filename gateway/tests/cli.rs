@@ -154,7 +154,7 @@ fn damaged_and_foreign_plans_are_refused() {
     let out = gateway(&["run", "--plan", "damaged.plan.json", "--listen", "127.0.0.1:0"], &dir);
     assert_ne!(out.status.code(), Some(0));
     assert!(
-        text(&out.stderr).contains("plan is damaged: digest mismatch"),
+        text(&out.stderr).contains("error: damaged.plan.json: plan is damaged: digest mismatch"),
         "{}",
         text(&out.stderr)
     );

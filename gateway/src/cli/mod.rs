@@ -220,10 +220,14 @@ impl RunArgs {
 }
 
 fn print_load_error(e: &LoadError) {
-    eprintln!("{e}");
-    if let LoadError::Invalid(diags) = e {
-        let errors = diags.iter().filter(|d| d.severity == compiler::Severity::Error).count();
-        eprintln!("error: {errors} error(s); nothing was loaded");
+    match e {
+        // Each diagnostic is already a located `error:` line.
+        LoadError::Invalid(diags) => {
+            eprintln!("{e}");
+            let errors = diags.iter().filter(|d| d.severity == compiler::Severity::Error).count();
+            eprintln!("error: {errors} error(s); nothing was loaded");
+        }
+        _ => eprintln!("error: {e}"),
     }
 }
 
