@@ -132,7 +132,9 @@ impl Pool {
     /// another: to a request of this worker waiting for one, else closed
     /// when a request of another worker waits for a slot, else pooled.
     pub fn checkin(&self, target: &Target, mut conn: UpstreamConn) {
-        if target.max_requests.is_some_and(|max| conn.requests >= max) {
+        let spent = target.max_requests.is_some_and(|max| conn.requests >= max);
+        let stale = conn.endpoints_version != conn.state.endpoints_version.load(Ordering::Relaxed);
+        if spent || stale {
             return;
         }
         conn.reused = true;
