@@ -165,11 +165,25 @@ pub fn run_file(file: &str, cases: &Cases, loaded: &Loaded) -> Result<Vec<Verdic
     Ok(verdicts)
 }
 
+/// Escapes text for an XML attribute or element. Tab, LF and CR become
+/// character references, so an attribute keeps them; other control
+/// characters, which XML 1.0 does not allow even escaped, are written as
+/// Rust escapes (`\u{1}`), so a case name or message never makes the
+/// report unreadable.
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push_str(&format!("&#{};", u32::from(c))),
+            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// JUnit XML, one test suite per cases file.
@@ -293,4 +307,20 @@ pub fn load_all(
 /// Loads `source` for the test run.
 pub fn load_source(source: &Source) -> Result<Loaded, crate::load::LoadError> {
     load(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml;
+
+    /// A case name with a control character once made the JUnit report
+    /// malformed XML (XML 1.0 allows no such character, escaped or not).
+    #[test]
+    fn xml_text_is_well_formed_whatever_the_case_name_holds() {
+        assert_eq!(
+            xml("a\"&<>'\u{1}\u{1b}]]>\t\n\r"),
+            "a&quot;&amp;&lt;&gt;'\\u{1}\\u{1b}]]&gt;&#9;&#10;&#13;"
+        );
+        assert_eq!(xml("café \u{FFFF}"), "café \\u{ffff}");
+    }
 }
