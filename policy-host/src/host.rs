@@ -276,9 +276,9 @@ fn log(mut c: Caller<'_, HostState>, level: i32, msg: i32, len: i32) -> wasmtime
     let msg = text;
     let policy = &state.def.name;
     match level {
-        0 => tracing::error!(policy = %policy, "{msg}"),
-        1 => tracing::warn!(policy = %policy, "{msg}"),
-        _ => tracing::info!(policy = %policy, "{msg}"),
+        0 => tracing::error!(policy = policy.as_str(), "{msg}"),
+        1 => tracing::warn!(policy = policy.as_str(), "{msg}"),
+        _ => tracing::info!(policy = policy.as_str(), "{msg}"),
     }
     Ok(())
 }

@@ -78,7 +78,12 @@ impl PolicyStats {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         if let Some(suppressed) = self.admit(f, now) {
-            tracing::warn!(policy = %self.name, kind = f.as_str(), suppressed, "policy failed; its onError decides");
+            tracing::warn!(
+                policy = self.name.as_str(),
+                kind = f.as_str(),
+                suppressed,
+                "policy failed; its onError decides"
+            );
         }
     }
 

@@ -271,12 +271,15 @@ fn rotated_log_is_reopened_on(signal: i32) {
 #[test]
 fn metrics_pass_promtool_and_negotiate_openmetrics() {
     let up = Upstream::start("u", Behavior::Echo);
+    // Names may hold what a label value must escape (`"`, `\`, a line feed):
+    // one unescaped once made the whole scrape unparseable.
     let gw = with_admin(&config(
-        "  - { name: r, pathPrefix: /, cluster: c }\n",
-        &[cluster("c", &[(&up, 1)])],
+        "  - { name: r, pathPrefix: /, cluster: c }\n  - { name: \"q\\\"uo\\\\te\\nnl\", pathPrefix: /odd, cluster: 'c\"x' }\n",
+        &[cluster("c", &[(&up, 1)]), cluster("'c\"x'", &[(&up, 1)])],
     ));
     let mut c = Client::connect(gw.addr).expect("connect");
     assert_eq!(c.get("h", "/").expect("response").status, 200);
+    assert_eq!(c.get("h", "/odd").expect("response").status, 200);
     gw.wait_metric(r#"gateway_upstream_duration_seconds_count{cluster="c"}"#, 1.0);
     let scrape = |accept: &str| {
         let mut a = Client::connect(gw.admin.expect("admin")).expect("connect");
@@ -316,6 +319,7 @@ fn metrics_pass_promtool_and_negotiate_openmetrics() {
         "gateway_reload_last_success_timestamp_seconds ",
         "gateway_request_duration_seconds_bucket{le=\"+Inf\",route=\"r\"} 1",
         "gateway_upstream_duration_seconds_count{cluster=\"c\"} 1",
+        r#"gateway_requests_total{route="q\"uo\\te\nnl",cluster="c\"x",status="200"} 1"#,
         "process_cpu_seconds_total ",
         "process_resident_memory_bytes ",
         "process_open_fds ",

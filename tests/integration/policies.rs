@@ -260,7 +260,7 @@ fn policy_failures_show_in_the_access_log_and_the_gateways_own() {
     assert!(said.len() < 20, "{said:#?}");
     assert!(
         said.iter()
-            .all(|l| l.contains("WARN") && l.contains("policy=trap") && l.contains("kind=\"trap\"")),
+            .all(|l| l.contains("WARN") && l.contains("policy=\"trap\"") && l.contains("kind=\"trap\"")),
         "{said:#?}"
     );
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -16,6 +18,27 @@ use prometheus_client::registry::Registry;
 use crate::error::kind::ErrorKind;
 use crate::observe::stats::Histogram;
 use crate::worker::Shared;
+
+/// A label value from the config (a route, cluster or policy name, an
+/// upstream URL), written with the escapes both text formats require (`\\`,
+/// `\"`, a line feed as `\n`): `prometheus-client` writes values as they
+/// are, and one `"` in a name would make the whole scrape unparseable.
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The exposition formats `/metrics` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +120,9 @@ impl Collector for Gateway {
                         status.to_string()
                     };
                     let labels = [
-                        ("route", r.route.as_str()),
-                        ("cluster", r.cluster.as_str()),
-                        ("status", status.as_str()),
+                        ("route", Escaped(&r.route)),
+                        ("cluster", Escaped(&r.cluster)),
+                        ("status", Escaped(&status)),
                     ];
                     ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
                 }
@@ -119,7 +142,7 @@ impl Collector for Gateway {
                     .into_iter()
                     .enumerate()
                 {
-                    let labels = [("cluster", c.name.as_str()), ("kind", kind.as_str())];
+                    let labels = [("cluster", Escaped(&c.name)), ("kind", Escaped(kind.as_str()))];
                     ConstCounter::new(c.upstream_timeouts[i].load(Ordering::Relaxed))
                         .encode(m.encode_family(&labels)?)?;
                 }
@@ -136,7 +159,7 @@ impl Collector for Gateway {
                 for kind in ErrorKind::ALL {
                     let n = c.errors[kind.index()].load(Ordering::Relaxed);
                     if n > 0 || (kind.is_upstream() && !kind.is_timeout()) {
-                        let labels = [("cluster", c.name.as_str()), ("kind", kind.as_str())];
+                        let labels = [("cluster", Escaped(&c.name)), ("kind", Escaped(kind.as_str()))];
                         ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
                     }
                 }
@@ -155,9 +178,9 @@ impl Collector for Gateway {
             for t in targets {
                 for (state, v) in [("active", &t.state.active), ("idle", &t.state.idle)] {
                     let labels = [
-                        ("cluster", t.state.cluster.as_str()),
-                        ("upstream", t.url.as_str()),
-                        ("state", state),
+                        ("cluster", Escaped(&t.state.cluster)),
+                        ("upstream", Escaped(&t.url)),
+                        ("state", Escaped(state)),
                     ];
                     ConstGauge::new(v.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
                 }
@@ -172,7 +195,7 @@ impl Collector for Gateway {
             )?;
             for t in targets {
                 let up = t.state.is_healthy() && !t.state.is_ejected(now);
-                let labels = [("cluster", t.state.cluster.as_str()), ("upstream", t.url.as_str())];
+                let labels = [("cluster", Escaped(&t.state.cluster)), ("upstream", Escaped(&t.url))];
                 ConstGauge::new(i64::from(up)).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -184,7 +207,7 @@ impl Collector for Gateway {
                 MetricType::Counter,
             )?;
             for t in targets {
-                let labels = [("cluster", t.state.cluster.as_str()), ("upstream", t.url.as_str())];
+                let labels = [("cluster", Escaped(&t.state.cluster)), ("upstream", Escaped(&t.url))];
                 ConstCounter::new(t.state.ejections_total.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -199,7 +222,7 @@ impl Collector for Gateway {
             for (route, b) in &budgets {
                 let by_reason = b.by_reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 for (reason, n) in by_reason {
-                    let labels = [("route", route.as_str()), ("reason", reason.as_str())];
+                    let labels = [("route", Escaped(route)), ("reason", Escaped(reason.as_str()))];
                     ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
                 }
             }
@@ -212,7 +235,7 @@ impl Collector for Gateway {
                 MetricType::Counter,
             )?;
             for (route, b) in &budgets {
-                let labels = [("route", route.as_str())];
+                let labels = [("route", Escaped(route))];
                 ConstCounter::new(b.exhausted.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -225,7 +248,7 @@ impl Collector for Gateway {
                 MetricType::Counter,
             )?;
             for p in &policies {
-                let labels = [("policy", p.name.as_str())];
+                let labels = [("policy", Escaped(&p.name))];
                 ConstCounter::new(p.calls.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -238,7 +261,7 @@ impl Collector for Gateway {
             )?;
             for p in &policies {
                 for f in policy_host::Failure::ALL {
-                    let labels = [("policy", p.name.as_str()), ("kind", f.as_str())];
+                    let labels = [("policy", Escaped(&p.name)), ("kind", Escaped(f.as_str()))];
                     ConstCounter::new(p.failures_of(f)).encode(m.encode_family(&labels)?)?;
                 }
             }
@@ -253,7 +276,7 @@ impl Collector for Gateway {
             let mut routes = registry.all_routes();
             routes.push(registry.unrouted.clone());
             for r in routes {
-                let labels = [("route", r.route.as_str())];
+                let labels = [("route", Escaped(&r.route))];
                 HistogramView(&r.duration).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -265,7 +288,7 @@ impl Collector for Gateway {
                 MetricType::Histogram,
             )?;
             for c in &clusters {
-                let labels = [("cluster", c.name.as_str())];
+                let labels = [("cluster", Escaped(&c.name))];
                 HistogramView(&c.upstream_duration).encode(m.encode_family(&labels)?)?;
             }
         }

@@ -132,11 +132,15 @@ async fn check(target: Target, health: Arc<ClusterHealth>, hc: plan::HealthCheck
     let ok = status.is_some_and(|s| (200..400).contains(&s));
     if target.state.check(ok, hc.healthy_threshold, hc.unhealthy_threshold) {
         if target.state.is_healthy() {
-            tracing::info!(cluster = %health.name, upstream = %target.url, "upstream healthy again");
+            tracing::info!(
+                cluster = health.name.as_str(),
+                upstream = target.url.as_str(),
+                "upstream healthy again"
+            );
         } else {
             tracing::warn!(
-                cluster = %health.name,
-                upstream = %target.url,
+                cluster = health.name.as_str(),
+                upstream = target.url.as_str(),
                 status = status.map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
                 "upstream unhealthy"
             );
@@ -181,15 +185,20 @@ async fn refresh_dns(state: Arc<UpstreamState>, host: String, port: u16) {
     match resolved {
         Ok(Ok((_, addrs))) if !addrs.is_empty() => {
             if **state.endpoints.load() != addrs {
-                tracing::info!(cluster = %state.cluster, upstream = %state.url, addresses = ?addrs, "upstream addresses changed");
+                tracing::info!(cluster = state.cluster.as_str(), upstream = state.url.as_str(), addresses = ?addrs, "upstream addresses changed");
                 state.set_endpoints(addrs);
             }
         }
         Ok(Ok((host, _))) => {
-            tracing::warn!(cluster = %state.cluster, upstream = %state.url, host, "host resolved to no address; keeping the last ones")
+            tracing::warn!(
+                cluster = state.cluster.as_str(),
+                upstream = state.url.as_str(),
+                host,
+                "host resolved to no address; keeping the last ones"
+            )
         }
         Ok(Err(e)) => {
-            tracing::warn!(cluster = %state.cluster, upstream = %state.url, error = %e, "re-resolution failed; keeping the last addresses")
+            tracing::warn!(cluster = state.cluster.as_str(), upstream = state.url.as_str(), error = %e, "re-resolution failed; keeping the last addresses")
         }
         Err(_) => {}
     }

@@ -281,7 +281,13 @@ impl ClusterHealth {
             .store(now + o.eject_ms.saturating_mul(factor), Ordering::Relaxed);
         u.consecutive_failures.store(0, Ordering::Relaxed);
         u.ejections_total.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(cluster = %self.name, upstream = %u.url, failures = n, eject_ms = o.eject_ms * factor, "upstream ejected");
+        tracing::warn!(
+            cluster = self.name.as_str(),
+            upstream = u.url.as_str(),
+            failures = n,
+            eject_ms = o.eject_ms * factor,
+            "upstream ejected"
+        );
         self.refresh();
     }
 }
