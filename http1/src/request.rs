@@ -290,7 +290,9 @@ pub fn parse_into(buf: &mut BytesMut, max_bytes: usize, max_headers: usize, fiel
         body,
         host,
         keep_alive,
-        expect_continue,
+        // An HTTP/1.0 client does not know interim responses: it would read
+        // a `100` as the answer (RFC 9110 §10.1.1: "MUST ignore").
+        expect_continue: expect_continue && version == Version::HTTP_11,
         websocket,
     })
 }
@@ -433,6 +435,16 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
             Ok((BodyKind::Length(1), true)),
         );
+        let expects = |raw: &str| match parse(&mut BytesMut::from(raw), 16_384, 100) {
+            Parsed::Complete(head) => head.expect_continue,
+            other => panic!("{raw:?}: {other:?}"),
+        };
+        assert!(expects(
+            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"
+        ));
+        assert!(!expects(
+            "POST / HTTP/1.0\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+        ));
         check(
             "POST / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\n\r\n",
             Err(ExpectationFailed),

@@ -134,6 +134,14 @@ fn request_bodies_pass_with_length_and_chunked() {
     c.send(b"abc").expect("send");
     let r = c.read_response(false).expect("response");
     assert!(r.text().contains("bytes=3"), "{}", r.text());
+    // An HTTP/1.0 client knows no interim response: it would read a `100`
+    // as the answer to its request.
+    let mut c = Client::connect(gw.addr).expect("connect");
+    c.send(b"POST /continue HTTP/1.0\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc")
+        .expect("send");
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("bytes=3"), "{}", r.text());
 }
 
 #[test]
