@@ -193,6 +193,50 @@ fn a_stuck_log_destination_drops_lines_without_slowing_requests() {
     assert_eq!(up.hits(), 10_000);
 }
 
+/// A destination that refuses writes (a full disk: `/dev/full`) loses lines,
+/// never requests, and the operator is told in the gateway's own log, once a
+/// second, with the error and the count.
+#[test]
+fn a_log_destination_that_fails_writes_is_reported_and_counted() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let yaml = "accessLog: { enabled: true, path: /dev/full }\n".to_owned()
+        + &config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&up, 1)])],
+        )
+        .replace("accessLog: { enabled: false }\n", "");
+    let gw = Gateway::start_with(&yaml, &["--log-format", "json", "--admin", "127.0.0.1:0"]);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for i in 0..50 {
+        assert_eq!(c.get("h", &format!("/{i}")).expect("response").status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while gw.metric("gateway_access_log_dropped_total") < 50.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(gw.metric("gateway_access_log_dropped_total"), 50.0);
+    let warnings: Vec<serde_json::Value> = gw
+        .stderr_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "access log: write failed; lines dropped")
+        .collect();
+    assert!(
+        (1..=3).contains(&warnings.len()),
+        "one line a second at most: {warnings:?}"
+    );
+    assert_eq!(warnings[0]["level"], "WARN");
+    assert_eq!(warnings[0]["destination"], "/dev/full");
+    assert!(
+        warnings[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No space left"),
+        "{warnings:?}"
+    );
+    assert!(warnings[0]["dropped"].as_u64().unwrap_or_default() >= 1, "{warnings:?}");
+}
+
 #[test]
 fn a_clean_stop_flushes_every_line() {
     let up = Upstream::start("u", Behavior::Echo);

@@ -67,15 +67,18 @@ impl Output {
         })
     }
 
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    /// Writes whole lines. After a write that failed part-way (a full
+    /// disk, a closed pipe), `torn` is set, and the next write first ends
+    /// the torn line, so one failure never merges into a later, whole line.
+    fn write(&mut self, bytes: &[u8], torn: &mut bool) -> Result<(), (std::io::Error, usize)> {
         match self {
             Output::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(bytes)?;
-                out.flush()
+                write_lines(&mut out, bytes, torn)?;
+                out.flush().map_err(|e| (e, 0))
             }
-            Output::Stderr => std::io::stderr().lock().write_all(bytes),
-            Output::File { file, .. } => file.write_all(bytes),
+            Output::Stderr => write_lines(&mut std::io::stderr().lock(), bytes, torn),
+            Output::File { file, .. } => write_lines(file, bytes, torn),
         }
     }
 
@@ -98,6 +101,56 @@ impl Output {
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "access log: cannot reopen"),
             }
         }
+    }
+}
+
+/// Writes `bytes` (whole lines) to `w`; see [`Output::write`] for `torn`.
+/// A failure carries how many bytes went out before it.
+fn write_lines(w: &mut impl Write, bytes: &[u8], torn: &mut bool) -> Result<(), (std::io::Error, usize)> {
+    if *torn {
+        w.write_all(b"\n").map_err(|e| (e, 0))?;
+        *torn = false;
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+        match w.write(&bytes[written..]) {
+            Ok(0) => return Err((std::io::ErrorKind::WriteZero.into(), written)),
+            Ok(n) => {
+                written += n;
+                *torn = written < bytes.len() && bytes[written - 1] != b'\n';
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, written)),
+        }
+    }
+    Ok(())
+}
+
+fn bytecount(bytes: &[u8], b: u8) -> u64 {
+    bytes.iter().filter(|&&x| x == b).count() as u64
+}
+
+/// Failed writes in the gateway's own log: one `warn` line a second at most,
+/// with the lines dropped since the last one (NGINX's `error_log` says when
+/// `write()` to its access log fails).
+#[derive(Debug, Default)]
+struct WriteFailures {
+    last: Option<Instant>,
+    dropped: u64,
+}
+
+impl WriteFailures {
+    fn failed(&mut self, output: &Output, error: &std::io::Error, lines: u64, now: Instant) {
+        self.dropped += lines;
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last = Some(now);
+        let dropped = std::mem::take(&mut self.dropped);
+        tracing::warn!(destination = %format_args!("{output:?}"), error = %error, dropped, "access log: write failed; lines dropped");
     }
 }
 
@@ -148,7 +201,8 @@ impl Sink {
             let g: &Global = &global.global;
             // The current destination last; the one before stays open for
             // lines formatted before the switch.
-            let mut outputs: Vec<(u64, Output)> = vec![(0, output)];
+            let mut outputs: Vec<(u64, Output, bool)> = vec![(0, output, false)];
+            let mut failures = WriteFailures::default();
             loop {
                 let message = match rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(m) => Some(m),
@@ -156,32 +210,42 @@ impl Sink {
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
                 if flag.swap(false, Ordering::AcqRel) {
-                    for (_, o) in &mut outputs {
+                    for (_, o, _) in &mut outputs {
                         o.reopen();
                     }
                 }
                 match message {
                     None => {}
                     Some(Message::Switch(id, next)) => {
-                        outputs.push((id, next));
+                        outputs.push((id, next, false));
                         if outputs.len() > 2 {
-                            let (_, mut oldest) = outputs.remove(0);
+                            let (_, mut oldest, _) = outputs.remove(0);
                             oldest.flush();
                         }
                     }
                     Some(Message::Lines(mut batch)) => {
-                        let at = outputs.iter().position(|(id, _)| *id == batch.destination);
-                        let output = match at {
-                            Some(i) => &mut outputs[i].1,
+                        let at = outputs.iter().position(|(id, ..)| *id == batch.destination);
+                        let (output, torn) = match at {
+                            Some(i) => {
+                                let (_, o, torn) = &mut outputs[i];
+                                (o, torn)
+                            }
                             None => match outputs.last_mut() {
-                                Some((_, o)) => o,
+                                Some((_, o, torn)) => (o, torn),
                                 None => continue,
                             },
                         };
-                        match output.write(&batch.buf) {
-                            Ok(()) => g.access_log_written.fetch_add(batch.lines, Ordering::Relaxed),
-                            Err(_) => g.access_log_dropped.fetch_add(batch.lines, Ordering::Relaxed),
-                        };
+                        match output.write(&batch.buf, torn) {
+                            Ok(()) => {
+                                g.access_log_written.fetch_add(batch.lines, Ordering::Relaxed);
+                            }
+                            Err((e, written)) => {
+                                let whole = bytecount(&batch.buf[..written], b'\n').min(batch.lines);
+                                g.access_log_written.fetch_add(whole, Ordering::Relaxed);
+                                g.access_log_dropped.fetch_add(batch.lines - whole, Ordering::Relaxed);
+                                failures.failed(output, &e, batch.lines - whole, Instant::now());
+                            }
+                        }
                         left.fetch_sub(batch.lines, Ordering::Relaxed);
                         batch.buf.clear();
                         // Recycle the buffer; if enough are in circulation, let it go.
@@ -518,6 +582,57 @@ mod tests {
         assert_eq!(ts(951_782_400, 7), "\"2000-02-29T00:00:00.007Z\"");
         assert_eq!(ts(1_795_624_800, 123), "\"2026-11-25T16:40:00.123Z\"");
         assert_eq!(ts(4_107_542_399, 999), "\"2100-02-28T23:59:59.999Z\"");
+    }
+
+    /// Takes up to `room` bytes (a few at a time), then fails as a full disk.
+    struct Disk {
+        data: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.room).min(7);
+            if n == 0 {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            self.data.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_that_fails_part_way_never_merges_into_a_later_line() {
+        let mut disk = Disk {
+            data: Vec::new(),
+            room: 20,
+        };
+        let mut torn = false;
+        let lines = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+        let (e, written) = write_lines(&mut disk, lines, &mut torn)
+            .err()
+            .map_or((None, 0), |(e, n)| (Some(e), n));
+        assert_eq!(e.map(|e| e.raw_os_error()), Some(Some(28)));
+        assert_eq!(written, 20);
+        assert_eq!(bytecount(&lines[..written], b'\n'), 2, "two whole lines went out");
+        assert!(torn, "the third line was cut");
+        disk.room = usize::MAX;
+        assert!(write_lines(&mut disk, b"{\"d\":4}\n", &mut torn).is_ok());
+        assert!(!torn);
+        let text = String::from_utf8(disk.data).unwrap_or_default();
+        assert_eq!(text, "{\"a\":1}\n{\"b\":2}\n{\"c\"\n{\"d\":4}\n");
+        // A failure at a line's end leaves nothing torn.
+        let mut disk = Disk {
+            data: Vec::new(),
+            room: 8,
+        };
+        let mut torn = false;
+        assert!(write_lines(&mut disk, lines, &mut torn).is_err());
+        assert!(!torn);
     }
 
     #[test]
