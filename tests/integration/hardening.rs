@@ -445,6 +445,58 @@ fn an_exchange_cut_at_the_drain_deadline_is_answered_and_logged() {
 
 // === Medium: the admin listener ===
 
+/// A service manager's default soft limit (1024 on Debian) would make
+/// `accept` fail long before `limits.maxConnections`: the gateway raises it
+/// to the hard limit, and says so when even that is too low.
+#[test]
+fn a_low_soft_descriptor_limit_is_raised_and_a_low_hard_one_is_reported() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let bin = gateway_tests::gateway_bin();
+    let bin = bin.to_str().expect("utf8");
+    let start = |tag: &str, limits: &str| {
+        let dir = scratch_dir(tag);
+        let yaml = limits.to_owned()
+            + &config(
+                "  - { name: r, pathPrefix: /, cluster: c }\n",
+                &[cluster("c", &[(&up, 1)])],
+            );
+        std::fs::write(dir.join("gateway.yaml"), yaml).expect("write");
+        let args = [
+            "--nofile=256:4096",
+            bin,
+            "run",
+            "--config",
+            "gateway.yaml",
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        Gateway::spawn_program("prlimit", &args, dir).expect("starts under prlimit")
+    };
+    let soft_limit = |gw: &Gateway| -> String {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", gw.child.id())).expect("limits");
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap_or_default()
+            .to_owned();
+        line.split_whitespace().nth(3).unwrap_or_default().to_owned()
+    };
+    let warned = |gw: &Gateway| gw.stderr_text().contains("open-descriptor limit is below");
+
+    // The default maxConnections (10000) needs more than the hard 4096.
+    let gw = start("nofile-low", "");
+    assert_eq!(soft_limit(&gw), "4096");
+    assert!(warned(&gw), "{}", gw.stderr_text());
+    assert!(gw.stderr_text().contains("needed=11024"), "{}", gw.stderr_text());
+    let mut c = Client::connect(gw.addr).expect("connect");
+    assert_eq!(c.get("h", "/").expect("response").status, 200);
+    drop(gw);
+
+    let gw = start("nofile-enough", "limits: { maxConnections: 3000 }\n");
+    assert_eq!(soft_limit(&gw), "4096");
+    assert!(!warned(&gw), "{}", gw.stderr_text());
+}
+
 #[test]
 fn an_admin_flood_never_stops_the_proxy_port() {
     let up = Upstream::start("u", Behavior::Echo);

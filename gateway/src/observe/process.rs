@@ -98,6 +98,42 @@ pub fn encode(encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
     Ok(())
 }
 
+/// The most a soft limit is raised to when the hard limit is "unlimited"
+/// (the kernel's default `fs.nr_open`).
+const DESCRIPTORS_CAP: u64 = 1 << 20;
+
+/// Raises the soft limit on open descriptors to the hard limit, as Go's
+/// runtime does at start: a service manager's default soft limit (1024 on
+/// Debian) is far below what `limits.maxConnections` (default 10000) needs,
+/// and the hard limit is what the operator granted. Returns the soft limit
+/// in force afterwards (`None`: unlimited).
+pub fn raise_descriptor_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let want = limit.maximum.unwrap_or(DESCRIPTORS_CAP);
+    match limit.current {
+        Some(soft) if soft < want => {
+            let raised = Rlimit {
+                current: Some(want),
+                maximum: limit.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => Some(want),
+                Err(_) => Some(soft),
+            }
+        }
+        current => current,
+    }
+}
+
+/// The fewest descriptors a gateway with `max_connections` client
+/// connections needs: one per client connection, and room for upstream
+/// connections, listeners, the log and the runtime (busy upstream
+/// connections can need as many again).
+pub fn descriptors_needed(max_connections: u32) -> u64 {
+    u64::from(max_connections) + 1024
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

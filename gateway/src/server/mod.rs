@@ -155,6 +155,18 @@ pub fn start(options: &RunOptions) -> Result<Running, RunError> {
         tracing::warn!("{w}");
     }
     let plan = loaded.router.plan();
+    let needed = crate::observe::process::descriptors_needed(plan.limits.max_connections);
+    if let Some(limit) = crate::observe::process::raise_descriptor_limit()
+        && limit < needed
+    {
+        tracing::warn!(
+            limit,
+            max_connections = plan.limits.max_connections,
+            needed,
+            "the open-descriptor limit is below what limits.maxConnections may use: \
+             raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower limits.maxConnections"
+        );
+    }
     let listen = match options.listen {
         Some(a) => a,
         None => plan.listen.parse().map_err(|_| RunError::Listen(plan.listen.clone()))?,
