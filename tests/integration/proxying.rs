@@ -310,6 +310,9 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let in_flight = std::thread::spawn(move || Client::connect(addr).and_then(|mut c| c.get("h", "/slow")));
     std::thread::sleep(std::time::Duration::from_millis(200));
     gw.signal(15);
+    // A service manager may repeat SIGTERM: still a drain.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    gw.signal(15);
     let r = in_flight
         .join()
         .expect("client thread")
@@ -322,5 +325,36 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
         "still accepting after shutdown"
+    );
+}
+
+/// Ctrl-C drains like SIGTERM; pressed again, it stops at once (exit 130).
+#[test]
+fn a_second_interrupt_stops_without_waiting_for_the_drain() {
+    let slow = Upstream::start("slow", Behavior::Delay(std::time::Duration::from_secs(20)));
+    let mut gw = Gateway::start(&format!(
+        "drainMs: 30000\n{}",
+        config(
+            "  - { name: r, pathPrefix: /, cluster: c }\n",
+            &[cluster("c", &[(&slow, 1)])]
+        )
+    ));
+    let addr = gw.addr;
+    let _in_flight = std::thread::spawn(move || Client::connect(addr).and_then(|mut c| c.get("h", "/slow")));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    gw.signal(2);
+    assert!(
+        gw.wait_exit(std::time::Duration::from_millis(500)).is_none(),
+        "the first interrupt drains"
+    );
+    gw.signal(2);
+    let status = gw
+        .wait_exit(std::time::Duration::from_secs(3))
+        .expect("the second interrupt stops at once");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        gw.stderr_text().contains("interrupted while draining"),
+        "{}",
+        gw.stderr_text()
     );
 }

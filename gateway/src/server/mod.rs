@@ -323,8 +323,23 @@ pub fn serve(running: Running) -> Result<(), RunError> {
         crate::observe::logging::announce(&format!("TLS listener on {addr}"));
     }
     crate::observe::logging::announce(&format!("listening on {}", running.addr));
-    runtime.block_on(signals(handlers, &running.shared, &running.source, running.fixed));
+    let interrupt = runtime.block_on(signals(handlers, &running.shared, &running.source, running.fixed));
     tracing::info!("shutting down");
+    // While draining, an interrupt (a second Ctrl-C) stops at once, as Caddy's
+    // does: whoever presses it again does not want to wait up to `drainMs`.
+    if let Some(mut interrupt) = interrupt {
+        let shared = running.shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("gateway-interrupt".into())
+            .spawn(move || {
+                runtime.block_on(interrupt.recv());
+                tracing::warn!("interrupted while draining: stopping without finishing the exchanges in flight");
+                // What the writer already holds still gets a moment to be written.
+                let global = &shared.registry.global;
+                shared.log.close(Instant::now() + Duration::from_millis(500), global);
+                std::process::exit(130);
+            });
+    }
     running.stop();
     Ok(())
 }
@@ -350,8 +365,14 @@ impl Signals {
     }
 }
 
-/// Handles signals until SIGTERM or SIGINT.
-async fn signals(handlers: Option<Signals>, shared: &Arc<Shared>, source: &Arc<Source>, fixed: Fixed) {
+/// Handles signals until SIGTERM or SIGINT; returns the SIGINT handler, for
+/// the drain to watch.
+async fn signals(
+    handlers: Option<Signals>,
+    shared: &Arc<Shared>,
+    source: &Arc<Source>,
+    fixed: Fixed,
+) -> Option<tokio::signal::unix::Signal> {
     let Some(Signals {
         mut term,
         mut int,
@@ -360,13 +381,12 @@ async fn signals(handlers: Option<Signals>, shared: &Arc<Shared>, source: &Arc<S
     }) = handlers
     else {
         tracing::error!("cannot install signal handlers; stop the gateway with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
+        return std::future::pending().await;
     };
     loop {
         tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
+            _ = term.recv() => return Some(int),
+            _ = int.recv() => return Some(int),
             _ = hup.recv() => {
                 let (s, src) = (shared.clone(), source.clone());
                 let _ = tokio::task::spawn_blocking(move || reload(&s, &src, &fixed)).await;
