@@ -162,13 +162,24 @@ impl Reader<'_> {
 /// Reads a cases file; `Err` only when it cannot be read. Diagnostics (with
 /// locations) say what is wrong with it.
 pub fn read_cases(path: &Path) -> std::io::Result<Cases> {
-    let text = std::fs::read_to_string(path)?;
+    let mut text = std::fs::read_to_string(path)?;
+    if text.starts_with('\u{feff}') {
+        text.remove(0);
+    }
     let file = path.display().to_string();
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut diags = Diagnostics::new(&file);
+    if let Some(at) = crate::syntax::second_document(&text) {
+        diags.error_help(
+            at,
+            "yaml",
+            "a second YAML document starts here: a cases file is one document",
+            "put its cases in the first document's `cases`, or give it a file of its own",
+        );
+    }
     let mut out = Cases::default();
     match marked_yaml::parse_yaml(0, &text) {
         Ok(root) => {

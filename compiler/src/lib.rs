@@ -101,7 +101,18 @@ pub(crate) fn syntax_error(diags: &mut Diagnostics, text: &str, err: &LoadError)
 /// relative module paths.
 pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
     let source_digest = sha256_hex(text.as_bytes());
+    // A byte-order mark (Windows editors write one) starts the stream; YAML
+    // allows it, and an editor's columns do not count it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut diags = Diagnostics::new(file);
+    if let Some(at) = syntax::second_document(text) {
+        diags.error_help(
+            at,
+            "yaml",
+            "a second YAML document starts here: a config is one document",
+            "merge its keys into the first document, or give it a file of its own",
+        );
+    }
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
@@ -198,12 +209,41 @@ pub fn locate(text: &str, keys: &[&str]) -> Loc {
 
 /// Reads and compiles a config file; `Err` only when it cannot be read.
 pub fn compile_file(path: &Path) -> std::io::Result<Compiled> {
-    let text = std::fs::read_to_string(path)?;
+    let bytes = std::fs::read(path)?;
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    Ok(compile_str(&path.display().to_string(), &text, base_dir))
+    let file = path.display().to_string();
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(compile_str(&file, &text, base_dir)),
+        Err(e) => Ok(not_utf8(&file, e.as_bytes(), e.utf8_error().valid_up_to())),
+    }
+}
+
+/// A config that is not UTF-8 (YAML text is): one error at the first byte
+/// that is not, on the line and column an editor shows.
+fn not_utf8(file: &str, bytes: &[u8], valid_up_to: usize) -> Compiled {
+    // What precedes the bad byte is valid; the rest of its line is shown
+    // with replacement characters.
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let before = std::str::from_utf8(&bytes[..valid_up_to]).unwrap_or_default();
+    let line = before.matches('\n').count() as u32 + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+    let mut diags = Diagnostics::new(file);
+    diags.error_help(
+        Loc { line, col },
+        "config",
+        format!("the config is not UTF-8: byte 0x{:02X} here", bytes[valid_up_to]),
+        "save the file as UTF-8 (YAML is Unicode text)",
+    );
+    Compiled {
+        plan: None,
+        diagnostics: diags.into_sorted(&text),
+        source_digest: sha256_hex(bytes),
+        analysis_time: std::time::Duration::ZERO,
+        text,
+    }
 }
 
 #[cfg(test)]

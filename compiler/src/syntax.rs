@@ -101,6 +101,55 @@ fn plain(message: &str) -> (String, Option<&'static str>) {
 
 /// Reports a syntax error the parser found (`at`, `message`), at the cause
 /// when the text shows one.
+/// Where a second YAML document with content starts (its `---`, or its
+/// first line after a `...`), if one does: the parser reads the first and
+/// would silently leave the rest. An empty document (a trailing `---`) is
+/// no harm. A marker is a line that begins with it (block scalars are
+/// indented, so their lines never do).
+pub fn second_document(text: &str) -> Option<Loc> {
+    let marker = |line: &str, m: &str| {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '#']))
+    };
+    let blank = |s: &str| {
+        let s = s.trim_start();
+        s.is_empty() || s.starts_with('#')
+    };
+    // A document with content came before the current one.
+    let mut seen = false;
+    // The current document has content.
+    let mut content = false;
+    // The current document's `---`.
+    let mut start = None;
+    for (i, line) in text.lines().enumerate() {
+        let at = Loc {
+            line: i as u32 + 1,
+            col: 1,
+        };
+        if marker(line, "---") || marker(line, "...") {
+            seen |= content;
+            content = false;
+            start = line.starts_with('-').then_some(at);
+            // Content may follow `---` on its line: `--- {a: 1}`.
+            if line.starts_with('-') && !blank(&line[3..]) {
+                if seen {
+                    return start;
+                }
+                content = true;
+            }
+            continue;
+        }
+        if blank(line) || (line.starts_with('%') && !content) {
+            continue;
+        }
+        if seen {
+            return Some(start.unwrap_or(at));
+        }
+        content = true;
+    }
+    None
+}
+
 pub fn report(diags: &mut Diagnostics, text: &str, at: Loc, message: &str) {
     if let Some(loc) = tab(text) {
         diags.error_help(
@@ -130,6 +179,20 @@ pub fn report(diags: &mut Diagnostics, text: &str, at: Loc, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_document_with_content_is_found() {
+        let at = |line| Some(Loc { line, col: 1 });
+        assert_eq!(second_document("a: 1\n---\nb: 2\n"), at(2));
+        assert_eq!(second_document("%YAML 1.2\n---\na: 1\n--- {b: 2}\n"), at(4));
+        assert_eq!(second_document("a: 1\n...\n# note\nb: 2\n"), at(4));
+        assert_eq!(second_document("--- # first\na: 1\n---\n# only a comment\n"), None);
+        assert_eq!(second_document("a: 1\n...\n"), None);
+        // Not markers: indented (a block scalar's line), or longer words.
+        assert_eq!(second_document("a: |\n  ---\n  b\nc: 2\n"), None);
+        assert_eq!(second_document("a: 1\n----\n"), None);
+        assert_eq!(second_document("a: 1\n---x: 2\n"), None);
+    }
 
     #[test]
     fn causes_are_found_where_they_are() {

@@ -104,6 +104,44 @@ fn check_exit_codes_and_output() {
     }
 }
 
+/// What editors and tools write around YAML: a byte-order mark is read
+/// past, a second document is refused (the parser would drop it silently),
+/// and bytes that are not UTF-8 are an invalid config at their location.
+#[test]
+fn byte_order_marks_second_documents_and_non_utf8_bytes() {
+    let dir = scratch("encodings");
+    std::fs::write(dir.join("bom.yaml"), format!("\u{feff}{CONFIG}")).expect("write");
+    let out = gateway(&["check", "bom.yaml"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let second = format!("{CONFIG}---\nroutes: []\n");
+    std::fs::write(dir.join("two.yaml"), &second).expect("write");
+    let out = gateway(&["check", "two.yaml", "--format", "short"], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("two.yaml:18:1: error: yaml: a second YAML document starts here"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An empty trailing document, as generators often leave, is no harm.
+    std::fs::write(dir.join("trailing.yaml"), format!("---\n{CONFIG}---\n")).expect("write");
+    assert_eq!(gateway(&["check", "trailing.yaml"], &dir).status.code(), Some(0));
+
+    let mut latin1 = CONFIG
+        .replace("pathPrefix: /static", "pathPrefix: /caf\u{e9}")
+        .into_bytes();
+    let at = latin1.iter().position(|&b| b == 0xc3).expect("the é");
+    latin1.splice(at..at + 2, [0xe9]);
+    std::fs::write(dir.join("latin1.yaml"), latin1).expect("write");
+    let out = gateway(&["check", "latin1.yaml", "--format", "short"], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("latin1.yaml:11:21: error: config: the config is not UTF-8: byte 0xE9 here"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn compile_is_byte_identical_and_relocatable() {
     let a = scratch("compile-a");
