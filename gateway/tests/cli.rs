@@ -180,6 +180,49 @@ fn compile_is_byte_identical_and_relocatable() {
     assert!(!bad.join("gateway.plan.json").exists());
 }
 
+/// A plan is replaced whole (written beside it, then renamed over it): a
+/// gateway that reads it meanwhile gets the old plan or the new one, never
+/// a truncated part, and a failed write leaves the old plan intact.
+#[test]
+fn compile_replaces_a_plan_whole_and_follows_links() {
+    use std::io::Read as _;
+    let dir = scratch("compile-replace");
+    std::fs::write(dir.join("gateway.yaml"), CONFIG).expect("write");
+    assert_eq!(
+        gateway(&["compile", "-o", "live.plan.json"], &dir).status.code(),
+        Some(0)
+    );
+    let old = std::fs::read(dir.join("live.plan.json")).expect("plan");
+    // A reader that opened the old plan keeps reading all of it.
+    let mut reader = std::fs::File::open(dir.join("live.plan.json")).expect("open");
+    std::fs::write(dir.join("gateway.yaml"), CONFIG.replace("/v1", "/v2")).expect("write");
+    let out = gateway(&["compile", "-o", "live.plan.json"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut seen = Vec::new();
+    reader.read_to_end(&mut seen).expect("read");
+    assert!(seen == old, "the open file was rewritten in place");
+    let new = std::fs::read(dir.join("live.plan.json")).expect("plan");
+    assert_ne!(new, old);
+    assert!(text(&new).contains("/v2"));
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    // Through a symbolic link, the file it names is replaced, not the link.
+    std::os::unix::fs::symlink("live.plan.json", dir.join("current.plan.json")).expect("link");
+    std::fs::write(dir.join("gateway.yaml"), CONFIG).expect("write");
+    assert_eq!(
+        gateway(&["compile", "-o", "current.plan.json"], &dir).status.code(),
+        Some(0)
+    );
+    let link = std::fs::symlink_metadata(dir.join("current.plan.json")).expect("link");
+    assert!(link.file_type().is_symlink(), "the link was replaced by a file");
+    assert_eq!(std::fs::read(dir.join("live.plan.json")).expect("plan"), old);
+}
+
 #[test]
 fn damaged_and_foreign_plans_are_refused() {
     let dir = scratch("refuse");
