@@ -121,7 +121,12 @@ pub fn reload(shared: &Shared, source: &Source, fixed: &Fixed) -> Result<String,
         generation.router.digest()
     );
     let new_digest = generation.router.digest().to_owned();
-    shared.current.store(Arc::new(generation));
+    let generation = Arc::new(generation);
+    shared.current.store(generation.clone());
+    let live = generation.targets.all().iter();
+    shared
+        .upstreams
+        .retain(live.map(|t| (t.state.cluster.as_str(), t.url.as_str())));
     if same_destination {
         // A reload reopens the log file it keeps, as NGINX's does: after a
         // rotation moved the file away, `postrotate kill -HUP` (or

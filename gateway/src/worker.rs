@@ -74,6 +74,8 @@ pub struct Worker {
     /// A wall-clock reading and the monotonic instant it was taken at,
     /// renewed every tick: log timestamps derive from it, no clock read each.
     wall: Cell<(std::time::SystemTime, std::time::Instant)>,
+    /// The plan generation its pools were last matched against.
+    pools_generation: Cell<u64>,
 }
 
 /// Idle connections' sockets, in reused slots (no allocation per request).
@@ -104,7 +106,6 @@ impl Worker {
     pub fn new(shared: Arc<Shared>) -> Self {
         Self {
             log: RefCell::new(WorkerLog::new(shared.log.clone())),
-            shared,
             pool: Pool::new(MAX_IDLE_PER_TARGET),
             h2pool: H2Pool::default(),
             warm: RefCell::default(),
@@ -116,7 +117,26 @@ impl Worker {
             drain_events: Notify::new(),
             idle: RefCell::default(),
             wall: Cell::new((std::time::SystemTime::now(), std::time::Instant::now())),
+            pools_generation: Cell::new(shared.current.load().id),
+            shared,
         }
+    }
+
+    /// After a reload (seen at the worker's tick), closes the idle upstream
+    /// connections to upstreams the new plan no longer has.
+    pub fn prune_pools(&self) {
+        let generation = self.shared.current.load();
+        if generation.id == self.pools_generation.get() {
+            return;
+        }
+        self.pools_generation.set(generation.id);
+        let targets = generation.targets.all();
+        let mut live = vec![false; targets.iter().map(|t| t.pool_id + 1).max().unwrap_or(0)];
+        for t in targets {
+            live[t.pool_id] = true;
+        }
+        self.pool.retain_live(&live);
+        self.h2pool.retain_live(&live);
     }
 
     /// Renews the wall-clock reading (the worker's tick).

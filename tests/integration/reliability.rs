@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use gateway_tests::{Behavior, Client, Gateway, Upstream};
 
-use crate::cluster;
+use crate::{cluster, config};
 
 fn one_route(up: &Upstream, extra: &str) -> String {
     format!(
@@ -210,6 +210,43 @@ fn a_sighup_right_after_listening_on_reloads_rather_than_kills() {
         assert!(gw.stderr_text().contains("reloaded"), "{}", gw.stderr_text());
         assert!(gw.wait_exit(Duration::ZERO).is_none(), "the gateway ended on SIGHUP");
     }
+}
+
+/// A reload that removes an upstream lets go of the idle connections to it
+/// at once (the upstream is being retired, often), not after `pool.idleMs`;
+/// the upstreams it keeps keep theirs.
+#[test]
+fn a_reload_closes_idle_connections_to_the_upstreams_it_removes() {
+    let raw = |name: &str, response: &'static str| Upstream::start(name, Behavior::Raw { response, close: false });
+    let a = raw("a", "HTTP/1.1 200 OK\r\nx-upstream: a\r\ncontent-length: 0\r\n\r\n");
+    let b = raw("b", "HTTP/1.1 200 OK\r\nx-upstream: b\r\ncontent-length: 0\r\n\r\n");
+    let kept = raw(
+        "kept",
+        "HTTP/1.1 200 OK\r\nx-upstream: kept\r\ncontent-length: 0\r\n\r\n",
+    );
+    let routes = "  - { name: r, pathPrefix: /, cluster: c }\n  - { name: k, pathPrefix: /kept, cluster: k }\n";
+    let yaml = |up: &Upstream| config(routes, &[cluster("c", &[(up, 1)]), cluster("k", &[(&kept, 1)])]);
+    let gw = Gateway::start_with(&yaml(&a), &["--admin", "127.0.0.1:0"]);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    assert_eq!(c.get("h", "/").expect("r").header("x-upstream"), Some("a"));
+    assert_eq!(c.get("h", "/kept").expect("r").header("x-upstream"), Some("kept"));
+    let opened = |u: &Upstream| u.connections.load(std::sync::atomic::Ordering::SeqCst);
+    let closed = |u: &Upstream| u.closed.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!((opened(&a), closed(&a)), (1, 0), "one pooled connection to a");
+    write_atomically(&gw.dir.join("gateway.yaml"), &yaml(&b));
+    assert_eq!(admin_post(&gw, "/reload").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while closed(&a) < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(closed(&a), 1, "the connection to the removed upstream is still open");
+    assert_eq!(c.get("h", "/").expect("r").header("x-upstream"), Some("b"));
+    assert_eq!(c.get("h", "/kept").expect("r").header("x-upstream"), Some("kept"));
+    assert_eq!(
+        (opened(&kept), closed(&kept)),
+        (1, 0),
+        "the kept upstream's connection is reused"
+    );
 }
 
 #[test]

@@ -36,7 +36,8 @@ pub enum Behavior {
     /// Accept the connection and never read from it (nor answer).
     Stall,
     /// Read each request head (never a body), answer with these exact bytes,
-    /// then close the connection if `close`, else wait for the next head.
+    /// then close the connection if `close`, else wait for the next head;
+    /// count the connection in `closed` when the peer closes it.
     Raw { response: &'static str, close: bool },
     /// Read one request head, record it, never answer; count the connection
     /// in `closed` when the peer closes it.
@@ -72,7 +73,7 @@ pub struct Upstream {
     pub name: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub connections: Arc<AtomicUsize>,
-    /// Connections the peer (the gateway) closed, as `Hold` saw them.
+    /// Connections the peer (the gateway) closed, as `Hold` and `Raw` saw them.
     pub closed: Arc<AtomicUsize>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -125,7 +126,7 @@ impl Upstream {
                                     return;
                                 }
                                 if let Behavior::Raw { response, close } = b {
-                                    raw(stream, response, close).await;
+                                    raw(stream, response, close, &k).await;
                                     return;
                                 }
                                 if let Behavior::IdleClose(idle) = b {
@@ -281,7 +282,7 @@ impl http_body::Body for Chunks {
     }
 }
 
-async fn raw(mut stream: tokio::net::TcpStream, response: &str, close: bool) {
+async fn raw(mut stream: tokio::net::TcpStream, response: &str, close: bool, closed: &AtomicUsize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
     let mut got = Vec::new();
@@ -293,7 +294,10 @@ async fn raw(mut stream: tokio::net::TcpStream, response: &str, close: bool) {
             }
         }
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                closed.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }

@@ -56,6 +56,7 @@ pub fn run_worker(
             loop {
                 tick.tick().await;
                 ticker.pool.tick(Instant::now());
+                ticker.prune_pools();
                 ticker.tick_wall();
                 ticker.flush_log();
                 since_sweep += FLUSH_EVERY;

@@ -168,6 +168,17 @@ impl H2Pool {
         }
     }
 
+    /// Lets go of the connections to upstreams that `live` (by pool id) no
+    /// longer has (a reload removed them): each closes once its last stream
+    /// ends.
+    pub fn retain_live(&self, live: &[bool]) {
+        for (id, slot) in self.entries.borrow_mut().iter_mut().enumerate() {
+            if matches!(slot, Some(Entry::Open(_))) && !live.get(id).copied().unwrap_or(false) {
+                *slot = None;
+            }
+        }
+    }
+
     /// Lets go of connections that carried no new stream for `idleMs` (or
     /// ended): each closes once its last stream ends.
     pub fn close_idle(&self, now: Instant) {

@@ -119,6 +119,18 @@ impl Pool {
         None
     }
 
+    /// Closes the idle connections to upstreams that `live` (by pool id) no
+    /// longer has: after a reload removed them, nothing would take them
+    /// again, and the upstream (being retired, often) should not wait
+    /// `idleMs` for them to go.
+    pub fn retain_live(&self, live: &[bool]) {
+        for (id, list) in self.idle.borrow_mut().iter_mut().enumerate() {
+            if !live.get(id).copied().unwrap_or(false) {
+                list.clear();
+            }
+        }
+    }
+
     /// Closes idle connections whose `idleMs` has passed, so no upstream's own
     /// keep-alive timeout races a request on them.
     pub fn close_idle(&self, now: Instant) {

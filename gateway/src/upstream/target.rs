@@ -121,6 +121,23 @@ impl Upstreams {
         state
     }
 
+    /// Forgets the upstreams and clusters that `live` (the `(cluster, url)`
+    /// pairs of the plan now serving) does not have, so a registry that sees
+    /// upstreams come and go across reloads does not grow. Exchanges of an
+    /// older plan still hold theirs.
+    pub fn retain<'a>(&self, live: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let live: std::collections::HashSet<(&str, &str)> = live.into_iter().collect();
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(cluster, url), _| live.contains(&(cluster.as_str(), url.as_str())));
+        let clusters: std::collections::HashSet<&str> = live.iter().map(|(c, _)| *c).collect();
+        self.clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, _| clusters.contains(name.as_str()));
+    }
+
     /// The picker of `cluster`: the one kept from an earlier plan when its
     /// upstreams, weights and outlier rules are unchanged (the WRR position
     /// carries over), else a new one.
@@ -259,4 +276,22 @@ fn parse_target(
         stats,
         failures: Arc::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_forgets_the_upstreams_a_plan_no_longer_has() {
+        let registry = Upstreams::default();
+        let a = registry.state("c", "http://127.0.0.1:1", "127.0.0.1", 1);
+        let b = registry.state("c", "http://127.0.0.1:2", "127.0.0.1", 2);
+        registry.retain([("c", "http://127.0.0.1:1")]);
+        let kept = registry.state("c", "http://127.0.0.1:1", "127.0.0.1", 1);
+        assert!(Arc::ptr_eq(&a, &kept), "a kept upstream keeps its state");
+        let again = registry.state("c", "http://127.0.0.1:2", "127.0.0.1", 2);
+        assert!(!Arc::ptr_eq(&b, &again), "a removed upstream was forgotten");
+        assert_eq!(registry.states.lock().map(|m| m.len()).unwrap_or(0), 2);
+    }
 }
