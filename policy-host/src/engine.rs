@@ -126,6 +126,7 @@ impl Policies {
                 timeout: Duration::from_millis(p.limits.timeout_ms.max(1)),
                 fuel: p.limits.fuel,
                 on_error: p.on_error,
+                log_limit: crate::stats::LineLimit::default(),
             };
             loaded.push(Loaded {
                 stats: stats(&p.name),

@@ -209,6 +209,9 @@ fn set_header(
     value: i32,
     value_len: i32,
 ) -> wasmtime::Result<i32> {
+    if !c.data_mut().take_edit(name_len, value_len) {
+        return Ok(-1);
+    }
     let Some((n, v)) = header_in(&mut c, (name, name_len), (value, value_len))? else {
         return Ok(-1);
     };
@@ -248,6 +251,9 @@ fn respond_header(
     value: i32,
     value_len: i32,
 ) -> wasmtime::Result<i32> {
+    if !c.data_mut().take_edit(name_len, value_len) {
+        return Ok(-1);
+    }
     let Some(header) = header_in(&mut c, (name, name_len), (value, value_len))? else {
         return Ok(-1);
     };
@@ -263,6 +269,12 @@ fn log(mut c: Caller<'_, HostState>, level: i32, msg: i32, len: i32) -> wasmtime
     let mem = memory(&c)?;
     let (data, state) = mem.data_and_store_mut(&mut c);
     let msg = read_in(data, state, msg, len.min(4096))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let Some(held) = state.def.log_limit.admit(now) else {
+        return Ok(());
+    };
     // Control bytes are escaped: a message (which may carry request data)
     // never starts a line of its own or drives a terminal.
     let mut text = String::with_capacity(msg.len());
@@ -274,11 +286,15 @@ fn log(mut c: Caller<'_, HostState>, level: i32, msg: i32, len: i32) -> wasmtime
         }
     }
     let msg = text;
-    let policy = &state.def.name;
-    match level {
-        0 => tracing::error!(policy = policy.as_str(), "{msg}"),
-        1 => tracing::warn!(policy = policy.as_str(), "{msg}"),
-        _ => tracing::info!(policy = policy.as_str(), "{msg}"),
+    let policy = state.def.name.as_str();
+    // Lines held back by the allowance are counted on the next one let out.
+    match (level, held) {
+        (0, 0) => tracing::error!(policy, "{msg}"),
+        (0, held) => tracing::error!(policy, suppressed = held, "{msg}"),
+        (1, 0) => tracing::warn!(policy, "{msg}"),
+        (1, held) => tracing::warn!(policy, suppressed = held, "{msg}"),
+        (_, 0) => tracing::info!(policy, "{msg}"),
+        (_, held) => tracing::info!(policy, suppressed = held, "{msg}"),
     }
     Ok(())
 }

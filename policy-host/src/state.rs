@@ -59,6 +59,8 @@ pub(crate) struct PolicyDef {
     pub timeout: Duration,
     pub fuel: Option<u64>,
     pub on_error: OnError,
+    /// Its log lines' allowance, shared by its instances on every worker.
+    pub log_limit: crate::stats::LineLimit,
 }
 
 impl PolicyDef {
@@ -75,6 +77,7 @@ impl PolicyDef {
             timeout: Duration::from_millis(1),
             fuel: None,
             on_error: OnError::Deny,
+            log_limit: crate::stats::LineLimit::default(),
         }
     }
 }
@@ -88,7 +91,19 @@ pub(crate) struct HostState {
     pub failure: Option<Failure>,
     /// This thread's CPU time when the current call first saw an epoch tick.
     pub cpu_start: Option<Duration>,
+    /// Headers the current call set or added (`set_header`,
+    /// `respond_header`), and their bytes: bounded by [`MAX_EDITS`] and
+    /// [`MAX_EDIT_BYTES`].
+    pub edits: usize,
+    pub edit_bytes: usize,
 }
+
+/// Headers one call may set on the request and add to a prepared response,
+/// and their name and value bytes in all: a policy that loops over
+/// `set_header` would otherwise copy its memory into the request over and
+/// over, and hand the upstream a head no server takes.
+pub const MAX_EDITS: usize = 128;
+pub const MAX_EDIT_BYTES: usize = 64 * 1024;
 
 impl HostState {
     pub fn new(def: Arc<PolicyDef>) -> Self {
@@ -99,6 +114,20 @@ impl HostState {
             response: None,
             failure: None,
             cpu_start: None,
+            edits: 0,
+            edit_bytes: 0,
         }
+    }
+
+    /// Takes one header edit of `name_len + value_len` bytes from the call's
+    /// allowance; `false` (and nothing taken) past it.
+    pub fn take_edit(&mut self, name_len: i32, value_len: i32) -> bool {
+        let bytes = name_len.max(0) as usize + value_len.max(0) as usize;
+        if self.edits >= MAX_EDITS || self.edit_bytes + bytes > MAX_EDIT_BYTES {
+            return false;
+        }
+        self.edits += 1;
+        self.edit_bytes += bytes;
+        true
     }
 }

@@ -109,9 +109,58 @@ impl PolicyStats {
     }
 }
 
+/// A per-second allowance of log lines, shared by every instance of a
+/// policy: a policy that logs on every request (or in a loop) cannot flood
+/// the gateway's stderr, whose writes a worker waits for.
+#[derive(Debug, Default)]
+pub struct LineLimit {
+    /// The unix second (high 32 bits), the lines let out in it (next 8) and
+    /// the lines held back since the last one let out (low 24).
+    packed: AtomicU64,
+}
+
+impl LineLimit {
+    /// Lines a policy may log per second.
+    pub const PER_SECOND: u64 = 100;
+
+    /// `Some(lines held back since the last one let out)` when a line may go
+    /// out at second `now`; `None` holds this one back.
+    pub fn admit(&self, now: u64) -> Option<u64> {
+        const HELD: u64 = (1 << 24) - 1;
+        let mut admitted = None;
+        let _ = self.packed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+            let (second, lines, held) = (p >> 32, (p >> 24) & 0xff, p & HELD);
+            let now = now & 0xffff_ffff;
+            if second != now {
+                admitted = Some(held);
+                Some(now << 32 | 1 << 24)
+            } else if lines < Self::PER_SECOND {
+                admitted = Some(held);
+                Some(now << 32 | (lines + 1) << 24)
+            } else {
+                admitted = None;
+                Some(now << 32 | lines << 24 | (held + 1).min(HELD))
+            }
+        });
+        admitted
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hundred_lines_a_second_and_the_count_of_the_rest() {
+        let limit = LineLimit::default();
+        for _ in 0..LineLimit::PER_SECOND {
+            assert_eq!(limit.admit(7), Some(0));
+        }
+        assert_eq!(limit.admit(7), None);
+        assert_eq!(limit.admit(7), None);
+        assert_eq!(limit.admit(8), Some(2), "the next second's first line says 2 were held");
+        assert_eq!(limit.admit(8), Some(0));
+    }
 
     #[test]
     fn one_line_per_kind_and_second_counting_the_rest() {

@@ -142,6 +142,8 @@ impl WarmSet {
             state.response = None;
             state.failure = None;
             state.cpu_start = None;
+            state.edits = 0;
+            state.edit_bytes = 0;
         }
         let outcome = warm.on_request.call(&mut *store, ());
         let state = store.data_mut();
