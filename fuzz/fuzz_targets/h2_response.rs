@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         keep_alive: true,
         filter: http1::Filter::none(),
         websocket: false,
+        date: b"",
     };
     let mut out = BytesMut::new();
     let parsed = match parse_response(&head, &answering, &mut out) {

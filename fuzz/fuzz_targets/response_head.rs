@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         filter: &filter,
         // Some inputs answer a WebSocket upgrade (a 101 is then accepted).
         websocket: mode & 16 != 0,
+        date: b"",
     };
     let mut out = BytesMut::new();
     let head = match parse_response(input, &answering, &mut out) {

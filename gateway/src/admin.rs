@@ -378,6 +378,8 @@ async fn respond(stream: &Stream, out: &mut BytesMut, r: Reply, head_only: bool,
     out.put_slice(r.status.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(r.status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\ndate: ");
+    out.put_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
     out.put_slice(b"\r\ncontent-type: ");
     out.put_slice(r.content_type.as_bytes());
     out.put_slice(b"\r\ncontent-length: ");

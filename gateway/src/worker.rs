@@ -76,6 +76,24 @@ pub struct Worker {
     wall: Cell<(std::time::SystemTime, std::time::Instant)>,
     /// The plan generation its pools were last matched against.
     pools_generation: Cell<u64>,
+    /// The `Date` of responses (IMF-fixdate), rewritten when the second
+    /// changes (at a tick): no clock read or formatting per response.
+    date: Cell<([u8; DATE_LEN], u64)>,
+}
+
+/// An IMF-fixdate's length: `Sun, 06 Nov 1994 08:49:37 GMT`.
+const DATE_LEN: usize = 29;
+
+/// `now` as an IMF-fixdate, formatted without allocating.
+fn imf_fixdate(now: std::time::SystemTime) -> [u8; DATE_LEN] {
+    use std::io::Write as _;
+    let mut out = [b' '; DATE_LEN];
+    let _ = write!(&mut out[..], "{}", httpdate::HttpDate::from(now));
+    out
+}
+
+fn unix_second(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Idle connections' sockets, in reused slots (no allocation per request).
@@ -118,6 +136,10 @@ impl Worker {
             idle: RefCell::default(),
             wall: Cell::new((std::time::SystemTime::now(), std::time::Instant::now())),
             pools_generation: Cell::new(shared.current.load().id),
+            date: {
+                let now = std::time::SystemTime::now();
+                Cell::new((imf_fixdate(now), unix_second(now)))
+            },
             shared,
         }
     }
@@ -141,7 +163,17 @@ impl Worker {
 
     /// Renews the wall-clock reading (the worker's tick).
     pub fn tick_wall(&self) {
-        self.wall.set((std::time::SystemTime::now(), std::time::Instant::now()));
+        let now = std::time::SystemTime::now();
+        self.wall.set((now, std::time::Instant::now()));
+        let second = unix_second(now);
+        if second != self.date.get().1 {
+            self.date.set((imf_fixdate(now), second));
+        }
+    }
+
+    /// The current second as an IMF-fixdate, for responses' `Date`.
+    pub fn date(&self) -> [u8; DATE_LEN] {
+        self.date.get().0
     }
 
     /// The wall-clock time of a monotonic `instant` (within a tick of now).

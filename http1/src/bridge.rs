@@ -286,6 +286,7 @@ mod tests {
             keep_alive: true,
             filter: Filter::none(),
             websocket: false,
+            date: b"",
         };
         let mut fields = HeaderMap::new();
         fields.append("content-type", HeaderValue::from_static("application/grpc"));

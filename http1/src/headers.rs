@@ -8,6 +8,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Known {
     Host,
+    Date,
     ContentLength,
     TransferEncoding,
     Connection,
@@ -32,6 +33,7 @@ impl Known {
         match name.len() {
             2 if is(b"te") => Known::Te,
             4 if is(b"host") => Known::Host,
+            4 if is(b"date") => Known::Date,
             6 if is(b"expect") => Known::Expect,
             7 if is(b"trailer") => Known::Trailer,
             7 if is(b"upgrade") => Known::Upgrade,

@@ -53,6 +53,10 @@ pub struct Answering<'a> {
     /// The request asked to switch to WebSocket: a `101` that agrees is the
     /// answer (any other `101` is a bad response).
     pub websocket: bool,
+    /// The current time as an IMF-fixdate, for a response that carries no
+    /// `Date` (RFC 9110 §6.6.1: a proxy with a clock adds one); empty for
+    /// none.
+    pub date: &'a [u8],
 }
 
 const MAX_RESPONSE_HEADERS: usize = 128;
@@ -149,9 +153,11 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
                 name,
             )
     };
+    let mut dated = false;
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
         let kind = Known::of(name);
+        dated |= kind == Known::Date;
         if kind.is_hop_by_hop() || kind == Known::ContentLength || listed(name) || answering.filter.drops(name) {
             continue;
         }
@@ -165,6 +171,9 @@ pub fn parse_response(buf: &[u8], answering: &Answering<'_>, out: &mut BytesMut)
             }
             _ => header_line(out, name, h.value),
         }
+    }
+    if !dated && !answering.date.is_empty() && !answering.filter.drops(b"date") {
+        header_line(out, b"date", answering.date);
     }
     for (name, value) in answering.filter.added() {
         header_line(out, name, value);
@@ -207,6 +216,7 @@ mod tests {
             keep_alive: true,
             filter: Filter::none(),
             websocket: false,
+            date: b"",
         };
         let parsed = parse_response(raw.as_bytes(), &answering, &mut out);
         (parsed, String::from_utf8_lossy(&out).into_owned())
@@ -316,6 +326,7 @@ mod tests {
             keep_alive: true,
             filter: &filter,
             websocket: false,
+            date: b"",
         };
         let raw = "HTTP/1.1 200 OK\r\nX-SET: theirs\r\nX-Add: a\r\nx-remove: 1\r\nContent-Length: 0\r\n\r\n";
         assert!(matches!(
@@ -325,6 +336,45 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&out),
             "HTTP/1.1 200 OK\r\nX-Add: a\r\nX-Set: mine\r\nX-Add: b\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    /// RFC 9110 §6.6.1: a response without `Date` gets the gateway's; an
+    /// upstream's own is kept; a route that removes `date` has none.
+    #[test]
+    fn a_response_without_date_gets_one() {
+        let now = b"Sat, 28 Nov 2026 17:00:00 GMT";
+        let mut out = BytesMut::new();
+        let mut answering = Answering {
+            method: &Method::GET,
+            client_version: Version::HTTP_11,
+            keep_alive: true,
+            filter: Filter::none(),
+            websocket: false,
+            date: now,
+        };
+        let mut head = |raw: &str, answering: &Answering<'_>| {
+            out.clear();
+            assert!(matches!(
+                parse_response(raw.as_bytes(), answering, &mut out),
+                ParsedResponse::Complete(_)
+            ));
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &answering),
+            "HTTP/1.1 200 OK\r\ndate: Sat, 28 Nov 2026 17:00:00 GMT\r\ncontent-length: 0\r\n\r\n"
+        );
+        let dated = "HTTP/1.1 200 OK\r\nDATE: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            head(dated, &answering),
+            "HTTP/1.1 200 OK\r\nDATE: Mon, 01 Jan 2024 00:00:00 GMT\r\ncontent-length: 0\r\n\r\n"
+        );
+        let no_date = Filter::new(["date"], []);
+        answering.filter = &no_date;
+        assert_eq!(
+            head("HTTP/1.1 204 No Content\r\n\r\n", &answering),
+            "HTTP/1.1 204 No Content\r\n\r\n"
         );
     }
 

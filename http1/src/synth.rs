@@ -26,6 +26,8 @@ pub struct Synthesized<'a> {
     pub close: bool,
     /// The route's response-header filter (a route's own responses get it too).
     pub filter: &'a Filter,
+    /// The current time as an IMF-fixdate (RFC 9110 §6.6.1); empty for none.
+    pub date: &'a [u8],
 }
 
 /// Encodes a complete gateway-generated response into `out`.
@@ -36,6 +38,9 @@ pub fn encode_synthesized(out: &mut BytesMut, r: &Synthesized<'_>) {
             header_line(out, name, value);
         }
     };
+    if !r.date.is_empty() {
+        line(b"date", r.date);
+    }
     line(b"content-type", b"text/plain; charset=utf-8");
     if let Some(kind) = r.kind {
         line(b"x-gateway-error", kind.as_bytes());
@@ -68,14 +73,20 @@ pub fn encode_prepared_head(
     body_len: usize,
     close: bool,
     filter: &Filter,
+    date: &[u8],
 ) {
     status_line(out, status);
+    let mut dated = false;
     for (name, value) in headers {
         let name = name.as_str().as_bytes();
+        dated |= name == b"date";
         if is_hop_by_hop(name) || name == b"content-length" || filter.drops(name) {
             continue;
         }
         header_line(out, name, value.as_bytes());
+    }
+    if !dated && !date.is_empty() && !filter.drops(b"date") {
+        header_line(out, b"date", date);
     }
     for (name, value) in filter.added() {
         header_line(out, name, value);
@@ -106,6 +117,7 @@ mod tests {
                 head_only: false,
                 close: true,
                 filter: Filter::none(),
+                date: b"",
             },
         );
         assert_eq!(

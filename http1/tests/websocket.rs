@@ -76,6 +76,7 @@ fn answer(raw: &str, websocket: bool) -> (ParsedResponse, String) {
         keep_alive: true,
         filter: Filter::none(),
         websocket,
+        date: b"",
     };
     let parsed = parse_response(raw.as_bytes(), &answering, &mut out);
     (parsed, String::from_utf8(out.to_vec()).unwrap())

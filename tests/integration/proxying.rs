@@ -223,8 +223,19 @@ fn interim_responses_are_skipped_and_the_final_one_forwarded() {
     for _ in 0..3 {
         let r = c.get("h", "/").expect("response");
         assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+        // The upstream sent no `Date`: a proxy with a clock adds one
+        // (RFC 9110 §6.6.1), an IMF-fixdate.
+        let date = r.header("date").unwrap_or_default();
+        assert!(date.len() == 29 && date.ends_with(" GMT"), "date {date:?}");
     }
     assert_eq!(opened(&up), 1, "the upstream connection was not reused");
+    c.send(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n").expect("send");
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.header("date").is_some_and(|d| d.len() == 29),
+        "the gateway's own answers are dated"
+    );
 }
 
 #[test]

@@ -290,6 +290,7 @@ impl Reply<'_> {
 pub async fn write_error<C: Client>(conn: &mut Conn<C>, ex: &mut Exchange, failure: Failure, reply: &Reply<'_>) {
     let kind = failure.kind;
     let body = failure.body();
+    let date = conn.worker.date();
     conn.wbuf.clear();
     http1::encode_synthesized(
         &mut conn.wbuf,
@@ -301,6 +302,7 @@ pub async fn write_error<C: Client>(conn: &mut Conn<C>, ex: &mut Exchange, failu
             head_only: reply.head_only,
             close: reply.close,
             filter: reply.filter,
+            date: &date,
         },
     );
     ex.status = kind.status().as_u16();

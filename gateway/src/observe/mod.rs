@@ -4,6 +4,7 @@
 pub mod accesslog;
 pub mod exchange;
 pub mod json;
+pub mod log_output;
 pub mod logging;
 pub mod metrics;
 pub mod per_worker;

@@ -168,12 +168,14 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
         }
         let sent_at = Instant::now();
         let retry_unanswered = may_retry && !head.body.has_body() && head.method.is_idempotent();
+        let date = s.conn.worker.date();
         let answering = Answering {
             method: &head.method,
             client_version: s.conn.client.response_version(head.version),
             keep_alive: request_complete && s.may_keep_alive(),
             filter: s.response_filter,
             websocket: head.websocket,
+            date: &date,
         };
         // upstreamMs counts from the moment the whole request left.
         match wait_head(s.conn, &mut up, &answering, sent_at + upstream_ms, retry_unanswered).await {

@@ -173,6 +173,7 @@ pub async fn redirect<C: Client>(
     if close {
         s.ka.disable();
     }
+    let date = s.conn.worker.date();
     s.conn.wbuf.clear();
     http1::encode_synthesized(
         &mut s.conn.wbuf,
@@ -184,6 +185,7 @@ pub async fn redirect<C: Client>(
             head_only: s.head_only,
             close,
             filter: s.response_filter,
+            date: &date,
         },
     );
     ex.status = status.as_u16();
@@ -197,6 +199,7 @@ pub async fn prepared<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, prep
     if close {
         s.ka.disable();
     }
+    let date = s.conn.worker.date();
     s.conn.wbuf.clear();
     http1::encode_prepared_head(
         &mut s.conn.wbuf,
@@ -205,6 +208,7 @@ pub async fn prepared<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, prep
         prepared.body.len(),
         close,
         s.response_filter,
+        &date,
     );
     ex.status = status.as_u16();
     let body: &[u8] = if s.head_only { &[] } else { &prepared.body };

@@ -156,6 +156,7 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
         };
         let request_complete = s.conn.client.body_done();
         let (parts, body) = response.into_parts();
+        let date = s.conn.worker.date();
         let answering = Answering {
             method: &head.method,
             client_version: s.conn.client.response_version(head.version),
@@ -163,6 +164,7 @@ pub async fn send<C: Client>(s: &mut Session<'_, C>, target: &Target, head: &Req
             filter: s.response_filter,
             // Never over HTTP/2 (RFC 9113 §8.6): any 101 is a bad response.
             websocket: false,
+            date: &date,
         };
         if !http1::render_response(&mut s.conn.reqbuf, parts.status, &parts.headers) {
             return Err(ErrorKind::BadResponse.into());
