@@ -241,6 +241,38 @@ fn a_policy_that_floods_headers_is_bounded() {
     assert!(bytes <= 65 * 1024, "{bytes} bytes of headers forwarded");
 }
 
+/// The gateway's own log is written from a thread of its own: a stderr
+/// whose reader stopped (here, once a policy logs 4 KB a request) drops
+/// lines, and never stops a worker in the middle of a request.
+#[test]
+fn a_stderr_nobody_reads_never_stops_the_gateway() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let loud = r#"(module
+  (import "hook" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "hook_abi_v1"))
+  (func (export "on_request") (result i32)
+    (memory.fill (i32.const 0) (i32.const 120) (i32.const 4000))
+    (call $log (i32.const 2) (i32.const 0) (i32.const 4000))
+    (i32.const 0)))"#;
+    let yaml = format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: l, pathPrefix: /, cluster: u, policies: [loud] }}\nclusters:\n{}policies:\n  - {{ name: loud, module: loud.wasm, onError: deny }}\n",
+        cluster("u", &[(&up, 1)])
+    );
+    let gw = start(&yaml, &[("loud", loud)]);
+    gw.pause_stderr();
+    let started = Instant::now();
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for i in 0..300 {
+        let r = c.get("h", &format!("/{i}")).expect("answered with stderr stuck");
+        assert_eq!(r.status, 200);
+    }
+    // 100 lines a second of 4 KB: far more than a pipe holds.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let text = gw.admin_get("/metrics").1;
+    assert!(text.contains("gateway_log_dropped_total "), "{text}");
+}
+
 #[test]
 fn every_failure_mode_follows_on_error_and_the_gateway_keeps_serving() {
     let up = Upstream::start("u", Behavior::Echo);

@@ -48,6 +48,9 @@ pub struct Gateway {
     pub dir: PathBuf,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
+    /// While set, stderr is not read (after the line being read): the pipe
+    /// fills, as one whose reader stopped.
+    stderr_paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Gateway {
@@ -77,6 +80,12 @@ impl Gateway {
         }
         args.extend_from_slice(extra);
         Self::spawn(&args, dir).unwrap_or_else(|e| panic!("gateway did not start: {e}"))
+    }
+
+    /// Stops reading the gateway's stderr: once the pipe's buffer is full,
+    /// its writes would block (a log reader that stopped).
+    pub fn pause_stderr(&self) {
+        self.stderr_paused.store(true, Ordering::SeqCst);
     }
 
     /// `GET path` on the admin listener: `(status, body)`.
@@ -177,10 +186,15 @@ impl Gateway {
                 }
             });
         }
+        let stderr_paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(err) = child.stderr.take() {
             let sink = stderr.clone();
+            let paused = stderr_paused.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    while paused.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                     // Kept before it is announced: once `start` returns, the
                     // ready line is in `stderr_text`.
                     if let Ok(mut s) = sink.lock() {
@@ -211,6 +225,7 @@ impl Gateway {
                             dir,
                             stdout,
                             stderr,
+                            stderr_paused,
                         });
                     }
                 }
@@ -273,6 +288,7 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        self.stderr_paused.store(false, Ordering::SeqCst);
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

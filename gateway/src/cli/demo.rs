@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use plan::Plan;
 
 use crate::load::Source;
+use crate::observe::logging::announce;
 
 /// `source` with a TLS listener on `listen` that serves a certificate
 /// generated now (into a directory of the system's temporary one), for when
@@ -109,29 +110,31 @@ pub fn start(addrs: &[SocketAddr], plan: &Plan, gateway: SocketAddr, tls: Option
     } else {
         list.join(", ")
     };
-    eprintln!("demo: echo upstreams on {list}");
+    announce(&format!("demo: echo upstreams on {list}"));
     let samples = samples(plan);
-    eprintln!("demo: try these (each answer names the upstream that served it):");
+    announce("demo: try these (each answer names the upstream that served it):");
     for (host, path, route) in &samples {
-        eprintln!("  curl -s -H 'Host: {host}' http://{gateway}{path}    # route {route}");
+        announce(&format!(
+            "  curl -s -H 'Host: {host}' http://{gateway}{path}    # route {route}"
+        ));
     }
     if let (Some(tls), Some((host, path, route))) = (tls, samples.first()) {
         // The name goes in the SNI too, so the connection serves that host
         // (a self-signed certificate for localhost: -k).
         let port = tls.port();
-        eprintln!(
+        announce(&format!(
             "  curl -sk --http2 --resolve {host}:{port}:{} https://{host}:{port}{path}    # route {route}, HTTP/2 over TLS",
             tls.ip()
-        );
+        ));
     }
     // Send them once, so the first screen already shows proxied answers.
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(200));
         for (host, path, route) in samples {
-            eprintln!(
+            announce(&format!(
                 "demo: GET {host}{path} -> {}   # route {route}",
                 fetch(gateway, &host, &path)
-            );
+            ));
         }
     });
     Ok(())

@@ -517,7 +517,8 @@ fn diff(old: &std::path::Path, new: &std::path::Path, format: Option<&str>, deny
 /// Parses the command line and runs the command; the binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::observe::logging::init(&cli.log_level, cli.log_format);
+    let serving = matches!(cli.command, Command::Run(_) | Command::Demo(_));
+    crate::observe::logging::init(&cli.log_level, cli.log_format, serving);
     match cli.command {
         Command::Check { config, diag } => check(config.path(), &diag),
         Command::Compile { config, output, diag } => compile(config.path(), output, &diag),
@@ -562,6 +563,8 @@ pub fn main() -> ExitCode {
 /// upstream addresses.
 fn serve(options: RunOptions, demo: bool) -> ExitCode {
     let started = if demo { run_demo(&options) } else { run(options) };
+    // What the log queue holds goes out before anything printed below.
+    crate::observe::logging::flush();
     match started {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Load(e)) => {

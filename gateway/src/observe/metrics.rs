@@ -387,6 +387,12 @@ impl Collector for Gateway {
         )?;
         counter(
             &mut encoder,
+            "gateway_log_dropped",
+            "Lines of the gateway's own log dropped because stderr did not take them",
+            crate::observe::logging::dropped_lines(),
+        )?;
+        counter(
+            &mut encoder,
             "gateway_access_log_written",
             "Access-log lines written",
             global.access_log_written.load(Ordering::Relaxed),

@@ -337,6 +337,7 @@ pub fn serve(running: Running) -> Result<(), RunError> {
                 // What the writer already holds still gets a moment to be written.
                 let global = &shared.registry.global;
                 shared.log.close(Instant::now() + Duration::from_millis(500), global);
+                crate::observe::logging::flush();
                 std::process::exit(130);
             });
     }
