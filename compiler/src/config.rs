@@ -266,8 +266,25 @@ impl Reader<'_> {
                     if seq.is_empty() {
                         self.diags.error(loc(v), &p, "must list at least one upstream");
                     }
+                    let mut first_at: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
                     for (i, item) in seq.iter().enumerate() {
                         if let Some(u) = self.upstream(item, &format!("{p}[{i}]")) {
+                            let at = loc(item);
+                            match first_at.get(&u.url) {
+                                // One upstream under two entries: one health,
+                                // one pool, its picks the two weights added.
+                                Some(line) => self.diags.warning(
+                                    at,
+                                    format!("{p}[{i}]"),
+                                    format!(
+                                        "{:?} is listed twice in this cluster (first at line {line}); it is one upstream, picked by the two weights added",
+                                        u.url
+                                    ),
+                                ),
+                                None => {
+                                    first_at.insert(u.url.clone(), at.line);
+                                }
+                            }
                             cluster.upstreams.push(u);
                         }
                     }
@@ -490,6 +507,13 @@ impl Reader<'_> {
 }
 
 /// Checks `http://host[:port][/base]` and returns it without a trailing `/`.
+/// Two listen addresses one process cannot bind both of: the same port
+/// (not 0, which the system chooses) on the same address, or on any address
+/// when either is the unspecified one (`0.0.0.0`, `::`).
+pub fn addresses_collide(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 pub fn check_upstream_url(raw: &str) -> Result<String, String> {
     let uri: http::Uri = raw.parse().map_err(|e| format!("invalid upstream URL {raw:?}: {e}"))?;
     match uri.scheme_str() {
@@ -512,6 +536,9 @@ pub fn check_upstream_url(raw: &str) -> Result<String, String> {
     }
     if authority.as_str().ends_with(':') {
         return Err(format!("invalid upstream URL {raw:?}: empty port"));
+    }
+    if authority.port_u16() == Some(0) {
+        return Err(format!("invalid upstream URL {raw:?}: port 0 cannot be connected to"));
     }
     if uri.query().is_some() || raw.contains('#') {
         return Err(format!(

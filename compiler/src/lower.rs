@@ -16,6 +16,10 @@ use crate::config::{Config, TimeoutsCfg};
 use crate::diag::{Diagnostics, Loc, suggestion};
 use crate::route::{ActionCfg, ConditionCfg, FilterCfg, PathCfg, RouteCfg, ValueCfg};
 
+/// Where the gateway serves when `listen` is not given.
+const DEFAULT_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
+
 fn merge(base: Timeouts, over: &TimeoutsCfg) -> Timeouts {
     Timeouts {
         read_ms: over.read_ms.unwrap_or(base.read_ms),
@@ -306,6 +310,15 @@ pub fn lower(
             );
         }
     }
+    if let Some(admin) = &cfg.admin_listen {
+        let (listen, said) = match &cfg.listen {
+            Some(l) => (l.value, format!("listen {} (line {})", l.value, l.loc.line)),
+            None => (DEFAULT_LISTEN, format!("the default listen {DEFAULT_LISTEN}")),
+        };
+        if crate::config::addresses_collide(admin.value, listen) {
+            diags.error(admin.loc, &admin.path, format!("{} collides with {said}", admin.value));
+        }
+    }
     let tls = cfg
         .tls
         .as_ref()
@@ -363,7 +376,7 @@ pub fn lower(
         listen: cfg
             .listen
             .as_ref()
-            .map_or_else(|| "0.0.0.0:8080".to_owned(), |l| l.value.to_string()),
+            .map_or_else(|| DEFAULT_LISTEN.to_string(), |l| l.value.to_string()),
         admin: cfg.admin_listen.as_ref().map(|a| a.value.to_string()),
         limits: Limits {
             max_header_bytes: cfg

@@ -143,8 +143,7 @@ pub fn lower(t: &TlsCfg, cfg: &Config, diags: &mut Diagnostics, base_dir: &Path)
     let listen = t.listen.as_ref()?;
     for (other, name) in [(&cfg.listen, "listen"), (&cfg.admin_listen, "admin.listen")] {
         if let Some(o) = other
-            && o.value == listen.value
-            && listen.value.port() != 0
+            && crate::config::addresses_collide(o.value, listen.value)
         {
             diags.error(
                 listen.loc,
