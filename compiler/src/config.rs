@@ -506,14 +506,22 @@ impl Reader<'_> {
     }
 }
 
-/// Checks `http://host[:port][/base]` and returns it without a trailing `/`.
 /// Two listen addresses one process cannot bind both of: the same port
 /// (not 0, which the system chooses) on the same address, or on any address
-/// when either is the unspecified one (`0.0.0.0`, `::`).
+/// of the family when either is its unspecified one (`0.0.0.0`, `::`); `::`
+/// takes IPv4 addresses too (Linux binds it dual-stack).
 pub fn addresses_collide(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    if a.is_ipv4() == b.is_ipv4() {
+        a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified()
+    } else {
+        [a, b].iter().any(|s| s.is_ipv6() && s.ip().is_unspecified())
+    }
 }
 
+/// Checks `http://host[:port][/base]` and returns it without a trailing `/`.
 pub fn check_upstream_url(raw: &str) -> Result<String, String> {
     let uri: http::Uri = raw.parse().map_err(|e| format!("invalid upstream URL {raw:?}: {e}"))?;
     match uri.scheme_str() {
@@ -549,4 +557,25 @@ pub fn check_upstream_url(raw: &str) -> Result<String, String> {
         return Err(format!("invalid upstream URL {raw:?}: base path: {e}"));
     }
     Ok(raw.strip_suffix('/').unwrap_or(raw).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::addresses_collide;
+
+    #[test]
+    fn listen_addresses_collide_on_a_port_and_overlapping_addresses() {
+        let c = |a: &str, b: &str| match (a.parse(), b.parse()) {
+            (Ok(a), Ok(b)) => addresses_collide(a, b),
+            _ => panic!("{a} {b}"),
+        };
+        assert!(c("127.0.0.1:80", "127.0.0.1:80"));
+        assert!(c("0.0.0.0:80", "127.0.0.1:80"));
+        assert!(c("[::]:80", "127.0.0.1:80"), "dual-stack");
+        assert!(c("[::1]:80", "[::]:80"));
+        assert!(!c("127.0.0.1:80", "127.0.0.2:80"));
+        assert!(!c("0.0.0.0:80", "[::1]:80"));
+        assert!(!c("127.0.0.1:80", "127.0.0.1:81"));
+        assert!(!c("127.0.0.1:0", "127.0.0.1:0"), "the system chooses both");
+    }
 }
