@@ -15,8 +15,10 @@ use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuild
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-/// Lines the queue holds before new ones are dropped (about 1 MiB).
-const QUEUED_LINES: usize = 8192;
+/// Lines the queue holds before new ones are dropped: bursts of the
+/// rate-limited warnings fit; each slot is allocated up front (a queue of
+/// 8,192 cost 2 MB of RSS at rest).
+const QUEUED_LINES: usize = 1024;
 
 /// The serving log's writer: the queue's end, its writer thread's guard
 /// (dropped by [`flush`]), and the count of lines dropped.
