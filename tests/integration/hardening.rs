@@ -445,14 +445,30 @@ fn an_exchange_cut_at_the_drain_deadline_is_answered_and_logged() {
 
 // === Medium: the admin listener ===
 
+/// Runs `dir/gateway.yaml` on `127.0.0.1:0` with `extra` flags, under
+/// `prlimit --nofile=SOFT:HARD`.
+fn under_prlimit(nofile: &str, dir: std::path::PathBuf, extra: &[&str]) -> Gateway {
+    let bin = gateway_tests::gateway_bin();
+    let limit = format!("--nofile={nofile}");
+    let mut args = vec![
+        limit.as_str(),
+        bin.to_str().expect("utf8"),
+        "run",
+        "--config",
+        "gateway.yaml",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Gateway::spawn_program("prlimit", &args, dir).expect("starts under prlimit")
+}
+
 /// A service manager's default soft limit (1024 on Debian) would make
 /// `accept` fail long before `limits.maxConnections`: the gateway raises it
 /// to the hard limit, and says so when even that is too low.
 #[test]
 fn a_low_soft_descriptor_limit_is_raised_and_a_low_hard_one_is_reported() {
     let up = Upstream::start("u", Behavior::Echo);
-    let bin = gateway_tests::gateway_bin();
-    let bin = bin.to_str().expect("utf8");
     let start = |tag: &str, limits: &str| {
         let dir = scratch_dir(tag);
         let yaml = limits.to_owned()
@@ -461,16 +477,7 @@ fn a_low_soft_descriptor_limit_is_raised_and_a_low_hard_one_is_reported() {
                 &[cluster("c", &[(&up, 1)])],
             );
         std::fs::write(dir.join("gateway.yaml"), yaml).expect("write");
-        let args = [
-            "--nofile=256:4096",
-            bin,
-            "run",
-            "--config",
-            "gateway.yaml",
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        Gateway::spawn_program("prlimit", &args, dir).expect("starts under prlimit")
+        under_prlimit("256:4096", dir, &[])
     };
     let soft_limit = |gw: &Gateway| -> String {
         let limits = std::fs::read_to_string(format!("/proc/{}/limits", gw.child.id())).expect("limits");
@@ -511,22 +518,7 @@ fn an_admin_flood_never_stops_the_proxy_port() {
     );
     std::fs::write(dir.join("gateway.yaml"), yaml).expect("write");
     // 200 descriptors in all: without a cap, the flood alone would use them up.
-    let bin = gateway_tests::gateway_bin();
-    let bin = bin.to_str().expect("utf8");
-    let args = [
-        "--nofile=200:200",
-        bin,
-        "run",
-        "--config",
-        "gateway.yaml",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--threads",
-        "1",
-    ];
-    let gw = Gateway::spawn_program("prlimit", &args, dir).expect("starts under prlimit");
+    let gw = under_prlimit("200:200", dir, &["--admin", "127.0.0.1:0", "--threads", "1"]);
     let admin = gw.admin.expect("admin");
     let flood: Vec<_> = (0..250)
         .filter_map(|_| {

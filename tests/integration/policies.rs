@@ -43,6 +43,15 @@ fn start(yaml: &str, fixtures: &[(&str, &str)]) -> Gateway {
     Gateway::spawn(&args, dir).unwrap_or_else(|e| panic!("gateway did not start: {e}"))
 }
 
+/// A config whose one route (any host, `/`) runs policy `name` (its module
+/// `name.wasm`, with `settings` such as `onError: deny`) before cluster `u`.
+fn one_policy(up: &Upstream, name: &str, settings: &str) -> String {
+    format!(
+        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: u, policies: [{name}] }}\nclusters:\n{}policies:\n  - {{ name: {name}, module: {name}.wasm{settings} }}\n",
+        cluster("u", &[(up, 1)])
+    )
+}
+
 fn upstream_of(r: &gateway_tests::Response) -> &str {
     r.header("x-upstream").unwrap_or("")
 }
@@ -190,9 +199,10 @@ fn a_policy_that_floods_headers_is_bounded() {
         (br $next)))
     (i32.const 0)))
 "#;
-    let yaml = format!(
-        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: f, pathPrefix: /, cluster: u, policies: [flood] }}\nclusters:\n{}policies:\n  - {{ name: flood, module: flood.wasm, onError: deny, limits: {{ timeoutMs: 2000, memoryPages: 2 }} }}\n",
-        cluster("u", &[(&up, 1)])
+    let yaml = one_policy(
+        &up,
+        "flood",
+        ", onError: deny, limits: { timeoutMs: 2000, memoryPages: 2 }",
     );
     let chatty = r#"(module
   (import "hook" "log" (func $log (param i32 i32 i32)))
@@ -255,10 +265,7 @@ fn a_stderr_nobody_reads_never_stops_the_gateway() {
     (memory.fill (i32.const 0) (i32.const 120) (i32.const 4000))
     (call $log (i32.const 2) (i32.const 0) (i32.const 4000))
     (i32.const 0)))"#;
-    let yaml = format!(
-        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: l, pathPrefix: /, cluster: u, policies: [loud] }}\nclusters:\n{}policies:\n  - {{ name: loud, module: loud.wasm, onError: deny }}\n",
-        cluster("u", &[(&up, 1)])
-    );
+    let yaml = one_policy(&up, "loud", ", onError: deny");
     let gw = start(&yaml, &[("loud", loud)]);
     gw.pause_stderr();
     let started = Instant::now();
@@ -505,10 +512,7 @@ fn a_policy_log_message_cannot_start_a_line_of_its_own() {
       (func (export "on_request") (result i32)
         (call $log (i32.const 2) (i32.const 0) (i32.const 48))
         (i32.const 0)))"#;
-    let yaml = format!(
-        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: u, policies: [say] }}\nclusters:\n{}policies:\n  - {{ name: say, module: say.wasm }}\n",
-        cluster("u", &[(&up, 1)])
-    );
+    let yaml = one_policy(&up, "say", "");
     let gw = start(&yaml, &[("say", wat)]);
     let mut c = Client::connect(gw.addr).expect("connect");
     assert_eq!(c.get("h", "/").expect("response").status, 200);
@@ -558,10 +562,7 @@ fn a_prepared_response_is_framed_by_the_gateway_not_the_policy() {
         (drop (call $rh (i32.const 144) (i32.const 5) (i32.const 160) (i32.const 3)))
         (drop (call $rh (i32.const 176) (i32.const 6) (i32.const 160) (i32.const 3)))
         (i32.const 1)))"#;
-    let yaml = format!(
-        "accessLog: {{ enabled: false }}\nroutes:\n  - {{ name: r, pathPrefix: /, cluster: u, policies: [answer] }}\nclusters:\n{}policies:\n  - {{ name: answer, module: answer.wasm }}\n",
-        cluster("u", &[(&up, 1)])
-    );
+    let yaml = one_policy(&up, "answer", "");
     let gw = start(&yaml, &[("answer", wat)]);
     let mut c = Client::connect(gw.addr).expect("connect");
     for _ in 0..2 {
