@@ -40,5 +40,5 @@ pub use filter::Filter;
 pub use headers::{Known, is_field_value, is_hop_by_hop, is_token};
 pub use request::{BodyKind, HeadError, Parsed, Partial, RequestHead, parse, parse_into};
 pub use response::{Answering, MAX_RESPONSE_HEAD, ParsedResponse, ResponseHead, parse_response};
-pub use synth::{Synthesized, encode_prepared_head, encode_synthesized};
+pub use synth::{Synthesized, encode_prepared_head, encode_synthesized, has_body};
 pub use target::{Form, RequestTarget, TargetError};

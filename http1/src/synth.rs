@@ -64,6 +64,13 @@ pub fn encode_synthesized(out: &mut BytesMut, r: &Synthesized<'_>) {
     }
 }
 
+/// Whether a response with `status` carries a body at all: a `204` or
+/// `304` never does (RFC 9110 §15.3.5, §15.4.5), whatever was prepared for
+/// it; bytes sent after its head would be read as the next response.
+pub fn has_body(status: StatusCode) -> bool {
+    status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED && !status.is_informational()
+}
+
 /// Encodes the head of a response a policy prepared (its body follows as
 /// is): its headers minus hop-by-hop ones and any length, then ours.
 pub fn encode_prepared_head(
@@ -91,7 +98,7 @@ pub fn encode_prepared_head(
     for (name, value) in filter.added() {
         header_line(out, name, value);
     }
-    if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+    if has_body(status) {
         header_line(out, b"content-length", itoa::Buffer::new().format(body_len).as_bytes());
     }
     if close {

@@ -575,3 +575,31 @@ fn a_prepared_response_is_framed_by_the_gateway_not_the_policy() {
     }
     assert_eq!(up.hits(), 0);
 }
+
+/// A `204` (or `304`) a policy prepared with a body is sent without it: the
+/// body would otherwise be read as the answer to the client's next request
+/// on the connection (here, a forged `200`).
+#[test]
+fn a_prepared_204_never_sends_its_body() {
+    let up = Upstream::start("u", Behavior::Echo);
+    let wat = r#"(module
+      (import "hook" "respond" (func $respond (param i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "HTTP/1.1 200 OK\0d\0acontent-length: 6\0d\0a\0d\0aforged")
+      (func (export "hook_abi_v1"))
+      (func (export "on_request") (result i32)
+        (drop (call $respond (i32.const 204) (i32.const 0) (i32.const 44)))
+        (i32.const 1)))"#;
+    let yaml = one_policy(&up, "nothing", "");
+    let gw = start(&yaml, &[("nothing", wat)]);
+    let mut c = Client::connect(gw.addr).expect("connect");
+    for _ in 0..3 {
+        let r = c.get("h", "/").expect("response");
+        assert_eq!((r.status, r.text().as_str()), (204, ""));
+        assert_eq!(r.header("content-length"), None);
+    }
+    assert!(
+        !c.is_closed(Duration::from_millis(50)),
+        "the connection carries on after 204s"
+    );
+}

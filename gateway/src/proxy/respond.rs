@@ -211,7 +211,13 @@ pub async fn prepared<C: Client>(s: &mut Session<'_, C>, ex: &mut Exchange, prep
         &date,
     );
     ex.status = status.as_u16();
-    let body: &[u8] = if s.head_only { &[] } else { &prepared.body };
+    // A 204 or 304 has no body: one a policy gave it would be read as the
+    // next response on the connection.
+    let body: &[u8] = if s.head_only || !http1::has_body(status) {
+        &[]
+    } else {
+        &prepared.body
+    };
     send_head(s, ex, body).await
 }
 
