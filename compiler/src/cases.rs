@@ -162,30 +162,25 @@ impl Reader<'_> {
 /// Reads a cases file; `Err` only when it cannot be read. Diagnostics (with
 /// locations) say what is wrong with it.
 pub fn read_cases(path: &Path) -> std::io::Result<Cases> {
-    let mut text = std::fs::read_to_string(path)?;
-    if text.starts_with('\u{feff}') {
-        text.remove(0);
-    }
+    let raw = std::fs::read_to_string(path)?;
     let file = path.display().to_string();
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut diags = Diagnostics::new(&file);
-    if let Some(at) = crate::syntax::second_document(&text) {
-        diags.error_help(
-            at,
-            "yaml",
-            "a second YAML document starts here: a cases file is one document",
-            "put its cases in the first document's `cases`, or give it a file of its own",
-        );
-    }
+    let text = crate::syntax::one_document(
+        &raw,
+        &mut diags,
+        "a cases file",
+        "put its cases in the first document's `cases`, or give it a file of its own",
+    );
     let mut out = Cases::default();
-    match marked_yaml::parse_yaml(0, &text) {
+    match marked_yaml::parse_yaml(0, text) {
         Ok(root) => {
             let mut r = Reader {
                 diags: &mut diags,
-                text: &text,
+                text,
             };
             if let Some(map) = r.mapping(&root, "", TOP) {
                 for key in ["config", "plan"] {
@@ -211,9 +206,9 @@ pub fn read_cases(path: &Path) -> std::io::Result<Cases> {
                 }
             }
         }
-        Err(e) => crate::syntax_error(&mut diags, &text, &e),
+        Err(e) => crate::syntax_error(&mut diags, text, &e),
     }
-    out.diagnostics = diags.into_sorted(&text);
-    out.text = text;
+    out.diagnostics = diags.into_sorted(text);
+    out.text = text.to_owned();
     Ok(out)
 }

@@ -101,18 +101,13 @@ pub(crate) fn syntax_error(diags: &mut Diagnostics, text: &str, err: &LoadError)
 /// relative module paths.
 pub fn compile_str(file: &str, text: &str, base_dir: &Path) -> Compiled {
     let source_digest = sha256_hex(text.as_bytes());
-    // A byte-order mark (Windows editors write one) starts the stream; YAML
-    // allows it, and an editor's columns do not count it.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut diags = Diagnostics::new(file);
-    if let Some(at) = syntax::second_document(text) {
-        diags.error_help(
-            at,
-            "yaml",
-            "a second YAML document starts here: a config is one document",
-            "merge its keys into the first document, or give it a file of its own",
-        );
-    }
+    let text = syntax::one_document(
+        text,
+        &mut diags,
+        "a config",
+        "merge its keys into the first document, or give it a file of its own",
+    );
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);

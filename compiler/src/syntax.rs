@@ -101,6 +101,23 @@ fn plain(message: &str) -> (String, Option<&'static str>) {
 
 /// Reports a syntax error the parser found (`at`, `message`), at the cause
 /// when the text shows one.
+/// What every YAML file the compiler reads goes through first: a leading
+/// byte-order mark (Windows editors write one; YAML allows it, and an
+/// editor's columns do not count it) is read past, and a second document is
+/// an error at its start (`what`: "a config", "a cases file").
+pub fn one_document<'t>(text: &'t str, diags: &mut Diagnostics, what: &str, help: &str) -> &'t str {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = second_document(text) {
+        diags.error_help(
+            at,
+            "yaml",
+            format!("a second YAML document starts here: {what} is one document"),
+            help,
+        );
+    }
+    text
+}
+
 /// Where a second YAML document with content starts (its `---`, or its
 /// first line after a `...`), if one does: the parser reads the first and
 /// would silently leave the rest. An empty document (a trailing `---`) is

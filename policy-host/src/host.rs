@@ -269,10 +269,7 @@ fn log(mut c: Caller<'_, HostState>, level: i32, msg: i32, len: i32) -> wasmtime
     let mem = memory(&c)?;
     let (data, state) = mem.data_and_store_mut(&mut c);
     let msg = read_in(data, state, msg, len.min(4096))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let Some(held) = state.def.log_limit.admit(now) else {
+    let Some(held) = state.def.log_limit.admit(crate::stats::unix_second()) else {
         return Ok(());
     };
     // Control bytes are escaped: a message (which may carry request data)

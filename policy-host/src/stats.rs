@@ -74,10 +74,7 @@ impl PolicyStats {
     /// went out this second (the next line says how many were not logged).
     pub fn failed(&self, f: Failure) {
         self.failures[f.index()].fetch_add(1, Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if let Some(suppressed) = self.admit(f, now) {
+        if let Some(suppressed) = self.admit(f, unix_second()) {
             tracing::warn!(
                 policy = self.name.as_str(),
                 kind = f.as_str(),
@@ -107,6 +104,13 @@ impl PolicyStats {
     pub fn failures_of(&self, f: Failure) -> u64 {
         self.failures[f.index()].load(Ordering::Relaxed)
     }
+}
+
+/// The current unix second: the clock of the rate limits below.
+pub(crate) fn unix_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A per-second allowance of log lines, shared by every instance of a

@@ -71,9 +71,10 @@ pub fn init(level: &str, format: LogFormat, serving: bool) {
     };
 }
 
-/// Writes what the queue holds (waiting about a second at most: a stderr
-/// that takes nothing never keeps the process alive). Lines logged after it
-/// are written directly.
+/// Writes what the queue holds and stops its thread (waiting about a second
+/// at most: a stderr that takes nothing never keeps the process alive).
+/// Called just before the process exits: events logged after it are lost;
+/// [`announce`] lines and `eprintln!` still go out, directly.
 pub fn flush() {
     if let Some(q) = QUEUED.get() {
         let guard = q.guard.lock().map(|mut g| g.take()).unwrap_or(None);
