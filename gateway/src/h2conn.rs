@@ -280,6 +280,8 @@ async fn exchange(shared: Rc<Shared>, request: Request<RecvStream>, respond: Sen
     }
     in_flight.add(-1);
     finish(&conn, &generation, &mut ex, std::time::Instant::now());
+    drop(generation);
+    until_cut(&worker, std::pin::pin!(conn.client.discard_rest())).await;
     shared.open.set(shared.open.get().saturating_sub(1));
     shared.last_end.set(Instant::now());
     if shared.open.get() == 0 {

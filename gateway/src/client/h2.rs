@@ -16,7 +16,7 @@ use http1::{BodyKind, Framing, RequestHead};
 use crate::body::BodyError;
 use crate::client::side::Client;
 use crate::error::kind::{ErrorKind, Failure};
-use crate::stream::Stream;
+use crate::stream::{LINGER, Stream};
 use crate::timer::Deadline;
 
 /// One HTTP/2 stream, as the client side of an exchange.
@@ -38,7 +38,12 @@ pub struct H2Stream {
     timer: Deadline,
     respond: SendResponse<Bytes>,
     send: Option<SendStream<Bytes>>,
+    /// The response was sent whole (its last frame said END_STREAM).
+    answered: bool,
 }
+
+/// What [`H2Stream::discard_rest`] reads at most of a body nobody needs.
+const DISCARD_BYTES: usize = 1 << 20;
 
 impl H2Stream {
     pub fn new(connection: Rc<Stream>, body: RecvStream, respond: SendResponse<Bytes>) -> Self {
@@ -54,7 +59,35 @@ impl H2Stream {
             timer: Deadline::new(),
             respond,
             send: None,
+            answered: false,
         }
+    }
+
+    /// After a complete response, reads and drops what is left of a request
+    /// body the client is still sending (a `413`, a redirect, an upstream
+    /// that answered early), for at most [`LINGER`] and [`DISCARD_BYTES`],
+    /// so that the client finishes its request rather than finding the
+    /// stream reset in the middle of its upload. The reset that follows
+    /// otherwise, `RST_STREAM(NO_ERROR)`, is what RFC 9113 §8.1 allows; but
+    /// curl (7.88, Debian 12's) fails the transfer with "Stream error in the
+    /// HTTP/2 framing layer" when it arrives while it still has body to send,
+    /// and throws away the answer it read (NGINX's 413 meets the same fate).
+    pub async fn discard_rest(&mut self) {
+        if !self.answered || self.ended || self.body.is_end_stream() {
+            return;
+        }
+        let body = &mut self.body;
+        let discarded = async {
+            let mut left = DISCARD_BYTES;
+            while let Some(Ok(data)) = std::future::poll_fn(|cx| body.poll_data(cx)).await {
+                let _ = body.flow_control().release_capacity(data.len());
+                left = left.saturating_sub(data.len());
+                if left == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, discarded).await;
     }
 
     /// Sends `data` within the capacity the client grants, each wait for
@@ -67,6 +100,7 @@ impl H2Stream {
             if end {
                 send.send_data(Bytes::new(), true)
                     .map_err(|_| Failure::from(ErrorKind::ClientClosed))?;
+                self.answered = true;
             }
             return Ok(());
         }
@@ -92,6 +126,7 @@ impl H2Stream {
                 .map_err(|_| Failure::from(ErrorKind::ClientClosed))?;
             data = &data[n..];
         }
+        self.answered = end;
         Ok(())
     }
 }
@@ -227,6 +262,7 @@ impl Client for H2Stream {
                 .map_err(|_| Failure::from(ErrorKind::ClientClosed))?;
             sent += len as u64;
             if end_now {
+                self.answered = true;
                 return Ok(sent);
             }
             self.send = Some(stream);
@@ -263,6 +299,7 @@ impl Client for H2Stream {
         };
         send.send_trailers(trailers)
             .map_err(|_| Failure::from(ErrorKind::ClientClosed))?;
+        self.answered = true;
         Ok(sent)
     }
 
