@@ -37,7 +37,9 @@ pub struct Expect {
     pub status: Option<u16>,
     pub location: Option<String>,
     pub upstream_path: Option<String>,
-    pub request_headers: Vec<(String, String)>,
+    /// Each header as forwarded: its value (several joined with `, `), or
+    /// `None`: the header must be absent (`name: null`).
+    pub request_headers: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +63,54 @@ pub struct Cases {
     pub text: String,
 }
 
-fn scalar_string(node: &Node) -> Option<String> {
-    node.as_scalar().map(|s| s.as_str().to_owned())
+/// A header map of a case: names to scalar values. In `expect`, a plain
+/// `null` (or `~`) value says the header must be absent (`None`); in a
+/// request it is an error, as is any value that is not a scalar.
+fn header_map(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+    absent_allowed: bool,
+) -> Option<Vec<(String, Option<String>)>> {
+    let Some(map) = node.as_mapping() else {
+        reader
+            .diags
+            .error(loc(node), path, "must be a mapping of header names to values");
+        return None;
+    };
+    let mut headers = Vec::with_capacity(map.len());
+    let mut ok = true;
+    for (name, value) in map.iter() {
+        let p = join(path, name.as_str());
+        match value.as_scalar() {
+            Some(v) if v.may_coerce() && matches!(v.as_str(), "" | "~" | "null" | "Null" | "NULL") => {
+                if absent_allowed {
+                    headers.push((name.as_str().to_owned(), None));
+                } else {
+                    reader.diags.error_help(
+                        loc(value),
+                        &p,
+                        "must be a header value",
+                        "quote an empty value (\"\"), or leave the header out",
+                    );
+                    ok = false;
+                }
+            }
+            Some(v) => headers.push((name.as_str().to_owned(), Some(v.as_str().to_owned()))),
+            None => {
+                let help = if absent_allowed {
+                    "one value as a string (several values: one string, separated by commas); null: the header must be absent"
+                } else {
+                    "one value as a string (several values: one string, separated by commas)"
+                };
+                reader
+                    .diags
+                    .error_help(loc(value), &p, "must be a header value (a string)", help);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(headers)
 }
 
 impl Reader<'_> {
@@ -95,10 +143,10 @@ impl Reader<'_> {
             }
         };
         // Header names are not fields of ours: any mapping is allowed here.
-        let headers = match req.get_node("headers").and_then(Node::as_mapping) {
-            Some(h) => h
-                .iter()
-                .filter_map(|(k, v)| scalar_string(v).map(|v| (k.as_str().to_owned(), v)))
+        let headers = match req.get_node("headers") {
+            Some(h) => header_map(self, h, &join(&rp, "headers"), false)?
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?)))
                 .collect(),
             None => Vec::new(),
         };
@@ -132,19 +180,7 @@ impl Reader<'_> {
                 "status" => expect.status = Some(self.integer(v, &p, 100, 599, "")?.value as u16),
                 "location" => expect.location = Some(self.string(v, &p)?.value),
                 "upstreamPath" => expect.upstream_path = Some(self.string(v, &p)?.value),
-                "requestHeaders" => {
-                    expect.request_headers = match v.as_mapping() {
-                        Some(h) => h
-                            .iter()
-                            .filter_map(|(k, v)| scalar_string(v).map(|v| (k.as_str().to_owned(), v)))
-                            .collect(),
-                        None => {
-                            self.diags
-                                .error(loc(v), &p, "must be a mapping of header names to values");
-                            return None;
-                        }
-                    };
-                }
+                "requestHeaders" => expect.request_headers = header_map(self, v, &p, true)?,
                 _ => {}
             }
         }

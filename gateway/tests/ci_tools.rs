@@ -198,6 +198,64 @@ fn route_tests_pass_fail_and_report() {
     assert_eq!(gateway(&["test", "missing.yaml"], &dir).status.code(), Some(2));
 }
 
+/// `requestHeaders: { name: null }` asserts that a header is not forwarded
+/// (a `remove` filter, say); a value that is not a string is an error, not
+/// an expectation quietly dropped (a case that could never fail).
+#[test]
+fn route_tests_assert_absent_headers_and_refuse_values_that_are_not_strings() {
+    let dir = scratch("test-headers");
+    std::fs::copy(repo().join("gateway.yaml"), dir.join("gateway.yaml")).expect("copy");
+    std::fs::write(
+        dir.join("cases.yaml"),
+        "cases:
+  - name: the cookie is removed
+    request: { url: \"http://api.example.com/v1/users/42\", headers: { X-Version: \"2\", Cookie: a=b } }
+    expect: { route: user-v2, requestHeaders: { cookie: null, x-route: user-v2 } }
+  - name: the version is not removed
+    request: { url: \"http://api.example.com/v1/users/42\", headers: { X-Version: \"2\" } }
+    expect: { requestHeaders: { X-Version: ~ } }
+",
+    )
+    .expect("write");
+    let out = gateway(&["test", "cases.yaml"], &dir);
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}{}", text(&out.stderr));
+    assert!(report.contains("ok      the cookie is removed\n"), "{report}");
+    assert!(
+        report.contains("requestHeaders.X-Version: expected absent, got \"2\""),
+        "{report}"
+    );
+    assert!(report.ends_with("1 passed, 1 failed\n"), "{report}");
+
+    for (case, error) in [
+        (
+            "request: { url: \"http://h/\" }, expect: { requestHeaders: { x-a: [a, b] } }",
+            "cases[0].expect.requestHeaders.x-a: must be a header value (a string)",
+        ),
+        (
+            "request: { url: \"http://h/\" }, expect: { requestHeaders: [x-a] }",
+            "cases[0].expect.requestHeaders: must be a mapping of header names to values",
+        ),
+        (
+            "request: { url: \"http://h/\", headers: { x-a: { b: c } } }, expect: { status: 404 }",
+            "cases[0].request.headers.x-a: must be a header value (a string)",
+        ),
+        (
+            "request: { url: \"http://h/\", headers: { x-a: null } }, expect: { status: 404 }",
+            "cases[0].request.headers.x-a: must be a header value",
+        ),
+        (
+            "request: { url: \"http://h/\", headers: [x-a] }, expect: { status: 404 }",
+            "cases[0].request.headers: must be a mapping of header names to values",
+        ),
+    ] {
+        std::fs::write(dir.join("bad.yaml"), format!("cases:\n  - {{ name: x, {case} }}\n")).expect("write");
+        let out = gateway(&["test", "bad.yaml", "--format", "short"], &dir);
+        assert_eq!(out.status.code(), Some(2), "{case}");
+        assert!(text(&out.stderr).contains(error), "{case}: {}", text(&out.stderr));
+    }
+}
+
 #[test]
 fn diff_says_what_changes_and_nothing_when_nothing_does() {
     let root = repo();
