@@ -69,6 +69,7 @@ pub fn parse_bridged(
         line(buf, b"host", authority);
     }
     let mut cookies = 0;
+    let mut hosts = 0;
     for (name, value) in request.fields {
         let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
         if breaks_line(value) {
@@ -76,6 +77,10 @@ pub fn parse_bridged(
         }
         match Known::of(name) {
             Known::Host if request.authority.is_some() => {
+                hosts += 1;
+                if hosts > 1 {
+                    return refuse(HeadError::BadHost("more than one Host header"));
+                }
                 if Some(value) != request.authority {
                     return refuse(HeadError::BadHost("Host differs from :authority"));
                 }
@@ -231,6 +236,14 @@ mod tests {
         assert!(matches!(
             bridged(&HeaderMap::new(), Some(b"example.com "), false),
             Parsed::Refused(HeadError::BadHost(_), _)
+        ));
+        // Two Host fields, even equal to the authority: as on HTTP/1.1.
+        let mut fields = HeaderMap::new();
+        fields.append("host", HeaderValue::from_static("example.com"));
+        fields.append("host", HeaderValue::from_static("example.com"));
+        assert!(matches!(
+            bridged(&fields, Some(b"example.com"), false),
+            Parsed::Refused(HeadError::BadHost("more than one Host header"), _)
         ));
         // No authority and no Host: as an HTTP/1.1 head without Host.
         assert!(matches!(
