@@ -50,7 +50,14 @@ pub fn parse_bridged(
             },
         )
     };
-    let breaks_line = |v: &[u8]| v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
+    // A value that would break its line, or that starts or ends with
+    // whitespace (malformed in HTTP/2, RFC 9113 §8.2.1; an HTTP/1.1 head
+    // would trim it silently).
+    let malformed_value = |v: &[u8]| {
+        v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0))
+            || v.first().is_some_and(|b| matches!(b, b' ' | b'\t'))
+            || v.last().is_some_and(|b| matches!(b, b' ' | b'\t'))
+    };
     // Bytes a head would read as the end of a token: the target and the
     // authority are one token each.
     let spaced = |v: &[u8]| v.iter().any(|&b| b <= b' ' || b == 0x7f);
@@ -72,7 +79,7 @@ pub fn parse_bridged(
     let mut hosts = 0;
     for (name, value) in request.fields {
         let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
-        if breaks_line(value) {
+        if malformed_value(value) {
             return refuse(HeadError::Malformed("bad header value"));
         }
         match Known::of(name) {
@@ -237,6 +244,18 @@ mod tests {
             bridged(&HeaderMap::new(), Some(b"example.com "), false),
             Parsed::Refused(HeadError::BadHost(_), _)
         ));
+        // A value with whitespace around it is malformed (RFC 9113 §8.2.1).
+        for value in [" z", "z\t", "z "] {
+            let mut fields = HeaderMap::new();
+            fields.append("x-y", HeaderValue::from_static(value));
+            assert!(
+                matches!(
+                    bridged(&fields, Some(b"example.com"), false),
+                    Parsed::Refused(HeadError::Malformed("bad header value"), _)
+                ),
+                "{value:?}"
+            );
+        }
         // Two Host fields, even equal to the authority: as on HTTP/1.1.
         let mut fields = HeaderMap::new();
         fields.append("host", HeaderValue::from_static("example.com"));
