@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::client::h2::H2Stream;
 use crate::error::{Failure, Reply, write_error};
 use crate::generation::Generation;
+use crate::h2heads::HeadWatch;
 use crate::lifecycle::{cut_exchange, finish, until_cut};
 use crate::observe::exchange::Exchange;
 use crate::session::Conn;
@@ -118,7 +119,8 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
         abuse: tokio::sync::Notify::new(),
         stopping: tokio::sync::Notify::new(),
     });
-    let io = H2Io::new(stream.clone(), read);
+    let heads = Rc::new(HeadWatch::new());
+    let io = H2Io::watching(stream.clone(), read, heads.clone());
     let (read_ms, idle_ms) = (generation.defaults.read, generation.defaults.idle);
     drop(generation);
     // Pinned in place: awaited by value, the block would be stored twice in
@@ -176,6 +178,15 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                     h2.graceful_shutdown();
                     closing = Some(Instant::now() + UNTIL_STREAMS_END);
                 }
+                () = heads.opened.notified() => {
+                    // A header block opened: it has `readMs` to end.
+                    if let Some(since) = heads.open_since() {
+                        let deadline = since + read_ms;
+                        if deadline < timer.deadline() {
+                            timer.as_mut().reset(deadline);
+                        }
+                    }
+                }
                 () = shared.abuse.notified() => {
                     tracing::warn!(peer = %shared.peer, "HTTP/2 client cancels most of its streams: connection closed (ENHANCE_YOUR_CALM)");
                     h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
@@ -186,6 +197,17 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                 }
                 () = &mut timer => {
                     let now = Instant::now();
+                    if heads.open_since().is_some_and(|since| now >= since + read_ms) {
+                        // A request head (a header block) that did not end
+                        // within `readMs`: the connection is closed, as an
+                        // HTTP/1.1 one is; nothing else could arrive on it
+                        // meanwhile (RFC 9113 §6.10).
+                        tracing::debug!(peer = %shared.peer, "HTTP/2 header block not ended within readMs: connection closed");
+                        h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+                        let closed = std::future::poll_fn(|cx| h2.poll_closed(cx));
+                        let _ = tokio::time::timeout(crate::stream::LINGER, closed).await;
+                        return;
+                    }
                     match closing {
                         Some(deadline) if now >= deadline => return,
                         Some(deadline) => timer.as_mut().reset(deadline),
@@ -198,6 +220,10 @@ pub async fn serve(stream: Rc<Stream>, read: BytesMut, peer: SocketAddr, worker:
                         }
                         None if shared.open.get() == 0 => timer.as_mut().reset(shared.last_end.get() + idle_ms),
                         None => timer.as_mut().reset(now + idle_ms),
+                    }
+                    if let Some(since) = heads.open_since() {
+                        let deadline = timer.deadline().min(since + read_ms);
+                        timer.as_mut().reset(deadline);
                     }
                 }
             }

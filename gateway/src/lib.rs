@@ -23,6 +23,7 @@ mod client;
 mod conn;
 mod generation;
 mod h2conn;
+mod h2heads;
 mod io;
 mod lifecycle;
 mod proxy;

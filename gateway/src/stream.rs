@@ -11,6 +11,7 @@ use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::h2heads::HeadWatch;
 use crate::io::{ReadInto, WriteError, closed_by_peer, poll_read_buf, try_read_buf, write_all};
 
 /// How long a connection that closes while its client may still be sending
@@ -193,12 +194,27 @@ impl Stream {
 pub struct H2Io {
     stream: Rc<Stream>,
     read: BytesMut,
+    /// A client connection's header blocks, followed as its bytes pass.
+    heads: Option<Rc<HeadWatch>>,
 }
 
 impl H2Io {
     /// `read`: bytes already read from `stream`, handed out first.
     pub fn new(stream: Rc<Stream>, read: BytesMut) -> Self {
-        Self { stream, read }
+        Self {
+            stream,
+            read,
+            heads: None,
+        }
+    }
+
+    /// A client connection's, whose header blocks `heads` follows.
+    pub fn watching(stream: Rc<Stream>, read: BytesMut, heads: Rc<HeadWatch>) -> Self {
+        Self {
+            stream,
+            read,
+            heads: Some(heads),
+        }
     }
 }
 
@@ -206,9 +222,17 @@ impl AsyncRead for H2Io {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         if this.read.is_empty() {
-            return this.stream.poll_read_buf(cx, out).map_ok(|_| ());
+            let before = out.filled().len();
+            let read = this.stream.poll_read_buf(cx, out).map_ok(|_| ());
+            if let Some(heads) = &this.heads {
+                heads.observe(&out.filled()[before..]);
+            }
+            return read;
         }
         let n = this.read.len().min(out.remaining());
+        if let Some(heads) = &this.heads {
+            heads.observe(&this.read[..n]);
+        }
         out.put_slice(&this.read[..n]);
         this.read.advance(n);
         if this.read.is_empty() {

@@ -528,6 +528,44 @@ fn curl_speaks_http2_over_tls_and_h2c() {
     assert_eq!(up2.hits(), 0);
 }
 
+/// `readMs` bounds a request head on HTTP/2 as on HTTP/1.1: a client that
+/// starts a header block (HEADERS without END_HEADERS) and stalls, which
+/// freezes its whole connection (RFC 9113 §6.10), is cut after `readMs`, not
+/// kept until `idleMs` (a minute here).
+#[test]
+fn a_header_block_that_stalls_is_cut_after_read_ms() {
+    use std::io::{Read as _, Write as _};
+    let up = Upstream::start("up", Behavior::Echo);
+    let gw = Gateway::start(&h2c_config(
+        &up,
+        "defaults:\n  timeouts: { readMs: 500, idleMs: 60000 }\n",
+    ));
+    let mut client = std::net::TcpStream::connect(gw.addr).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    // HEADERS on stream 1 without END_HEADERS: `:method GET` (HPACK index
+    // 2), and the rest of the block never comes.
+    wire.extend([0, 0, 1, 0x1, 0, 0, 0, 0, 1, 0x82]);
+    client.write_all(&wire).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    // A client that completes its blocks is served as before.
+    runtime().block_on(async {
+        let (send, _driver) = connect(gw.addr).await;
+        assert_eq!(get(&send, "/after").await.status, 200);
+    });
+}
+
 /// An answer sent before the request body is all in (a redirect, a 413)
 /// ends with `RST_STREAM(NO_ERROR)` if the client is still sending, which
 /// RFC 9113 §8.1 allows; curl 7.88 then fails the transfer ("Stream error in
