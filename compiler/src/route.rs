@@ -91,6 +91,11 @@ fn check_exact(raw: &str) -> Result<String, String> {
             "path {raw:?} contains {c:?}; the query, fragment and ;params are never part of the matched path, so it can never match"
         ));
     }
+    if raw.contains(' ') {
+        return Err(format!(
+            "path {raw:?} contains ' ', which no request path carries (a space is written %20), so it can never match"
+        ));
+    }
     if let Some(seg) = raw[1..].split('/').find(|s| plan::is_dot_segment(s).is_some()) {
         return Err(format!(
             "path {raw:?} contains the dot-segment {seg:?}; request paths are normalized before matching, so it can never match"

@@ -106,6 +106,11 @@ pub fn split_prefix(prefix: &str) -> Result<String, String> {
             "pathPrefix {prefix:?} contains ';'; each segment's ;params are set aside before matching, so it can never match"
         ));
     }
+    if prefix.contains(' ') {
+        return Err(format!(
+            "pathPrefix {prefix:?} contains ' ', which no request path carries (a space is written %20), so it can never match"
+        ));
+    }
     if let Some(seg) = prefix[1..].split('/').find(|s| is_dot_segment(s).is_some()) {
         return Err(format!(
             "pathPrefix {prefix:?} contains the dot-segment {seg:?}; request paths are normalized before matching, so it can never match"
@@ -185,6 +190,8 @@ mod tests {
             ("/a;b", Err("';'")),
             ("/a\\b", Err("refused with 400")),
             ("/a%zz", Err("refused with 400")),
+            ("/a b", Err("%20")),
+            ("/a%20b", Ok("/a%20b")),
         ];
         for (input, expected) in cases {
             let got = split_prefix(input);
