@@ -152,6 +152,19 @@ impl Reader<'_> {
                 self.diags
                     .error(m.loc, &m.path, format!("method {:?} is listed twice", m.value));
             } else {
+                let upper = m.value.to_ascii_uppercase();
+                if upper != m.value {
+                    // Methods are case-sensitive (RFC 9110 §9.1): almost
+                    // surely a typo for the standard one.
+                    self.diags.warning(
+                        m.loc,
+                        &m.path,
+                        format!(
+                            "method {:?} matches only requests whose method is exactly {:?} (methods are case-sensitive); did you mean {upper:?}?",
+                            m.value, m.value
+                        ),
+                    );
+                }
                 out.push(m.value);
             }
         }
