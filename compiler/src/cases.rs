@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use marked_yaml::Node;
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
-use crate::yaml::{Reader, join, loc};
+use crate::yaml::{Reader, is_null, join, loc};
 
 const TOP: &[&str] = &["config", "plan", "cases"];
 const CASE: &[&str] = &["name", "request", "expect"];
@@ -83,7 +83,7 @@ fn header_map(
     for (name, value) in map.iter() {
         let p = join(path, name.as_str());
         match value.as_scalar() {
-            Some(v) if v.may_coerce() && matches!(v.as_str(), "" | "~" | "null" | "Null" | "NULL") => {
+            Some(v) if is_null(v) => {
                 if absent_allowed {
                     headers.push((name.as_str().to_owned(), None));
                 } else {
@@ -172,7 +172,7 @@ impl Reader<'_> {
             match k.as_str() {
                 "route" => {
                     expect.route = Some(match v.as_scalar() {
-                        Some(s) if s.may_coerce() && matches!(s.as_str(), "null" | "~" | "") => None,
+                        Some(s) if is_null(s) => None,
                         _ => Some(self.string(v, &p)?.value),
                     });
                 }

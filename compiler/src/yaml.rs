@@ -36,7 +36,8 @@ fn kind(node: &Node) -> &'static str {
     }
 }
 
-fn is_null(s: &MarkedScalarNode) -> bool {
+/// A plain `null`, `~` or empty scalar (YAML's null), not a quoted one.
+pub(crate) fn is_null(s: &MarkedScalarNode) -> bool {
     s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
 }
 
