@@ -82,6 +82,18 @@ fn header_map(
     let mut ok = true;
     for (name, value) in map.iter() {
         let p = join(path, name.as_str());
+        if !absent_allowed && name.as_str().eq_ignore_ascii_case("host") {
+            // The offline request takes its `Host` from `url`: a second one
+            // would be a `400`, reported as a confusing route mismatch.
+            reader.diags.error_help(
+                loc(value),
+                &p,
+                "the request's host is the one in `url`",
+                "write the host in the url (http://HOST/path)",
+            );
+            ok = false;
+            continue;
+        }
         match value.as_scalar() {
             Some(v) if is_null(v) => {
                 if absent_allowed {

@@ -248,6 +248,10 @@ fn route_tests_assert_absent_headers_and_refuse_values_that_are_not_strings() {
             "request: { url: \"http://h/\", headers: [x-a] }, expect: { status: 404 }",
             "cases[0].request.headers: must be a mapping of header names to values",
         ),
+        (
+            "request: { url: \"http://h/\", headers: { Host: other } }, expect: { status: 404 }",
+            "cases[0].request.headers.Host: the request's host is the one in `url`",
+        ),
     ] {
         std::fs::write(dir.join("bad.yaml"), format!("cases:\n  - {{ name: x, {case} }}\n")).expect("write");
         let out = gateway(&["test", "bad.yaml", "--format", "short"], &dir);
