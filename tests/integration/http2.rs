@@ -217,14 +217,30 @@ fn limits_apply_to_header_lists_bodies_and_streams() {
         let answer = exchange(&send, request(Method::POST, "/grows"), &vec![7u8; 200_000], 16_000).await;
         assert_eq!(answer.status, 413);
         assert_eq!(answer.headers["x-gateway-error"], "body_too_large");
+        // Two `Host` fields, even equal to `:authority`: 400 as on HTTP/1.1.
+        let mut hosts = request(Method::GET, "/two-hosts");
+        let authority = hosts.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+        hosts.headers_mut().append("host", authority.parse().unwrap());
+        hosts.headers_mut().append("host", authority.parse().unwrap());
+        let answer = exchange(&send, hosts, &[], 1).await;
+        assert_eq!(answer.status, 400);
+        assert_eq!(answer.headers["x-gateway-error"], "bad_host");
+        // A value with whitespace at an end is malformed (RFC 9113 §8.2.1).
+        let mut spaced = request(Method::GET, "/spaced");
+        spaced.headers_mut().insert("x-a", " padded".parse().unwrap());
+        let answer = exchange(&send, spaced, &[], 1).await;
+        assert_eq!(answer.status, 400);
+        assert_eq!(answer.headers["x-gateway-error"], "bad_request");
         // The connection still serves.
         assert_eq!(get(&send, "/after").await.status, 200);
     });
     let paths: Vec<String> = up.requests().into_iter().map(|s| s.uri).collect();
     assert!(
-        !paths
-            .iter()
-            .any(|p| p == "/declared" || p == "/big-head" || p == "/many"),
+        !paths.iter().any(|p| p == "/declared"
+            || p == "/big-head"
+            || p == "/many"
+            || p == "/two-hosts"
+            || p == "/spaced"),
         "{paths:?}"
     );
 }
